@@ -1,0 +1,82 @@
+"""imgtrans: plugin-based image-to-image translation (pix2pix, CycleGAN) with a model zoo.
+
+Public API.  Plugins are discovered on first use of the registry, not at import time.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .inference.model import TranslationModel
+
+__all__ = [
+    "__version__", "hookimpl", "get_registry", "list_components",
+    "create_generator", "create_discriminator", "create_loss", "create_dataset_format", "create_recipe",
+    "load_model", "translate", "train", "evaluate",
+]
+
+
+def get_registry():
+    """The component registry, with every plugin loaded."""
+    from .plugins import get_host
+
+    return get_host().registry
+
+
+def list_components(kind: str, pattern: str = "*") -> list[str]:
+    """Names of registered components of ``kind`` (generator, discriminator, loss, dataset_format,
+    recipe) matching the shell-style wildcard ``pattern``, e.g. ``list_components("generator", "unet*")``."""
+    return get_registry().names(kind, pattern)
+
+
+def create_generator(name: str, **kwargs: Any):
+    """Build a registered generator, e.g. ``create_generator("unet_256", ngf=32)``."""
+    return get_registry().create("generator", name, **kwargs)
+
+
+def create_discriminator(name: str, **kwargs: Any):
+    return get_registry().create("discriminator", name, **kwargs)
+
+
+def create_loss(name: str, **kwargs: Any):
+    return get_registry().create("loss", name, **kwargs)
+
+
+def create_dataset_format(name: str, **kwargs: Any):
+    return get_registry().create("dataset_format", name, **kwargs)
+
+
+def create_recipe(name: str, **kwargs: Any):
+    return get_registry().create("recipe", name, **kwargs)
+
+
+def load_model(source: str, device: str = "cpu") -> "TranslationModel":
+    """Load a checkpoint (path) into a ready-to-run :class:`TranslationModel`."""
+    from .inference.model import load_model as _load
+
+    return _load(source, device=device)
+
+
+def translate(*args: Any, **kwargs: Any):
+    """See :func:`imgtrans.inference.translate.translate`."""
+    from .inference.translate import translate as _translate
+
+    return _translate(*args, **kwargs)
+
+
+def train(*args: Any, **kwargs: Any):
+    """See :func:`imgtrans.training.trainer.train`."""
+    from .training.trainer import train as _train
+
+    return _train(*args, **kwargs)
+
+
+def evaluate(*args: Any, **kwargs: Any):
+    """See :func:`imgtrans.metrics.evaluate.evaluate`."""
+    from .metrics.evaluate import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)

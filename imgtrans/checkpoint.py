@@ -1,0 +1,113 @@
+"""Self-describing safetensors checkpoints.
+
+Tensors of several networks live in one file under ``<network>.`` prefixes; the metadata (all
+strings, JSON where structured) carries everything needed to rebuild and run the generator, so
+``imgtrans translate --model FILE`` needs no other flag.  Loading never unpickles anything.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from .errors import CheckpointError
+
+FORMAT = "imgtrans-checkpoint/1"
+JSON_KEYS = ("generator", "config", "networks", "extra")
+
+
+@dataclass
+class Checkpoint:
+    tensors: dict[str, dict[str, torch.Tensor]]  # network -> state dict
+    metadata: dict[str, Any]
+
+    def state_dict(self, network: str) -> dict[str, torch.Tensor]:
+        if network not in self.tensors:
+            raise CheckpointError(f"checkpoint holds no {network!r} (it holds: {', '.join(self.tensors)})")
+        return self.tensors[network]
+
+
+def save_checkpoint(path: str | Path, networks: dict[str, nn.Module | dict[str, torch.Tensor]],
+                    metadata: dict[str, Any]) -> Path:
+    """Write ``networks`` and ``metadata`` atomically (temporary file, then rename)."""
+    from . import __version__
+
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for name, net in networks.items():
+        state = net.state_dict() if isinstance(net, nn.Module) else net
+        for key, value in state.items():
+            tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous()
+    meta = {"format": FORMAT, "imgtrans_version": __version__, "networks": list(networks)}
+    meta.update(metadata)
+    encoded = {k: (json.dumps(v) if k in JSON_KEYS or not isinstance(v, str) else v) for k, v in meta.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=encoded)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The decoded metadata only (cheap: tensors are not read)."""
+    with _open(path) as f:
+        return _decode(f.metadata() or {}, path)
+
+
+def load_checkpoint(path: str | Path, networks: list[str] | None = None) -> Checkpoint:
+    tensors: dict[str, dict[str, torch.Tensor]] = {}
+    with _open(path) as f:
+        metadata = _decode(f.metadata() or {}, path)
+        for key in f.keys():
+            net, _, param = key.partition(".")
+            if networks is None or net in networks:
+                tensors.setdefault(net, {})[param] = f.get_tensor(key)
+    return Checkpoint(tensors, metadata)
+
+
+class _open:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __enter__(self):
+        if not self.path.is_file():
+            raise CheckpointError(f"checkpoint not found: {self.path}")
+        try:
+            self._ctx = safe_open(str(self.path), framework="pt")
+            return self._ctx.__enter__()
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{self.path} is not a readable safetensors file ({exc})") from None
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)
+
+
+def _decode(raw: dict[str, str], path: str | Path) -> dict[str, Any]:
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is a safetensors file but not an imgtrans checkpoint (no '{FORMAT}' metadata); "
+            "reference .pth weights can be imported with `imgtrans zoo import`"
+        )
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in JSON_KEYS or key in ("in_channels", "out_channels", "stride", "epoch", "step"):
+            try:
+                out[key] = json.loads(value)
+            except json.JSONDecodeError:
+                raise CheckpointError(f"{path}: metadata field {key!r} is corrupt") from None
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,1 @@
+"""Image I/O, dataset formats, paired transforms and the named-dataset catalog."""

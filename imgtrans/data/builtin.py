@@ -1,0 +1,11 @@
+"""The core's own components, registered through the same hook every plugin uses."""
+from __future__ import annotations
+
+from ..hookspecs import hookimpl
+from .formats import FORMATS
+
+
+@hookimpl
+def register_components(registry) -> None:
+    for name, cls in FORMATS.items():
+        registry.dataset_format(name, cls)

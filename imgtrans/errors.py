@@ -1,0 +1,46 @@
+"""Errors a user can act on.
+
+Every error that reaches the command line is an :class:`ImgtransError`; the CLI prints its
+message on one line and exits with status 2, so users never see a traceback for bad input.
+"""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class ImgtransError(Exception):
+    """Base class of errors whose message alone tells the user what to do."""
+
+
+class UnknownNameError(ImgtransError, KeyError):
+    """A name (component, dataset, option key) that is not among the valid choices."""
+
+    def __init__(self, what: str, name: str, choices: Iterable[str]):
+        self.what, self.name, self.choices = what, name, sorted(choices)
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        close = difflib.get_close_matches(self.name, self.choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        listed = ", ".join(self.choices) if self.choices else "(none)"
+        return f"unknown {self.what} {self.name!r}.{hint} Valid choices: {listed}"
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self._message()
+
+
+class DuplicateComponentError(ImgtransError):
+    """Two plugins registered the same name for the same kind of component."""
+
+
+class ConfigError(ImgtransError):
+    """A configuration value or file that cannot be used."""
+
+
+class CheckpointError(ImgtransError):
+    """A checkpoint that is missing, corrupt, or not an imgtrans checkpoint."""
+
+
+class DataError(ImgtransError):
+    """A dataset or image that cannot be used."""

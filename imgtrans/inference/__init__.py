@@ -1,0 +1,1 @@
+"""Running trained generators: loading checkpoints, any-size batched translation, norm modes."""

@@ -1,0 +1,46 @@
+"""Image-quality metrics on tensors in [-1, 1] (reported on the [0, 1] scale users reason in)."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return (x.float().clamp(-1, 1) + 1) / 2
+
+
+def l1(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image, pixels in [0, 1]."""
+    return (_unit(prediction) - _unit(target)).abs().flatten(1).mean(1)
+
+
+def psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image in dB (peak 1.0); identical images give inf."""
+    mse = (_unit(prediction) - _unit(target)).pow(2).flatten(1).mean(1)
+    return 10 * torch.log10(1.0 / mse)
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Structural similarity per image (Wang et al. 2004: Gaussian window 11, sigma 1.5, K1 0.01, K2 0.03),
+    averaged over channels; images smaller than the window use a window of their size."""
+    x, y = _unit(prediction), _unit(target)
+    c = x.shape[1]
+    window = min(window, x.shape[-1], x.shape[-2])
+    coords = torch.arange(window, dtype=torch.float32) - (window - 1) / 2
+    g = torch.exp(-coords**2 / (2 * sigma**2))
+    g = (g / g.sum()).to(x.device)
+    kernel = (g[:, None] * g[None, :]).expand(c, 1, window, window)
+
+    def blur(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, kernel, groups=c)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.flatten(1).mean(1)
+
+
+METRICS = {"l1": l1, "psnr": psnr, "ssim": ssim}

@@ -1,0 +1,157 @@
+"""Typed registries of components, filled by plugins through the ``register_components`` hook.
+
+One :class:`Registry` holds five kinds of component (generators, discriminators, losses,
+dataset formats and recipes).  A component is a name bound to a factory (usually a class);
+``create`` calls the factory with keyword arguments after checking them against the factory's
+signature, and records the name and arguments on the result so checkpoints can rebuild it.
+"""
+from __future__ import annotations
+
+import fnmatch
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError, DuplicateComponentError, UnknownNameError
+
+KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe")
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered factory and where it came from."""
+
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    plugin: str
+    description: str = ""
+
+    def arguments(self) -> dict[str, Any]:
+        """Keyword arguments the factory accepts, with their defaults (``inspect.Parameter.empty`` if none)."""
+        return factory_arguments(self.factory)
+
+
+def factory_arguments(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = list(inspect.signature(target).parameters.values())
+    if inspect.isclass(factory):
+        params = params[1:]  # drop self
+    return {
+        p.name: p.default
+        for p in params
+        if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    }
+
+
+def _accepts_any_kwargs(factory: Callable[..., Any]) -> bool:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(target).parameters.values())
+
+
+@dataclass
+class Registry:
+    """All registered components, by kind and name."""
+
+    _items: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
+
+    def add(self, component: Component) -> None:
+        self._check_kind(component.kind)
+        taken = self._items[component.kind].get(component.name)
+        if taken is not None:
+            raise DuplicateComponentError(
+                f"{component.kind} {component.name!r} is registered by plugin {taken.plugin!r} "
+                f"and again by plugin {component.plugin!r}"
+            )
+        self._items[component.kind][component.name] = component
+
+    def get(self, kind: str, name: str) -> Component:
+        self._check_kind(kind)
+        try:
+            return self._items[kind][name]
+        except KeyError:
+            raise UnknownNameError(kind.replace("_", " "), name, self._items[kind]) from None
+
+    def names(self, kind: str, pattern: str = "*") -> list[str]:
+        """Registered names of ``kind`` matching a shell-style wildcard ``pattern``, sorted."""
+        self._check_kind(kind)
+        return sorted(n for n in self._items[kind] if fnmatch.fnmatchcase(n, pattern))
+
+    def components(self, kind: str, pattern: str = "*") -> list[Component]:
+        return [self._items[kind][n] for n in self.names(kind, pattern)]
+
+    def create(self, kind: str, name: str, **kwargs: Any) -> Any:
+        """Build component ``name`` of ``kind``; unknown keyword arguments are an error listing the valid ones."""
+        component = self.get(kind, name)
+        check_arguments(component, kwargs)
+        obj = component.factory(**kwargs)
+        try:
+            obj.imgtrans_spec = {"name": name, "args": dict(kwargs)}
+        except AttributeError:  # objects with __slots__ cannot carry their spec; that is fine
+            pass
+        return obj
+
+    def _check_kind(self, kind: str) -> None:
+        if kind not in self._items:
+            raise UnknownNameError("component kind", kind, KINDS)
+
+
+def check_arguments(component: Component, kwargs: dict[str, Any]) -> None:
+    if _accepts_any_kwargs(component.factory):
+        return
+    valid = component.arguments()
+    for key in kwargs:
+        if key not in valid:
+            raise UnknownNameError(f"argument of {component.kind} {component.name!r}", key, valid)
+    missing = [k for k, v in valid.items() if v is inspect.Parameter.empty and k not in kwargs]
+    if missing:
+        raise ConfigError(f"{component.kind} {component.name!r} needs argument(s): {', '.join(missing)}")
+
+
+class PluginRegistrar:
+    """What a plugin's ``register_components`` hook receives.
+
+    Registrations are staged and committed together after the hook returns, so a plugin that
+    fails half-way (or collides with another plugin's name) leaves nothing behind.
+    """
+
+    def __init__(self, plugin: str):
+        self.plugin = plugin
+        self.staged: list[Component] = []
+
+    def add(self, kind: str, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        if kind not in KINDS:
+            raise UnknownNameError("component kind", kind, KINDS)
+        if not description:  # first sentence of the docstring
+            doc = " ".join((inspect.getdoc(factory) or "").split()).replace("``", "")
+            description = doc.split(". ")[0].split(": ")[0].rstrip(".")
+        self.staged.append(Component(kind, name, factory, self.plugin, description))
+
+    def generator(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.add("generator", name, factory, description)
+
+    def discriminator(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.add("discriminator", name, factory, description)
+
+    def loss(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.add("loss", name, factory, description)
+
+    def dataset_format(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.add("dataset_format", name, factory, description)
+
+    def recipe(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.add("recipe", name, factory, description)
+
+    def commit(self, registry: Registry) -> None:
+        names = [(c.kind, c.name) for c in self.staged]
+        dup = {x for x in names if names.count(x) > 1}
+        if dup:
+            kind, name = sorted(dup)[0]
+            raise DuplicateComponentError(f"plugin {self.plugin!r} registers {kind} {name!r} twice")
+        for c in self.staged:
+            taken = registry._items[c.kind].get(c.name)
+            if taken is not None:
+                registry.add(c)  # raises, naming both plugins
+        for c in self.staged:
+            registry.add(c)

@@ -1,0 +1,1 @@
+"""The generic trainer: builds a recipe from a resolved config and runs its steps."""

@@ -1,0 +1,226 @@
+"""The generic training loop: config -> recipe + components -> data -> steps -> run directory.
+
+Everything a recipe should not have to care about lives here: seeding, devices, data loading,
+the learning-rate schedule, logging, previews and checkpoints.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..checkpoint import save_checkpoint
+from ..config import TrainConfig
+from ..data.catalog import DatasetCatalog, resolve_dataset
+from ..data.formats import detect_format
+from ..data.transforms import PairedTransform
+from ..errors import ConfigError, DataError
+from ..interfaces import Recipe
+from ..registry import Registry
+from .outputs import MetricsLog, save_preview
+from .progress import TrainingProgress
+from .schedule import linear_decay
+
+PREVIEW_ROWS = 4
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    model_path: Path
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was requested but no CUDA device is available (use --device cpu or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
+    recipe_cls = registry.get("recipe", config.recipe.name).factory
+    components = {
+        slot: registry.create(recipe_cls.slots[slot].kind, spec.name, **spec.args)
+        for slot, spec in config.components.items()
+    }
+    return recipe_cls(components, **config.recipe.args)
+
+
+def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, *, split: str,
+                  train: bool, progress: Callable[[str], None] | None = None) -> Dataset:
+    data = config.data
+    if not data.source:
+        raise ConfigError("no training data: pass --data NAME|PATH")
+    root = resolve_dataset(data.source, catalog, progress=progress)
+    formats = {c.name: c.factory for c in registry.components("dataset_format")}
+    name = detect_format(root, formats) if data.format == "auto" else data.format
+    g = config.components["generator"].args
+    transform = PairedTransform(data.load_size, data.crop_size, flip=data.flip and train, train=train,
+                                seed=config.run.seed)
+    return registry.create("dataset_format", name, root=root, split=split, transform=transform,
+                           direction=data.direction, in_channels=g.get("in_channels", 3),
+                           out_channels=g.get("out_channels", 3), max_items=data.max_items)
+
+
+def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step: int) -> dict[str, Any]:
+    """Everything ``translate`` needs to rebuild and run the generator, and where it came from."""
+    gen = recipe.generator
+    return {
+        "recipe": config.recipe.name,
+        "generator": config.components["generator"].as_dict(),
+        "in_channels": gen.in_channels,
+        "out_channels": gen.out_channels,
+        "stride": getattr(gen, "stride", 1),
+        "direction": config.data.direction,
+        "value_range": "[-1, 1]",
+        "norm_stats": "running",
+        "dataset": config.data.source,
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "step": step,
+    }
+
+
+def prepare_run_dir(config: TrainConfig, overwrite: bool) -> Path:
+    out = config.run.out or f"runs/{config.recipe.name}-{Path(config.data.source).name}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(out)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --overwrite")
+        shutil.rmtree(run_dir)
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "previews").mkdir(exist_ok=True)
+    config.run.out = str(run_dir)
+    (run_dir / "config.toml").write_text(config.to_toml(), encoding="utf-8")
+    return run_dir
+
+
+def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, fallback: Dataset) -> dict:
+    """A fixed batch from the held-out split when there is one, so previews show generalisation."""
+    for split in ("val", "test"):
+        try:
+            ds = build_dataset(config, registry, catalog, split=split, train=False)
+            break
+        except DataError:
+            continue
+    else:
+        ds = fallback
+    items = [ds[i] for i in range(min(PREVIEW_ROWS, len(ds)))]
+    return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
+
+
+def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | None = None,
+          catalog: DatasetCatalog | None = None, console: Any = None) -> TrainResult:
+    """Train ``config`` to completion and write the run directory; returns where the model is."""
+    if registry is None or catalog is None:
+        from ..plugins import get_host
+
+        host = get_host()
+        registry, catalog = registry or host.registry, catalog or host.catalog
+    device = resolve_device(config.run.device)
+    seed_everything(config.run.seed)
+    recipe = build_recipe(config, registry)
+    say = (lambda msg: console.print(msg)) if console is not None else None
+    dataset = build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say)
+    run_dir = prepare_run_dir(config, overwrite)
+    preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
+
+    for net in recipe.components.values():
+        net.to(device).train()
+    optim = config.optim
+    optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
+    schedulers = [linear_decay(o, optim.epochs, optim.epochs_decay) for o in optimizers.values()]
+    loader = DataLoader(dataset, batch_size=config.data.batch_size, shuffle=True,
+                        num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                        generator=torch.Generator().manual_seed(config.run.seed), drop_last=False)
+
+    total_epochs = optim.epochs + optim.epochs_decay
+    steps_per_epoch = len(loader)
+    total_steps = total_epochs * steps_per_epoch
+    if optim.max_steps is not None:
+        total_steps = min(total_steps, optim.max_steps)
+    log = MetricsLog(run_dir / "metrics.jsonl")
+    history: list[dict[str, Any]] = []
+    step, epoch = 0, 0
+    sums: dict[str, torch.Tensor] = {}
+    window_images, window_start = 0, time.perf_counter()
+    progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress, console=console)
+    try:
+        with progress:
+            while step < total_steps:
+                epoch += 1
+                progress.start_epoch(epoch)
+                for batch in loader:
+                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
+                    losses = recipe.train_step(batch, optimizers)
+                    for k, v in losses.items():
+                        sums[k] = sums.get(k, 0) + v
+                    step += 1
+                    window_images += batch["A"].shape[0]
+                    if step % config.run.log_every == 0 or step == total_steps:
+                        elapsed = time.perf_counter() - window_start
+                        n = step - (history[-1]["step"] if history else 0)
+                        record = {"step": step, "epoch": epoch,
+                                  **{k: round(float(v) / n, 5) for k, v in sums.items()},
+                                  "img_per_s": round(window_images / max(elapsed, 1e-9), 3),
+                                  "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
+                        check_finite(record)
+                        log.write(record)
+                        history.append(record)
+                        progress.show(record)
+                        sums, window_images, window_start = {}, 0, time.perf_counter()
+                    progress.advance()
+                    if step >= total_steps:
+                        break
+                for s in schedulers:
+                    s.step()
+                last = step >= total_steps
+                if epoch % config.run.preview_every == 0 or last:
+                    _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
+                if epoch % config.run.checkpoint_every == 0 or last:
+                    save_checkpoint(run_dir / "checkpoints" / "last.safetensors", recipe.networks(),
+                                    generator_metadata(config, recipe, epoch=epoch, step=step))
+    finally:
+        log.close()
+    model_path = save_checkpoint(run_dir / "model.safetensors", {"generator": recipe.generator},
+                                 generator_metadata(config, recipe, epoch=epoch, step=step))
+    return TrainResult(run_dir, model_path, step, history)
+
+
+def check_finite(record: dict[str, Any]) -> None:
+    bad = [k for k, v in record.items() if isinstance(v, float) and not np.isfinite(v)]
+    if bad:
+        raise FloatingPointError(f"loss became NaN or infinite ({', '.join(bad)}) at step {record['step']}; "
+                                 "the last checkpoint in checkpoints/ is intact. Try a lower --lr.")
+
+
+@torch.no_grad()
+def _write_preview(recipe: Recipe, batch: dict[str, torch.Tensor], path: Path) -> None:
+    gen = recipe.generator
+    gen.eval()
+    try:
+        out = recipe.translate(batch)
+    finally:
+        gen.train()
+    save_preview(path, batch["A"], out, batch["B"])

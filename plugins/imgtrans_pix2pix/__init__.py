@@ -1,0 +1,24 @@
+"""The pix2pix plugin: U-Net generators, PatchGAN discriminator, GAN/L1 losses, the pix2pix recipe.
+
+Registered through the ``imgtrans`` entry-point group, exactly like a third-party plugin.
+"""
+from __future__ import annotations
+
+from imgtrans import hookimpl
+
+
+@hookimpl
+def register_components(registry) -> None:
+    from .losses import BCEGANLoss, L1Loss, LSGANLoss
+    from .patchgan import PatchGAN
+    from .recipe import Pix2Pix
+    from .unet import Unet128, Unet256, UnetGenerator
+
+    registry.generator("unet", UnetGenerator)
+    registry.generator("unet_256", Unet256)
+    registry.generator("unet_128", Unet128)
+    registry.discriminator("patchgan_70", PatchGAN)
+    registry.loss("bce", BCEGANLoss)
+    registry.loss("lsgan", LSGANLoss)
+    registry.loss("l1", L1Loss)
+    registry.recipe("pix2pix", Pix2Pix)

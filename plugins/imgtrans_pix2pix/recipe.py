@@ -1,0 +1,71 @@
+"""The pix2pix recipe: conditional GAN + lambda * L1 (Isola et al., 2017)."""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from imgtrans.config import ComponentSpec
+from imgtrans.interfaces import Recipe, Slot
+
+
+def _set_requires_grad(net: nn.Module, flag: bool) -> None:
+    for p in net.parameters():
+        p.requires_grad_(flag)
+
+
+class Pix2Pix(Recipe):
+    """pix2pix: U-Net generator, conditional PatchGAN, GAN loss + lambda_l1 * L1 (paired data)."""
+
+    slots: ClassVar[dict[str, Slot]] = {
+        "generator": Slot("generator", "unet_256"),
+        "discriminator": Slot("discriminator", "patchgan_70"),
+        "gan_loss": Slot("loss", "bce"),
+        "pixel_loss": Slot("loss", "l1"),
+    }
+    paired = True
+
+    def __init__(self, components: dict[str, nn.Module], lambda_l1: float = 100.0):
+        super().__init__(components)
+        self.lambda_l1 = lambda_l1
+        self.discriminator = components["discriminator"]
+        self.gan_loss, self.pixel_loss = components["gan_loss"], components["pixel_loss"]
+
+    @classmethod
+    def derived_args(cls, specs: dict[str, ComponentSpec]) -> dict[str, dict[str, Any]]:
+        """The discriminator is conditional: it sees input and output channels together."""
+        g = specs["generator"].args
+        return {"discriminator": {"in_channels": g.get("in_channels", 3) + g.get("out_channels", 3)}}
+
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        return {
+            "generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
+            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
+        }
+
+    def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = self.generator(real_a)
+
+        # Discriminator: halve the loss so D learns more slowly than G, as in the paper.
+        _set_requires_grad(self.discriminator, True)
+        opt_d = optimizers["discriminator"]
+        opt_d.zero_grad(set_to_none=True)
+        loss_d_fake = self.gan_loss(self.discriminator(torch.cat([real_a, fake_b.detach()], 1)), False)
+        loss_d_real = self.gan_loss(self.discriminator(torch.cat([real_a, real_b], 1)), True)
+        loss_d = 0.5 * (loss_d_fake + loss_d_real)
+        loss_d.backward()
+        opt_d.step()
+
+        # Generator: fool the (frozen) discriminator and stay close to the target.
+        _set_requires_grad(self.discriminator, False)
+        opt_g = optimizers["generator"]
+        opt_g.zero_grad(set_to_none=True)
+        loss_g_gan = self.gan_loss(self.discriminator(torch.cat([real_a, fake_b], 1)), True)
+        loss_g_l1 = self.pixel_loss(fake_b, real_b) * self.lambda_l1
+        (loss_g_gan + loss_g_l1).backward()
+        opt_g.step()
+
+        return {"G_GAN": loss_g_gan.detach(), "G_L1": loss_g_l1.detach(),
+                "D_real": loss_d_real.detach(), "D_fake": loss_d_fake.detach()}

@@ -1,0 +1,86 @@
+"""U-Net generator of pix2pix, built recursively exactly as the reference implementation does.
+
+The module nesting (``model.model.1.model.3...``) and the layer order inside every block match
+the public checkpoints key for key, so reference weights load with a plain ``load_state_dict``.
+
+Note on the skip connections: like the reference, each inner block starts with an *in-place*
+LeakyReLU, so the tensor concatenated on the skip path is the activated input.  Keeping this
+quirk is what makes outputs identical to the reference's for the same weights.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from imgtrans.interfaces import Generator
+
+from .layers import conv_bias, init_weights, norm_layer
+
+
+class UnetSkipBlock(nn.Module):
+    """One level of the U-Net: down-sample, the inner levels, up-sample, concatenate with the input."""
+
+    def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
+                 submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
+                 norm: str = "batch", dropout: bool = False):
+        super().__init__()
+        self.outermost = outermost
+        make_norm, bias = norm_layer(norm), conv_bias(norm)
+        input_nc = outer_nc if input_nc is None else input_nc
+        down_conv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+        if outermost:
+            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
+        elif innermost:
+            up_conv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), down_conv, nn.ReLU(True), up_conv, make_norm(outer_nc)]
+        else:
+            up_conv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            layers = [nn.LeakyReLU(0.2, True), down_conv, make_norm(inner_nc), submodule,
+                      nn.ReLU(True), up_conv, make_norm(outer_nc)]
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)
+
+
+class UnetGenerator(Generator):
+    """U-Net with ``num_downs`` stride-2 levels: input sides must be multiples of ``2 ** num_downs``."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
+                 norm: str = "batch", dropout: bool = True):
+        super().__init__()
+        if num_downs < 5:
+            raise ValueError(f"num_downs must be at least 5, got {num_downs}")
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 2 ** num_downs
+        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        for _ in range(num_downs - 5):  # the 512-wide levels next to the bottleneck carry dropout
+            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout)
+        block = UnetSkipBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
+        block = UnetSkipBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
+        block = UnetSkipBlock(ngf, ngf * 2, submodule=block, norm=norm)
+        self.model = UnetSkipBlock(out_channels, ngf, input_nc=in_channels, submodule=block, outermost=True, norm=norm)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class Unet256(UnetGenerator):
+    """U-Net-256 (8 levels, 256x256 -> 1x1), the pix2pix paper's generator."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "batch",
+                 dropout: bool = True):
+        super().__init__(in_channels, out_channels, 8, ngf, norm, dropout)
+
+
+class Unet128(UnetGenerator):
+    """U-Net-128 (7 levels), for 128x128 images."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "batch",
+                 dropout: bool = True):
+        super().__init__(in_channels, out_channels, 7, ngf, norm, dropout)

@@ -62,7 +62,11 @@ class PluginHost:
 
     def load_entry_points(self) -> None:
         disabled = {s.strip() for s in os.environ.get(DISABLE_ENV, "").split(",") if s.strip()}
-        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        # Bundled plugins first, then third parties by name: on a name clash the newcomer is rejected.
+        def order(ep: metadata.EntryPoint) -> tuple[bool, str]:
+            return _dist(ep)[0] != "imgtrans", ep.name
+
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=order):
             if ep.name in self.plugins:  # the same name from two distributions: keep the first
                 self._fail(
                     PluginInfo(ep.name, ep.value, *_dist(ep)),

@@ -6,8 +6,6 @@ message and exit status 2: users never see a traceback for bad input.
 """
 from __future__ import annotations
 
-import sys
-
 import click
 
 from ..errors import ImgtransError
@@ -17,8 +15,27 @@ from .train import train_command
 from .translate import translate_command
 
 
+class UserError(click.ClickException):
+    """An :class:`ImgtransError` on its way to the terminal: one line, exit status 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
 class _Group(click.Group):
     _plugins_loaded = False
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ImgtransError as exc:
+            raise UserError(str(exc)) from exc
+        except FloatingPointError as exc:  # a diverged training run
+            err = UserError(str(exc))
+            err.exit_code = 1
+            raise err from exc
 
     def _load_plugin_commands(self) -> None:
         if not self._plugins_loaded:
@@ -57,20 +74,4 @@ cli.add_command(list_command)
 
 
 def main(argv: list[str] | None = None) -> None:
-    try:
-        cli.main(args=argv, prog_name="imgtrans", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except ImgtransError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except FloatingPointError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    cli.main(args=argv, prog_name="imgtrans")

@@ -44,7 +44,7 @@ def load_image(path: Path, channels: int = 3) -> np.ndarray:
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """``H x W x C`` uint8 -> ``C x H x W`` float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return torch.from_numpy(np.require(pixels, requirements=["C", "W"])).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 def to_pixels(tensor: torch.Tensor) -> np.ndarray:

@@ -141,6 +141,11 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     device = resolve_device(config.run.device)
     seed_everything(config.run.seed)
     recipe = build_recipe(config, registry)
+    stride = getattr(recipe.generator, "stride", 1)
+    if config.data.crop_size % stride:
+        raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size step of "
+                          f"generator {config.components['generator'].name!r}; use --crop-size {max(stride, config.data.crop_size // stride * stride)}"
+                          " or a smaller generator (e.g. --generator unet_128)")
     say = (lambda msg: console.print(msg)) if console is not None else None
     dataset = build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say)
     run_dir = prepare_run_dir(config, overwrite)

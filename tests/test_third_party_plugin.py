@@ -1,0 +1,163 @@
+"""Third-party plugins are discovered through real entry-point metadata, and their failures are isolated.
+
+Nothing is installed into the project's environment: each plugin lives in a temporary folder
+(installed there by pip with ``--target``, or written by hand with a ``.dist-info``) that is put
+on ``PYTHONPATH`` of an ``imgtrans`` subprocess, so discovery goes through
+``importlib.metadata`` exactly as it does for a plugin installed from PyPI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgtrans.checkpoint import read_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_DIR = ROOT / "docs" / "examples" / "imgtrans-example-plugin"
+
+pytestmark = pytest.mark.slow
+
+
+# helpers ----------------------------------------------------------------------------------------
+def run_cli(args: list[str], plugin_dirs: list[Path], home: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m imgtrans ARGS`` with ``plugin_dirs`` first on PYTHONPATH and a private IMGTRANS_HOME."""
+    env = dict(os.environ)
+    env.pop("IMGTRANS_DISABLE_PLUGINS", None)
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, plugin_dirs), *filter(None, [env.get("PYTHONPATH")])])
+    env["IMGTRANS_HOME"] = str(home)
+    env["COLUMNS"] = "200"  # rich tables: never wrap or elide names
+    # cwd outside the repository, so the checkout's own files (imgtrans.egg-info) are not on sys.path
+    return subprocess.run([sys.executable, "-m", "imgtrans", *args], env=env, cwd=home.parent,
+                          capture_output=True, text=True, timeout=120)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def plugins_json(plugin_dirs: list[Path], home: Path) -> dict[str, dict]:
+    return {p["name"]: p for p in json.loads(ok(run_cli(["plugins", "--json"], plugin_dirs, home)).stdout)}
+
+
+def write_dist(target: Path, dist: str, entry_point: str, module: str, source: str) -> Path:
+    """A hand-made installed distribution: ``<dist>-0.0.1.dist-info`` (METADATA, entry_points.txt) and a module.
+
+    The folder name must use the normalised (underscored) name, as wheels do: importlib.metadata
+    takes the distribution name from the part before the first ``-``.
+    """
+    info = target / f"{dist.replace('-', '_')}-0.0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.0.1\n")
+    (info / "entry_points.txt").write_text(f"[imgtrans]\n{entry_point} = {module}\n")
+    (target / module).mkdir()
+    (target / module / "__init__.py").write_text(textwrap.dedent(source))
+    return target
+
+
+# the example plugin, installed by pip -------------------------------------------------------------
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory) -> Path:
+    """The example plugin installed once, offline, into a private ``--target`` folder."""
+    base = tmp_path_factory.mktemp("example")
+    # build from a copy: setuptools writes build/ and *.egg-info next to the sources
+    source = shutil.copytree(EXAMPLE_DIR, base / "src",
+                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    target = base / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--no-cache-dir", "--disable-pip-version-check", "--quiet", "--target", str(target), str(source)],
+                   check=True)
+    assert list(target.glob("imgtrans_example_plugin-0.1.0.dist-info"))
+    return target
+
+
+def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
+    home = tmp_path / "home"
+    listed = ok(run_cli(["list", "generator", "example*"], [example_site], home))
+    assert "example_tiny" in listed.stdout
+    assert "unet" not in listed.stdout  # the pattern filters
+
+    plugins = plugins_json([example_site], home)
+    assert plugins["example"]["distribution"] == "imgtrans-example-plugin"
+    assert plugins["example"]["version"] == "0.1.0"
+    assert plugins["example"]["hooks"] == ["register_components"]
+    assert plugins["example"]["error"] is None
+    assert plugins["pix2pix"]["error"] is None
+
+    # a tiny aligned dataset: A on the left half, B on the right
+    rng = np.random.default_rng(0)
+    train = tmp_path / "data" / "train"
+    train.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)).save(train / f"{i}.png")
+    run = tmp_path / "run"
+    ok(run_cli(["train", "pix2pix", "--data", str(tmp_path / "data"), "--generator", "example_tiny",
+                "--set", "discriminator.ndf=8", "--load-size", "64", "--crop-size", "64", "--max-steps", "2",
+                "--out", str(run), "--quiet"], [example_site], home))
+    model = run / "model.safetensors"
+    assert model.is_file()
+    assert read_metadata(model)["generator"]["name"] == "example_tiny"
+
+    image = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(image)
+    out = tmp_path / "out.png"
+    ok(run_cli(["translate", "--model", str(model), str(image), str(out)], [example_site], home))
+    with Image.open(out) as translated:
+        assert translated.size == (56, 40)
+
+
+# failures stay contained ------------------------------------------------------------------------
+def test_broken_plugin_is_reported_and_skipped(tmp_path):
+    home = tmp_path / "home"
+    site = write_dist(tmp_path / "site", "imgtrans-broken-plugin", "broken", "imgtrans_broken",
+                      'raise RuntimeError("boom")\n')
+
+    listed = ok(run_cli(["list", "generator"], [site], home))
+    assert "unet_256" in listed.stdout
+    warning = [line for line in listed.stderr.splitlines() if "warning" in line]
+    assert len(warning) == 1 and "'broken'" in warning[0] and "boom" in warning[0], listed.stderr
+
+    plugins = plugins_json([site], home)
+    assert plugins["broken"]["distribution"] == "imgtrans-broken-plugin"
+    assert "boom" in plugins["broken"]["error"]
+    assert plugins["pix2pix"]["error"] is None
+
+
+CLASH = '''
+from torch import nn
+
+from imgtrans import hookimpl
+
+
+@hookimpl
+def register_components(registry):
+    registry.generator("{name}_identity", nn.Identity)
+    registry.generator("unet_256", nn.Identity)  # already taken by pix2pix
+'''
+
+
+@pytest.mark.parametrize("name", ["clash"])  # sorts before 'pix2pix': bundled plugins still win
+def test_clashing_name_is_rejected(tmp_path, name):
+    home = tmp_path / "home"
+    site = write_dist(tmp_path / "site", f"imgtrans-{name.replace('_', '-')}-plugin", name, f"imgtrans_{name}",
+                      CLASH.format(name=name))
+
+    plugins = plugins_json([site], home)
+    assert plugins["pix2pix"]["error"] is None
+    error = plugins[name]["error"]
+    assert error and "unet_256" in error and "'pix2pix'" in error and f"'{name}'" in error
+
+    rows = json.loads(ok(run_cli(["list", "generator", "--json"], [site], home)).stdout)
+    owners = {r["name"]: r["plugin"] for r in rows}
+    assert owners["unet_256"] == "pix2pix"
+    # the rejection is atomic: the clashing plugin's other name is not registered either
+    assert f"{name}_identity" not in owners

@@ -6,7 +6,7 @@ the core can rely on a few attributes (channels, stride) when it pads, checkpoin
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -120,6 +120,3 @@ class Recipe(abc.ABC):
         """The output used for previews and validation."""
         return self.generator(batch["A"])
 
-
-def parameters(module: nn.Module) -> Iterator[nn.Parameter]:
-    return (p for p in module.parameters() if p.requires_grad)

@@ -38,8 +38,10 @@ def test_training_on_basemap_lowers_the_l1_loss(registry, basemap_root: Path, tm
     assert records[-1]["step"] == 80 and records[-1]["img_per_s"] > 0 and {"G_GAN", "D_real", "D_fake"} <= set(records[0])
     assert len(list((run / "previews").glob("epoch_*.png"))) == 10
     meta = read_metadata(result.model_path)
-    assert meta["generator"] == {"name": "unet", "num_downs": 6, "ngf": 8} and meta["stride"] == 64 and meta["dataset"] == "basemap"
+    assert meta["generator"] == {"name": "unet", "num_downs": 6, "ngf": 8} and meta["stride"] == 64
+    assert meta["dataset"] == "basemap"
     assert meta["config"]["optim"]["epochs"] == 10 and meta["step"] == 80
+    assert meta["norm_stats"] == "instance", "batch-1 training only ever saw per-image statistics"
     assert set(load_checkpoint(run / "checkpoints" / "last.safetensors").tensors) == {"generator", "discriminator"}
 
 

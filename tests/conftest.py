@@ -5,7 +5,9 @@ import os
 from pathlib import Path
 
 import pytest
+from imgtrans.download import OFFLINE_ENV
 from helpers import write_aligned
+from loopback import serve
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -40,3 +42,22 @@ def aligned_dir(tmp_path: Path) -> Path:
     root = write_aligned(tmp_path / "aligned", "train")
     write_aligned(root, "test", count=2, seed=1)
     return root
+
+
+@pytest.fixture
+def http_server():
+    """A loopback HTTP server (127.0.0.1) serving ``server.files``; see tests/loopback.py."""
+    with serve() as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_no_offline(monkeypatch):
+    """Downloads in tests only ever reach the loopback server, and never run offline by accident."""
+    # A proxy from the environment must never see (or swallow) our loopback requests.
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
+    monkeypatch.delenv(OFFLINE_ENV, raising=False)
+
+

@@ -14,6 +14,7 @@ DATA = Path(__file__).parent / "data"
 
 # Parameter counts of the reference implementation at its defaults (../shared/REFERENCE.md).
 KNOWN_PARAMS = {("generator", "unet_256"): 54_413_955, ("generator", "unet_128"): 41_828_995,
+                ("generator", "resnet_9blocks"): 11_378_179, ("generator", "resnet_6blocks"): 7_837_699,
                 ("discriminator", "patchgan_70"): 2_768_705}
 
 
@@ -77,10 +78,19 @@ def _reference_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:
 @pytest.mark.parametrize("kind,name,keys", [
     ("generator", "unet_256", "unet256_keys.txt"),
     ("discriminator", "patchgan_70", "patchgan_keys.txt"),
+    ("generator", "resnet_9blocks", "resnet9_keys.txt"),
 ])
 def test_state_dict_layout_is_the_reference_layout(kind: str, name: str, keys: str, registry) -> None:
     state = registry.create(kind, name).state_dict()
     assert [(k, tuple(v.shape)) for k, v in state.items()] == _reference_keys(keys)
+
+
+def test_cyclegan_discriminator_is_the_reference_layout(registry) -> None:
+    """CycleGAN's discriminator: the same PatchGAN on 3 channels with instance norm (biased convs, no stats)."""
+    disc = registry.create("discriminator", "patchgan_70", in_channels=3, norm="instance")
+    assert _count(disc) == 2_764_737
+    state = disc.state_dict()
+    assert [(k, tuple(v.shape)) for k, v in state.items()] == _reference_keys("patchgan_cyclegan_instance_keys.txt")
 
 
 def test_unet_options() -> None:
@@ -108,6 +118,7 @@ def test_initialisation_is_normal_0_02() -> None:
     torch.manual_seed(0)
     gen = imgtrans.create_generator("unet_256")
     w = gen.model.model[1].model[1].weight  # the second down conv, 128x64x4x4
+    w = w.detach()
     assert abs(float(w.mean())) < 1e-3 and abs(float(w.std()) - 0.02) < 1e-3
     bn = gen.model.model[1].model[2]
     assert abs(float(bn.weight.mean()) - 1) < 0.01 and float(bn.bias.abs().max()) == 0

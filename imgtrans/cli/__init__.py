@@ -13,6 +13,7 @@ from .eval import eval_command
 from .inspect import list_command, plugins_command
 from .train import train_command
 from .translate import translate_command
+from .zoo import zoo_group
 
 
 class UserError(click.ClickException):
@@ -71,6 +72,7 @@ cli.add_command(translate_command)
 cli.add_command(eval_command)
 cli.add_command(plugins_command)
 cli.add_command(list_command)
+cli.add_command(zoo_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,4 @@
-"""Load a self-describing checkpoint into a ready-to-run generator."""
+"""Load a self-describing checkpoint (a file, ``zoo:NAME`` or a bare zoo name) into a ready-to-run generator."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import load_checkpoint
-from ..errors import CheckpointError, ImgtransError
+from ..errors import CheckpointError
 from ..interfaces import Generator
 
 NORM_STATS = ("running", "instance")
@@ -43,17 +43,6 @@ class TranslationModel:
         return self.metadata.get("norm_stats", "running")
 
 
-def resolve_model_path(source: str | Path) -> Path:
-    """A file path; ``zoo:NAME`` names are resolved by the zoo."""
-    text = str(source)
-    if text.startswith("zoo:"):
-        raise ImgtransError(f"{text}: the model zoo is not available in this version; pass a .safetensors file")
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"model not found: {path}")
-    return path
-
-
 def build_generator(metadata: dict[str, Any]) -> Generator:
     from ..plugins import get_host
 
@@ -65,7 +54,9 @@ def build_generator(metadata: dict[str, Any]) -> Generator:
 
 
 def load_model(source: str | Path, device: str | torch.device = "cpu") -> TranslationModel:
-    path = resolve_model_path(source)
+    from ..zoo.store import resolve_model
+
+    path = resolve_model(source)
     ckpt = load_checkpoint(path, networks=["generator"])
     generator = build_generator(ckpt.metadata)
     state = ckpt.state_dict("generator")

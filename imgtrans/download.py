@@ -1,0 +1,367 @@
+"""The one downloader shared by the model zoo and the dataset catalogue.
+
+Why one: resuming, verification, offline mode, mirrors and error messages should behave the same
+whether a user fetches weights or a dataset, and be tested once.  It uses only the standard
+library (plus rich for the progress bar), so it adds no dependency and ``import imgtrans`` stays
+cheap (rich is imported only when a download actually starts).
+
+The life of a download::
+
+    dest exists and verifies  -> returned at once, no network (the cache)
+    IMGTRANS_OFFLINE=1        -> OfflineError naming the URL and where to put the file
+    otherwise                 -> bytes go to DEST.part (resumed with a Range request if present),
+                                 are hashed as they arrive, checked against size and sha256, and
+                                 only then renamed onto DEST (atomic): DEST is never half-written.
+
+Sources may be ``http(s)://`` URLs, ``file://`` URLs or plain local paths, so a mirror can be a
+web server or a folder on a shared drive (see :func:`mirrored`).
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from .errors import ImgtransError
+
+__all__ = [
+    "DownloadError", "ChecksumMismatch", "OfflineError", "OFFLINE_ENV",
+    "is_offline", "sha256_file", "mirrored", "fetch",
+]
+
+OFFLINE_ENV = "IMGTRANS_OFFLINE"
+"""Set to 1/true/yes to forbid network access: only cached files (and local sources) are used."""
+
+_CHUNK = 1 << 16
+_NETWORK_SCHEMES = ("http", "https", "ftp")
+
+
+class DownloadError(ImgtransError):
+    """A download that failed; the one-line message says what failed and what to do next."""
+
+
+class ChecksumMismatch(DownloadError):
+    """The downloaded bytes are not the published ones (corrupt transfer, wrong mirror, tampering).
+
+    The bad file is deleted so that the next attempt starts clean instead of resuming from it."""
+
+
+class OfflineError(DownloadError):
+    """A file that is not cached was needed while :data:`OFFLINE_ENV` forbids the network."""
+
+
+def is_offline() -> bool:
+    """Whether :data:`OFFLINE_ENV` is set to 1, true or yes (any case): clusters without internet
+    set it so that a missing file fails at once with a useful message instead of a timeout."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 hex digest of a file, read in ``chunk``-byte pieces so big files need no memory."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def mirrored(url: str, mirror: str | None) -> str:
+    """Where to fetch ``url`` from when a mirror is configured.
+
+    ``mirror=None`` returns ``url`` unchanged.  Otherwise the result is the mirror's base (an
+    ``http(s)://`` or ``file://`` URL, or a local folder) joined with the last path component of
+    ``url``, so a mirror is simply a flat folder of the published files, e.g.
+    ``mirrored("https://host/a/b/model.safetensors", "https://mirror/zoo/")`` is
+    ``"https://mirror/zoo/model.safetensors"``.  The query string and fragment of ``url`` are dropped.
+    """
+    if mirror is None:
+        return url
+    name = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    if not name:
+        raise DownloadError(f"cannot mirror {url}: it has no file name to look up on the mirror {mirror}")
+    if _is_url(mirror):
+        return mirror.rstrip("/") + "/" + name
+    # A local folder: the name is a file name there, not a URL component.
+    return os.path.join(os.path.expanduser(mirror), urllib.parse.unquote(name))
+
+
+def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None = None,
+          progress: bool = True, timeout: float = 30.0, description: str | None = None) -> str:
+    """Make sure ``dest`` holds the file published at ``url`` and return its sha256 hex digest.
+
+    - ``dest`` already there and matching ``sha256`` (or ``sha256`` is None): returned at once,
+      without touching the network, so callers can call this unconditionally.  A ``dest`` that
+      does not match is treated as corrupt, deleted and downloaded again.
+    - Bytes are written to ``dest`` + ``.part``; an existing part is resumed with an HTTP Range
+      request (a server that ignores Range makes the download start over).  Errors keep the part.
+    - ``size`` / ``sha256`` are checked before ``dest`` appears (atomic rename); a part that fails
+      the check is deleted, since resuming from it could never succeed.
+    - ``url`` may also be a ``file://`` URL or a local path (a mirror on a shared drive); those are
+      copied with the same verification, and are allowed even when offline (no network is used).
+    - ``progress`` shows a transient rich bar on stderr when it is a terminal; ``timeout`` is the
+      socket timeout in seconds; ``description`` labels the bar (default: the file name).
+
+    Raises :class:`OfflineError`, :class:`ChecksumMismatch` or :class:`DownloadError`, each with a
+    one-line message naming the URL and the cache path.
+    """
+    dest = Path(dest)
+    want = sha256.strip().lower() if sha256 else None
+
+    if dest.is_file():
+        digest = sha256_file(dest)
+        if want is None or digest == want:
+            return digest
+        _unlink(dest)  # corrupt or outdated: download again
+
+    part = dest.parent / (dest.name + ".part")
+    label = description or dest.name
+    local = _local_source(url)
+    if local is None and is_offline():
+        raise OfflineError(f"offline ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '').strip()}): "
+                           f"cannot download {url}; put the file at {dest} or unset {OFFLINE_ENV}")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(_one_line(f"cannot create the cache folder {dest.parent}: {exc}")) from exc
+
+    if local is not None:
+        digest = _copy_local(url, local, part, dest, label, progress)
+    else:
+        digest = _download(url, part, dest, size, label, progress, timeout)
+    return _finish(url, part, dest, digest, want, size)
+
+
+# --------------------------------------------------------------------------------------------
+# internals
+
+
+def _is_url(s: str) -> bool:
+    scheme = urllib.parse.urlsplit(s).scheme
+    return len(scheme) > 1  # "C:\\..." has a one-letter "scheme": a Windows path, not a URL
+
+
+def _local_source(url: str) -> Path | None:
+    """The local path behind a ``file://`` URL or a plain path; None for a network URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        path = urllib.request.url2pathname(parts.path)
+        if parts.netloc and parts.netloc != "localhost":
+            path = "//" + parts.netloc + path  # file://server/share/x: a UNC path
+        return Path(path)
+    if _is_url(url):
+        return None
+    return Path(url).expanduser()
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split())
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise DownloadError(_one_line(f"cannot delete {path}: {exc}; delete it by hand and retry")) from exc
+
+
+def _user_agent() -> str:
+    from . import __version__
+
+    return f"imgtrans/{__version__}"
+
+
+def _network_error(url: str, what: str, part: Path, dest: Path) -> DownloadError:
+    try:
+        kept = part.stat().st_size
+    except OSError:
+        kept = 0
+    if kept:
+        hint = f"the partial file {part} ({kept} bytes) is kept, run again to resume"
+    else:
+        hint = "check the URL and your connection, then run again"
+    return DownloadError(_one_line(f"download of {url} failed: {what}; {hint} (cache path: {dest})"))
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _Bar:
+    """A transient rich progress bar on stderr, or nothing when disabled or not a terminal."""
+
+    def __init__(self, enabled: bool, label: str):
+        self._progress = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                       TimeRemainingColumn, TransferSpeedColumn)
+
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
+                TransferSpeedColumn(), TimeRemainingColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self._task = self._progress.add_task(label, total=None)
+
+    def __enter__(self) -> "_Bar":
+        if self._progress is not None:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def reset(self, completed: int, total: int | None) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, total=total)
+
+    def advance(self, n: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+
+def _pump(read: Callable[[int], bytes], out: IO[bytes], hasher: Any, bar: _Bar,
+          on_read_error: Callable[[BaseException], DownloadError], out_path: Path) -> int:
+    """Copy ``read`` into ``out`` until EOF, hashing and advancing the bar; returns the byte count.
+
+    Read failures become ``on_read_error(exc)``; write failures (disk full) their own message."""
+    n = 0
+    while True:
+        try:
+            block = read(_CHUNK)
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, IncompleteRead
+            out.flush()
+            raise on_read_error(exc) from exc
+        if not block:
+            return n
+        try:
+            out.write(block)
+        except OSError as exc:
+            raise DownloadError(_one_line(f"cannot write {out_path}: {exc}; free some space and run again")) from exc
+        hasher.update(block)
+        n += len(block)
+        bar.advance(len(block))
+
+
+def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progress: bool) -> str:
+    """Copy a local source into ``part`` (from zero: local copies are cheap), hashing as we go."""
+    try:
+        f = open(src, "rb")
+        total = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        raise DownloadError(_one_line(
+            f"cannot read {url}: {exc.strerror or exc}; fix the path or mirror, or put the file at {dest}")) from exc
+    hasher = hashlib.sha256()
+    with f, open(part, "wb") as out, _Bar(progress, label) as bar:
+        bar.reset(0, total)
+        _pump(f.read, out, hasher, bar,
+              lambda exc: DownloadError(_one_line(f"cannot read {url}: {exc}; put the file at {dest}")), part)
+    return hasher.hexdigest()
+
+
+def _download(url: str, part: Path, dest: Path, size: int | None, label: str, progress: bool,
+              timeout: float) -> str:
+    """Fetch ``url`` into ``part``, resuming it if present; returns the sha256 of the whole part."""
+    offset = part.stat().st_size if part.is_file() else 0
+    if size is not None and offset > size:
+        _unlink(part)  # longer than the file can be: useless for resuming
+        offset = 0
+    if size is not None and offset == size and offset > 0:
+        return sha256_file(part)  # a complete part from an interrupted earlier run: just verify it
+
+    for attempt in range(2):  # the second attempt only after a 206 for the wrong range
+        req = urllib.request.Request(url, headers={"User-Agent": _user_agent(), "Accept-Encoding": "identity"})
+        if offset:
+            req.add_header("Range", f"bytes={offset}-")
+        try:
+            resp = urllib.request.urlopen(req, timeout=timeout)
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            if exc.code == 416 and offset:
+                return sha256_file(part)  # nothing past our offset: the part is complete; verify it
+            raise _network_error(url, _reason(exc), part, dest) from exc
+        except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError, refused, timeout, bad URL
+            raise _network_error(url, _reason(exc), part, dest) from exc
+
+        with resp:
+            status = getattr(resp, "status", 200)
+            length_header = resp.headers.get("Content-Length")
+            length = int(length_header) if length_header and length_header.isdigit() else None
+            if status == 206 and offset:
+                start = _content_range_start(resp.headers.get("Content-Range"))
+                if start != offset and attempt == 0:  # not the range we asked for: start over cleanly
+                    _unlink(part)
+                    offset = 0
+                    continue
+                mode, hasher = "ab", _hash_prefix(part, offset)
+            else:  # 200 (Range ignored, or a fresh download): start from zero
+                offset, mode, hasher = 0, "wb", hashlib.sha256()
+
+            total = offset + length if length is not None else size
+            try:
+                out = open(part, mode)
+            except OSError as exc:
+                raise DownloadError(_one_line(f"cannot write {part}: {exc}")) from exc
+            with out, _Bar(progress, label) as bar:
+                bar.reset(offset, total)
+                got = _pump(resp.read, out, hasher, bar,
+                            lambda exc: _network_error(url, _reason(exc), part, dest), part)
+            if length is not None and got < length:
+                raise _network_error(url, f"the connection closed after {got} of {length} bytes", part, dest)
+            return hasher.hexdigest()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _content_range_start(value: str | None) -> int | None:
+    """The first byte of ``Content-Range: bytes START-END/TOTAL``, or None if unparsable."""
+    try:
+        unit, rest = (value or "").split(None, 1)
+        return int(rest.split("-", 1)[0]) if unit == "bytes" else None
+    except ValueError:
+        return None
+
+
+def _hash_prefix(part: Path, offset: int) -> Any:
+    """A sha256 object fed with the first ``offset`` bytes already in ``part``."""
+    h = hashlib.sha256()
+    with open(part, "rb") as f:
+        remaining = offset
+        while remaining and (block := f.read(min(1 << 20, remaining))):
+            h.update(block)
+            remaining -= len(block)
+    return h
+
+
+def _finish(url: str, part: Path, dest: Path, digest: str, want: str | None, size: int | None) -> str:
+    """Verify the complete ``part`` and move it onto ``dest`` atomically."""
+    if size is not None:
+        got = part.stat().st_size
+        if got != size:
+            _unlink(part)
+            raise DownloadError(f"size mismatch for {url}: expected {size} bytes, got {got}; "
+                                f"the download was deleted, run again (cache path: {dest})")
+    if want is not None and digest != want:
+        _unlink(part)
+        raise ChecksumMismatch(f"sha256 mismatch for {url}: expected {want}, got {digest}; "
+                               f"the download was deleted (cache path: {dest})")
+    try:
+        os.replace(part, dest)
+    except OSError as exc:
+        raise DownloadError(_one_line(f"cannot move {part} to {dest}: {exc}")) from exc
+    return digest

@@ -1,0 +1,1 @@
+"""The model zoo: manifest, zoo:NAME resolution, downloads and reference-weight import."""

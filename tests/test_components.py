@@ -31,6 +31,24 @@ def _size_for(stride: int) -> int:
     return max(stride, 32)
 
 
+def _format_roots(aligned_dir: Path):
+    """The aligned fixture, then the same 64x64 images as an unpaired layout and as a plain folder."""
+    yield aligned_dir
+    from PIL import Image
+
+    pairs = sorted((aligned_dir / "train").glob("*.png"))
+    unpaired, single = aligned_dir.parent / "unpaired", aligned_dir.parent / "single"
+    for i, path in enumerate(pairs):
+        with Image.open(path) as img:
+            a, b = img.crop((0, 0, 64, 64)), img.crop((64, 0, 128, 64))
+        for folder, tile in ((unpaired / "trainA", a), (unpaired / "trainB", b), (single, a)):
+            if folder.name != "trainB" or i < 3:  # 4 A, 3 B: the length is the larger set
+                folder.mkdir(parents=True, exist_ok=True)
+                tile.save(folder / path.name)
+    yield unpaired
+    yield single
+
+
 @pytest.mark.parametrize("kind,name", _all_components())
 def test_registered_component_builds_and_runs(kind: str, name: str, registry, aligned_dir: Path) -> None:
     component = registry.get(kind, name)
@@ -58,8 +76,9 @@ def test_registered_component_builds_and_runs(kind: str, name: str, registry, al
         else:
             assert loss(a, a) == 0
     elif kind == "dataset_format":
-        if component.factory.detect(aligned_dir):
-            ds = registry.create(kind, name, root=aligned_dir, split="train")
+        root = next((r for r in _format_roots(aligned_dir) if component.factory.detect(r)), None)
+        if root is not None:
+            ds = registry.create(kind, name, root=root, split="train")
             assert len(ds) == 4 and ds[0]["A"].shape == (3, 64, 64)
     elif kind == "recipe":
         assert component.factory.slots, "a recipe declares its components"

@@ -95,6 +95,6 @@ def test_interrupted_build_leaves_no_half_dataset(tmp_path: Path, monkeypatch) -
 
 
 def test_dataset_format_is_a_registered_component(aligned_dir: Path) -> None:
-    assert imgtrans.list_components("dataset_format") == ["aligned", "paired_folders"]
+    assert imgtrans.list_components("dataset_format") == ["aligned", "paired_folders", "single", "unpaired"]
     ds = imgtrans.create_dataset_format("aligned", root=aligned_dir, split="test")
     assert len(ds) == 2

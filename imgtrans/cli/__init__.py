@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from ..errors import ImgtransError
+from .data import data_group
 from .eval import eval_command
 from .inspect import list_command, plugins_command
 from .train import train_command
@@ -73,6 +74,7 @@ cli.add_command(eval_command)
 cli.add_command(plugins_command)
 cli.add_command(list_command)
 cli.add_command(zoo_group)
+cli.add_command(data_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,7 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
     "load_size": ("data", "load_size"),
     "crop_size": ("data", "crop_size"),
     "max_items": ("data", "max_items"),
+    "strict": ("data", "strict"),
     "epochs": ("optim", "epochs"),
     "epochs_decay": ("optim", "epochs_decay"),
     "max_steps": ("optim", "max_steps"),
@@ -51,6 +52,8 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--load-size", type=click.IntRange(1), help="Resize images to this before cropping [286].")
 @click.option("--crop-size", type=click.IntRange(1), help="Random crop size used for training [256].")
 @click.option("--max-items", type=click.IntRange(1), help="Use at most this many training pairs.")
+@click.option("--strict", is_flag=True, default=None,
+              help="Stop at the first unreadable image instead of skipping it.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which side is the input [AtoB].")
 @click.option("--generator", help="Generator name, e.g. unet_256 (see `imgtrans list generator`).")
 @click.option("--discriminator", help="Discriminator name, e.g. patchgan_70.")
@@ -85,8 +88,12 @@ def train_command(recipe: str, config_file: str | None, sets: tuple[str, ...], o
     layers = []
     if config_file:
         layers.append(cfg.load_toml(config_file))
-    layers.append(cfg.parse_set_options(sets))
-    layers.append(options_layer(options))
+    # One command-line layer: `--generator unet --set generator.num_downs=6` picks the component
+    # and sets its arguments together (a separate layer would drop them on the name change).
+    command_line = options_layer(options)
+    for section, values in cfg.parse_set_options(sets).items():
+        command_line.setdefault(section, {}).update(values)
+    layers.append(command_line)
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
     console = Console(stderr=True)

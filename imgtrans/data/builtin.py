@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..hookspecs import hookimpl
 from .formats import FORMATS
+from .unpaired import FORMATS as UNPAIRED_FORMATS
 
 
 @hookimpl
 def register_components(registry) -> None:
-    for name, cls in FORMATS.items():
+    for name, cls in {**FORMATS, **UNPAIRED_FORMATS}.items():
         registry.dataset_format(name, cls)

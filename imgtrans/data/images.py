@@ -1,22 +1,76 @@
 """Reading and writing images, and converting between pixels and network tensors.
 
-Networks see float tensors in [-1, 1], channels first; files hold 8-bit pixels.  The channel
-rule is one and documented: a 1-channel model gets greyscale (``L``), a 3-channel model gets
-RGB, whatever the file stores (palette, RGBA and greyscale files are converted).
+Networks see float tensors in [-1, 1], channels first; files hold 8-bit pixels.
+
+**The channel rule** (one rule, whatever the file stores):
+
+* EXIF orientation is applied first (the image is turned upright), then:
+* 16-bit images (PNG, TIFF; Pillow modes ``I;16``, ``I;16B``, ``I``) are reduced to 8 bits by range:
+  ``v8 = round(v16 / 257)``, so 0 -> 0 and 65535 -> 255.  32-bit integer images (``I``) must hold
+  values in 0..65535 and 32-bit float images (``F``) values in [0, 1] (scaled by 255); any other
+  range is refused rather than guessed.  (A 16-bit *colour* TIFF that Pillow itself reads as 8-bit
+  keeps Pillow's high byte, within 1 level of this rule.)
+* **Alpha is dropped; the colour channels are kept as stored** (no compositing onto a background).
+  This holds for RGBA, LA, and palette images with transparency (the palette colours are used).
+* Palette images become their palette colours; CMYK becomes RGB by Pillow's conversion.
+* A 3-channel model gets RGB: a greyscale source is replicated into R, G and B.
+* A 1-channel model gets greyscale: a colour source is reduced to ITU-R 601 luma, exactly as
+  Pillow's ``convert("L")`` does (``L = (19595 R + 38470 G + 7471 B + 32768) >> 16``).
+* Multi-page files (TIFF) give their first page.
+
+**Decoding.**  Ordinary JPEG and PNG files (8- or 16-bit greyscale / RGB / RGBA / LA, upright)
+are decoded by torchvision (libjpeg-turbo, libpng), which is faster; everything else, and anything
+torchvision refuses, by Pillow.  Both give the same pixels for the same file (within 1 grey
+level of JPEG rounding).  Set ``FAST_DECODE = False`` to use Pillow for everything.
+
+**Failures.**  Every failure is a :class:`DataError` whose message names the file and the
+reason (not an image, truncated, unsupported mode, too many pixels).  Truncated files are never
+padded (Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` stays False).
+
+**Decompression bombs.**  An image with more than :func:`max_pixels` pixels (width x height) is
+refused before it is decoded.  The limit is ``MAX_PIXELS`` (178,956,970, twice Pillow's warning
+threshold, about 13,000 x 13,000), or the environment variable ``IMGTRANS_MAX_IMAGE_PIXELS``
+(``0`` = no limit), or whatever :func:`set_max_pixels` set in this process, in that order of
+precedence from last to first.
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+
+#: default pixel limit: twice Pillow's DecompressionBombWarning threshold (about 13k x 13k)
+MAX_PIXELS = 178_956_970
+MAX_PIXELS_ENV = "IMGTRANS_MAX_IMAGE_PIXELS"
+#: decode ordinary JPEG / PNG files with torchvision (libjpeg-turbo / libpng); False: Pillow only
+FAST_DECODE = True
+
+_FAST_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+#: Pillow format -> the modes (as Pillow reports them from the header) torchvision decodes identically
+_FAST_MODES = {
+    "JPEG": frozenset({"L", "RGB"}),
+    "MPO": frozenset({"L", "RGB"}),  # camera JPEGs with an appended preview: the first image is plain JPEG
+    "PNG": frozenset({"L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I"}),
+}
+_SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_ORIENTATION = 0x0112
+
+_max_pixels_override: int | None = None
 
 
 def is_image(path: Path) -> bool:
@@ -28,19 +82,189 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image(p))
 
 
+# ----------------------------------------------------------------------------- pixel limit
+
+def set_max_pixels(n: int | None) -> int | None:
+    """Set this process's pixel limit (``0`` = no limit; ``None`` = back to the environment / default).
+
+    Returns the previous setting, so callers can restore it.  (DataLoader workers started with
+    ``spawn`` do not inherit it; the environment variable reaches them all.)
+    """
+    global _max_pixels_override
+    if n is not None and (not isinstance(n, int) or n < 0):
+        raise ConfigError(f"the pixel limit must be a whole number >= 0 (0 = no limit), not {n!r}")
+    previous, _max_pixels_override = _max_pixels_override, n
+    return previous
+
+
+def max_pixels() -> int:
+    """The pixel limit in force: :func:`set_max_pixels`, else ``$IMGTRANS_MAX_IMAGE_PIXELS``, else ``MAX_PIXELS``."""
+    if _max_pixels_override is not None:
+        return _max_pixels_override
+    text = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not text:
+        return MAX_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(f"{MAX_PIXELS_ENV} must be a whole number of pixels (0 = no limit), not {text!r}")
+    return value
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    limit = max_pixels()
+    w, h = size
+    if limit and w * h > limit:
+        raise DataError(f"{path}: {w}x{h} pixels exceeds the limit of {limit} (a decompression bomb?); "
+                        f"raise it with {MAX_PIXELS_ENV} (0 = no limit)")
+
+
+_pil_limit_lock = threading.Lock()
+_pil_limit_users = 0
+_pil_limit_saved: Any = None
+
+
+@contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """Switch Pillow's own bomb check off while we decode: ours (checked on the header) replaces it,
+    so that raising our limit above Pillow's works.  Reference-counted, so threads can overlap."""
+    global _pil_limit_users, _pil_limit_saved
+    with _pil_limit_lock:
+        if _pil_limit_users == 0:
+            _pil_limit_saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        _pil_limit_users += 1
+    try:
+        yield
+    finally:
+        with _pil_limit_lock:
+            _pil_limit_users -= 1
+            if _pil_limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _pil_limit_saved
+
+
+# ----------------------------------------------------------------------------- decoding
+
 def load_image(path: Path, channels: int = 3) -> np.ndarray:
-    """Decode ``path`` to an ``H x W x channels`` uint8 array (EXIF orientation applied)."""
+    """Decode ``path`` to an ``H x W x channels`` uint8 array by the channel rule (module docstring).
+
+    Raises :class:`DataError` naming the file and the reason when it cannot be used.
+    """
     if channels not in (1, 3):
         raise DataError(f"{path}: only 1- or 3-channel images are supported, not {channels}")
+    path = Path(path)
     try:
-        with Image.open(path) as img:
-            img = ImageOps.exif_transpose(img)
-            img = img.convert("L" if channels == 1 else "RGB")
-            arr = np.asarray(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"cannot read image {path}: {exc}") from exc
-    return arr[:, :, None] if arr.ndim == 2 else arr
+        fast = FAST_DECODE and path.suffix.lower() in _FAST_SUFFIXES
+        data = path.read_bytes() if fast else None
+        with _own_pixel_limit(), Image.open(io.BytesIO(data) if fast else path) as img:
+            _check_pixels(path, img.size)
+            pixels = _decode_torchvision(data, img, channels) if fast else None
+            if pixels is None:
+                pixels = _decode_pil(img, channels, path)
+    except DataError:
+        raise
+    except UnidentifiedImageError:
+        raise DataError(f"cannot read image {path}: not an image file, or a format Pillow cannot read") from None
+    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error, ...
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason:
+            reason = f"the file is truncated or incomplete ({reason})"
+        elif not isinstance(exc, OSError):
+            reason = f"corrupt or unsupported data ({type(exc).__name__}: {reason})"
+        raise DataError(f"cannot read image {path}: {reason}") from exc
+    return pixels
 
+
+@lru_cache(maxsize=1)
+def _torchvision_decoder() -> Any:
+    try:
+        from torchvision.io import ImageReadMode, decode_image
+    except Exception:  # pragma: no cover - torchvision missing or broken: Pillow does everything
+        return None
+    return decode_image, ImageReadMode
+
+
+def _orientation(img: Image.Image, loaded: bool) -> int:
+    """The EXIF (or XMP) orientation, as ``ImageOps.exif_transpose`` reads it.  Before the pixels are
+    loaded, a PNG without EXIF / XMP in its header counts as upright (reading on would decode it)."""
+    if img.format == "PNG" and not loaded and not any(k in img.info for k in ("exif", "xmp", "XML:com.adobe.xmp")):
+        return 1
+    try:
+        return int(img.getexif().get(_ORIENTATION, 1))
+    except Exception:
+        return 1
+
+
+def _decode_torchvision(data: bytes, img: Image.Image, channels: int) -> np.ndarray | None:
+    """The fast path, or None where it does not apply (or torchvision refuses the file)."""
+    decoder = _torchvision_decoder()
+    if decoder is None or img.mode not in _FAST_MODES.get(img.format or "", ()) or _orientation(img, False) != 1:
+        return None
+    decode_image, mode = decoder
+    grey_source = img.mode in ("L", "LA") or img.mode in _SIXTEEN_BIT
+    try:
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of TorchCodec
+            warnings.simplefilter("ignore", DeprecationWarning)
+            t = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                             mode=mode.GRAY if grey_source else mode.RGB, apply_exif_orientation=True)
+    except Exception:
+        return None  # Pillow decides: it decodes the file, or says what is wrong with it
+    if t.dtype == torch.uint16:
+        t = t.to(torch.int32).add_(128).div_(257, rounding_mode="floor").to(torch.uint8)
+    elif t.dtype != torch.uint8:
+        return None
+    pixels = t.permute(1, 2, 0).numpy()
+    return _to_channels(pixels, channels)
+
+
+def _decode_pil(img: Image.Image, channels: int, path: Path) -> np.ndarray:
+    img.load()  # decodes the pixels (raises on truncated data); a PNG's EXIF may follow them
+    if _orientation(img, True) != 1:
+        img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode in _SIXTEEN_BIT or mode == "F":
+        return _to_channels(_reduce_depth(np.asarray(img), mode, path)[:, :, None], channels)
+    try:
+        if mode in ("P", "PA"):
+            img = img.convert("RGBA")  # the palette colours; alpha is dropped just below
+        if img.mode not in ("L", "RGB"):  # LA -> L, RGBA -> RGB (alpha dropped), CMYK / YCbCr / ... -> RGB
+            img = img.convert("L" if img.mode in ("1", "LA", "La") else "RGB")
+    except ValueError:
+        raise DataError(f"cannot read image {path}: unsupported image mode {mode}") from None
+    arr = np.asarray(img)
+    return _to_channels(arr[:, :, None] if arr.ndim == 2 else arr, channels)
+
+
+def _reduce_depth(arr: np.ndarray, mode: str, path: Path) -> np.ndarray:
+    """16-bit (or 32-bit int within 0..65535) -> round(v / 257); float in [0, 1] -> round(v * 255)."""
+    if mode == "F":
+        finite = np.isfinite(arr).all()
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if not finite or lo < 0 or hi > 1:
+            raise DataError(f"cannot read image {path}: a 32-bit float image must hold values in [0, 1] "
+                            f"(found {lo:g}..{hi:g}); convert it to 8 or 16 bits")
+        return np.rint(arr.astype(np.float64) * 255).astype(np.uint8)
+    values = arr.astype(np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise DataError(f"cannot read image {path}: a {mode} image must hold 16-bit values 0..65535 "
+                        f"(found {values.min()}..{values.max()}); convert it to 8 or 16 bits")
+    return ((values + 128) // 257).astype(np.uint8)
+
+
+def _to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
+    """``H x W x {1,3}`` uint8 -> ``channels``: grey replicated to RGB, RGB to ITU-R 601 luma (as Pillow)."""
+    have = pixels.shape[2]
+    if have == channels:
+        return np.ascontiguousarray(pixels)
+    if channels == 3:
+        return np.ascontiguousarray(np.repeat(pixels[:, :, :1], 3, axis=2))
+    rgb = pixels[:, :, :3].astype(np.uint32)
+    luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
+    return luma.astype(np.uint8)[:, :, None]
+
+
+# ----------------------------------------------------------------------------- tensors and files
 
 def to_tensor(pixels: np.ndarray) -> torch.Tensor:
     """``H x W x C`` uint8 -> ``C x H x W`` float in [-1, 1]."""

@@ -28,6 +28,10 @@ class PairedTransform:
         out = self.pipeline(image=a, target=b)
         return _keep_channels(out["image"], a), _keep_channels(out["target"], b)
 
+    def single(self, image: np.ndarray) -> np.ndarray:
+        """One draw for one image: unpaired data transforms A and B independently."""
+        return _keep_channels(self.pipeline(image=image)["image"], image)
+
 
 def _keep_channels(arr: np.ndarray, like: np.ndarray) -> np.ndarray:
     """OpenCV drops a trailing channel axis of size 1; put it back."""

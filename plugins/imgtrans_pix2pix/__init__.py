@@ -1,4 +1,5 @@
-"""The pix2pix plugin: U-Net generators, PatchGAN discriminator, GAN/L1 losses, the pix2pix recipe.
+"""The pix2pix plugin: U-Net and ResNet generators, PatchGAN, GAN/L1 losses, the pix2pix recipe, and
+the public pix2pix and CycleGAN datasets.
 
 Registered through the ``imgtrans`` entry-point group, exactly like a third-party plugin.
 """
@@ -25,3 +26,10 @@ def register_components(registry) -> None:
     registry.loss("lsgan", LSGANLoss)
     registry.loss("l1", L1Loss)
     registry.recipe("pix2pix", Pix2Pix)
+
+
+@hookimpl
+def register_datasets(catalog) -> None:
+    from .catalog import register
+
+    register(catalog)

@@ -1,0 +1,124 @@
+"""``imgtrans data``: the dataset catalogue, and inspection of any dataset folder."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.group("data")
+def data_group() -> None:
+    """Datasets: list the catalogue, download, prepare, and inspect folders.
+
+    \b
+    Examples:
+      imgtrans data list
+      imgtrans data download facades            (also happens on first `train --data facades`)
+      imgtrans data info facades                (or any folder: imgtrans data info ./my_pairs)
+      imgtrans data prepare cityscapes --from ~/Downloads/cityscapes
+    """
+
+
+@data_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def list_datasets(as_json: bool) -> None:
+    """Every registered dataset, how it is obtained, and whether it is in the cache."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..data.catalog import is_ready
+    from ..plugins import get_host
+
+    catalog = get_host().catalog
+    entries = [catalog.get(n) for n in catalog.names()]
+    if as_json:
+        click.echo(json.dumps([{"name": e.name, "description": e.description, "paired": e.paired,
+                                "domains": list(e.domains), "layout": e.layout, "how": e.how, "url": e.url,
+                                "splits": e.splits, "licence": e.licence, "plugin": e.plugin,
+                                "cached": is_ready(e.name)} for e in entries], indent=2))
+        return
+    table = Table("name", "paired", "A -> B", "splits", "how", "size", "cached")
+    for e in entries:
+        splits = ", ".join(f"{k} {v}" for k, v in e.splits.items() if v > 1)
+        table.add_row(e.name, "yes" if e.paired else "no", f"{e.domains[0]} -> {e.domains[1]}", splits, e.how,
+                      f"{e.size_mb:g} MB" if e.size_mb else "", "[green]yes" if is_ready(e.name) else "no")
+    Console().print(table)
+
+
+@data_group.command("info")
+@click.argument("source")
+def info(source: str) -> None:
+    """Format, image counts per split and image sizes of a dataset NAME or folder PATH.
+
+    A catalogue name that is not cached yet is described from the catalogue without downloading.
+    """
+    from pathlib import Path
+
+    from ..data.catalog import dataset_path, is_ready
+    from ..data.inspect import describe_folder
+    from ..plugins import get_host
+
+    host = get_host()
+    path = Path(source).expanduser()
+    if not path.exists() and source in host.catalog:
+        entry = host.catalog.get(source)
+        click.echo(f"{entry.name}: {entry.description}")
+        click.echo(f"  domains: A = {entry.domains[0]}, B = {entry.domains[1]}; layout: {entry.layout}; {entry.how}")
+        if entry.url:
+            click.echo(f"  url: {entry.url}")
+        if entry.licence:
+            click.echo(f"  licence: {entry.licence}")
+        if entry.notes:
+            click.echo(f"  note: {entry.notes}")
+        if not is_ready(entry.name):
+            click.echo(f"  not cached (would go to {dataset_path(entry.name)})")
+            return
+        path = dataset_path(entry.name)
+    elif not path.exists():
+        from ..errors import DataError
+
+        raise DataError(f"{source} is neither a folder nor a known dataset ({', '.join(host.catalog.names())})")
+    report = describe_folder(path, host.registry)
+    click.echo(f"{path}: format {report.format}")
+    for split in report.splits:
+        sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in split.sizes.most_common(3))
+        more = " ..." if len(split.sizes) > 3 else ""
+        click.echo(f"  {split.name:<8} {split.count:>7} images   sizes: {sizes}{more}")
+
+
+@data_group.command("download")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--mirror", help="Base URL (or folder) to download from instead [env: IMGTRANS_DATA_MIRROR].")
+@click.option("--keep-archive", is_flag=True, help="Keep the downloaded archive after extraction.")
+def download(names: tuple[str, ...], mirror: str | None, keep_archive: bool) -> None:
+    """Download, safely extract and verify datasets into the cache (resumes an interrupted download)."""
+    from ..data.catalog import download_dataset, is_ready, resolve_dataset
+    from ..plugins import get_host
+
+    catalog = get_host().catalog
+    for name in names:
+        entry = catalog.get(name)
+        if is_ready(name):
+            click.echo(f"{name}: already cached")
+            continue
+        if entry.url:
+            path = download_dataset(entry, mirror=mirror, keep_archive=keep_archive, progress=click.echo)
+        else:
+            path = resolve_dataset(name, catalog, progress=click.echo)
+        click.echo(f"{name}: ready in {path}")
+
+
+@data_group.command("prepare")
+@click.argument("name")
+@click.option("--from", "source", required=True, type=click.Path(file_okay=False),
+              help="Folder with the files you downloaded yourself.")
+def prepare(name: str, source: str) -> None:
+    """Build a dataset that cannot be redistributed (e.g. cityscapes) from your own download."""
+    from pathlib import Path
+
+    from ..data.catalog import prepare_dataset
+    from ..plugins import get_host
+
+    entry = get_host().catalog.get(name)
+    path = prepare_dataset(entry, Path(source), progress=click.echo)
+    click.echo(f"{name}: ready in {path}")

@@ -28,7 +28,7 @@ def test_list_and_plugins() -> None:
     assert [r["name"] for r in json.loads(result.output)] == ["unet", "unet_128", "unet_256"]
     plugins = {p["name"]: p for p in json.loads(run("plugins", "--json").output)}
     assert plugins["pix2pix"]["distribution"] == "imgtrans" and plugins["pix2pix"]["error"] is None
-    assert plugins["pix2pix"]["hooks"] == ["register_components"]
+    assert plugins["pix2pix"]["hooks"] == ["register_components", "register_datasets"]
     assert "basemap" in run("list", "dataset").output
 
 

@@ -140,7 +140,7 @@ def test_initialisation_is_normal_0_02() -> None:
     w = w.detach()
     assert abs(float(w.mean())) < 1e-3 and abs(float(w.std()) - 0.02) < 1e-3
     bn = gen.model.model[1].model[2]
-    assert abs(float(bn.weight.mean()) - 1) < 0.01 and float(bn.bias.abs().max()) == 0
+    assert abs(float(bn.weight.detach().mean()) - 1) < 0.01 and float(bn.bias.detach().abs().max()) == 0
 
 
 def test_reference_skip_semantics() -> None:

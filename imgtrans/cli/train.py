@@ -51,7 +51,8 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Adam learning rate [2e-4].")
 @click.option("--load-size", type=click.IntRange(1), help="Resize images to this before cropping [286].")
 @click.option("--crop-size", type=click.IntRange(1), help="Random crop size used for training [256].")
-@click.option("--max-items", type=click.IntRange(1), help="Use at most this many training pairs.")
+@click.option("--max-items", "--max-dataset-size", "max_items", type=click.IntRange(1),
+              help="Use at most this many training items.")
 @click.option("--strict", is_flag=True, default=None,
               help="Stop at the first unreadable image instead of skipping it.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which side is the input [AtoB].")

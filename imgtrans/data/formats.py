@@ -142,4 +142,5 @@ def detect_format(root: Path, candidates: dict[str, Any]) -> str:
         if detect is not None and detect(Path(root)):
             return name
     raise DataError(f"cannot tell the format of {root}: expected aligned A|B images in train/ val/ test/, "
-                    f"or A/ and B/ folders; pass --set data.format=NAME to choose one of {', '.join(candidates)}")
+                    f"A/ and B/ folders, or trainA/ trainB/ folders; pass --set data.format=NAME to choose one of "
+                    f"{', '.join(candidates)}")

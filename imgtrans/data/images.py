@@ -18,20 +18,22 @@ Networks see float tensors in [-1, 1], channels first; files hold 8-bit pixels.
   Pillow's ``convert("L")`` does (``L = (19595 R + 38470 G + 7471 B + 32768) >> 16``).
 * Multi-page files (TIFF) give their first page.
 
-**Decoding.**  Ordinary JPEG and PNG files (8- or 16-bit greyscale / RGB / RGBA / LA, upright)
-are decoded by torchvision (libjpeg-turbo, libpng), which is faster; everything else, and anything
-torchvision refuses, by Pillow.  Both give the same pixels for the same file (within 1 grey
-level of JPEG rounding).  Set ``FAST_DECODE = False`` to use Pillow for everything.
+**Decoding.**  Ordinary JPEG and PNG files (8- or 16-bit greyscale / RGB / RGBA / LA, upright;
+not colour files for a 1-channel model) are decoded by torchvision (libjpeg-turbo, libpng), which
+is faster; everything else, and anything torchvision refuses, by Pillow.  Both give the same
+pixels for the same file (within 1 grey level).  Set ``FAST_DECODE = False`` to use Pillow for
+everything.  (torchvision 0.29 deprecates its image decoders in favour of TorchCodec; when they
+are gone, or torchvision is missing, Pillow decodes everything, with the same results.)
 
 **Failures.**  Every failure is a :class:`DataError` whose message names the file and the
 reason (not an image, truncated, unsupported mode, too many pixels).  Truncated files are never
-padded (Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` stays False).
+padded: Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES`` is held False while we decode.
 
 **Decompression bombs.**  An image with more than :func:`max_pixels` pixels (width x height) is
-refused before it is decoded.  The limit is ``MAX_PIXELS`` (178,956,970, twice Pillow's warning
-threshold, about 13,000 x 13,000), or the environment variable ``IMGTRANS_MAX_IMAGE_PIXELS``
-(``0`` = no limit), or whatever :func:`set_max_pixels` set in this process, in that order of
-precedence from last to first.
+refused before it is decoded (by either decoder).  The limit is what :func:`set_max_pixels` set in
+this process, else the environment variable ``IMGTRANS_MAX_IMAGE_PIXELS`` (``0`` = no limit), else
+``MAX_PIXELS`` (178,956,970: twice Pillow's warning threshold, about 13,000 x 13,000).  Pillow's own
+``Image.MAX_IMAGE_PIXELS`` check is switched off while we decode, so raising ours above it works.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
 
@@ -121,27 +123,29 @@ def _check_pixels(path: Path, size: tuple[int, int]) -> None:
                         f"raise it with {MAX_PIXELS_ENV} (0 = no limit)")
 
 
-_pil_limit_lock = threading.Lock()
-_pil_limit_users = 0
-_pil_limit_saved: Any = None
+_pil_lock = threading.Lock()
+_pil_users = 0
+_pil_saved: tuple[Any, bool] = (None, False)
 
 
 @contextmanager
-def _own_pixel_limit() -> Iterator[None]:
-    """Switch Pillow's own bomb check off while we decode: ours (checked on the header) replaces it,
-    so that raising our limit above Pillow's works.  Reference-counted, so threads can overlap."""
-    global _pil_limit_users, _pil_limit_saved
-    with _pil_limit_lock:
-        if _pil_limit_users == 0:
-            _pil_limit_saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-        _pil_limit_users += 1
+def _pil_settings() -> Iterator[None]:
+    """While we decode: Pillow's own bomb check off (ours, on the header, replaces it, so that raising
+    our limit above Pillow's works) and truncated files refused, whatever another library set.
+    Reference-counted, so calls from several threads can overlap; restored by the last one out."""
+    global _pil_users, _pil_saved
+    with _pil_lock:
+        if _pil_users == 0:
+            _pil_saved = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)
+            Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = None, False
+        _pil_users += 1
     try:
         yield
     finally:
-        with _pil_limit_lock:
-            _pil_limit_users -= 1
-            if _pil_limit_users == 0:
-                Image.MAX_IMAGE_PIXELS = _pil_limit_saved
+        with _pil_lock:
+            _pil_users -= 1
+            if _pil_users == 0:
+                Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES = _pil_saved
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -157,7 +161,7 @@ def load_image(path: Path, channels: int = 3) -> np.ndarray:
     try:
         fast = FAST_DECODE and path.suffix.lower() in _FAST_SUFFIXES
         data = path.read_bytes() if fast else None
-        with _own_pixel_limit(), Image.open(io.BytesIO(data) if fast else path) as img:
+        with _pil_settings(), Image.open(io.BytesIO(data) if fast else path) as img:
             _check_pixels(path, img.size)
             pixels = _decode_torchvision(data, img, channels) if fast else None
             if pixels is None:
@@ -201,8 +205,10 @@ def _decode_torchvision(data: bytes, img: Image.Image, channels: int) -> np.ndar
     decoder = _torchvision_decoder()
     if decoder is None or img.mode not in _FAST_MODES.get(img.format or "", ()) or _orientation(img, False) != 1:
         return None
-    decode_image, mode = decoder
     grey_source = img.mode in ("L", "LA") or img.mode in _SIXTEEN_BIT
+    if channels == 1 and not grey_source:
+        return None  # luma of a colour image: Pillow's decode + convert("L") is as fast, and exact
+    decode_image, mode = decoder
     try:
         with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders in favour of TorchCodec
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -232,6 +238,8 @@ def _decode_pil(img: Image.Image, channels: int, path: Path) -> np.ndarray:
             img = img.convert("L" if img.mode in ("1", "LA", "La") else "RGB")
     except ValueError:
         raise DataError(f"cannot read image {path}: unsupported image mode {mode}") from None
+    if channels == 1 and img.mode == "RGB":
+        img = img.convert("L")
     arr = np.asarray(img)
     return _to_channels(arr[:, :, None] if arr.ndim == 2 else arr, channels)
 
@@ -259,9 +267,8 @@ def _to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
         return np.ascontiguousarray(pixels)
     if channels == 3:
         return np.ascontiguousarray(np.repeat(pixels[:, :, :1], 3, axis=2))
-    rgb = pixels[:, :, :3].astype(np.uint32)
-    luma = (rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16
-    return luma.astype(np.uint8)[:, :, None]
+    luma = Image.fromarray(np.ascontiguousarray(pixels[:, :, :3]), "RGB").convert("L")  # Pillow's own formula
+    return np.asarray(luma)[:, :, None]
 
 
 # ----------------------------------------------------------------------------- tensors and files

@@ -193,11 +193,28 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     sums: dict[str, torch.Tensor] = {}
     window_images, window_start = 0, time.perf_counter()
     progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress, console=console)
+
+    def log_window() -> None:
+        nonlocal sums, window_images, window_start
+        elapsed = time.perf_counter() - window_start
+        n = step - (history[-1]["step"] if history else 0)
+        record = {"step": step, "epoch": epoch,
+                  **{k: round(float(v) / n, 5) for k, v in sums.items()},
+                  "img_per_s": round(window_images / max(elapsed, 1e-9), 3),
+                  "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
+        check_finite(record)
+        log.write(record)
+        history.append(record)
+        progress.show(record)
+        sums, window_images, window_start = {}, 0, time.perf_counter()
+
     try:
         with progress:
             while step < total_steps and epoch < total_epochs:  # skipped items make epochs shorter
                 epoch += 1
                 progress.start_epoch(epoch)
+                if hasattr(dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
+                    dataset.dataset.set_epoch(epoch)
                 for batch in loader:
                     batch = dataset.receive(batch)  # records (and warns about) the items it left out
                     if batch is None:
@@ -209,26 +226,18 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
                     step += 1
                     window_images += batch["A"].shape[0]
                     if step % config.run.log_every == 0 or step == total_steps:
-                        elapsed = time.perf_counter() - window_start
-                        n = step - (history[-1]["step"] if history else 0)
-                        record = {"step": step, "epoch": epoch,
-                                  **{k: round(float(v) / n, 5) for k, v in sums.items()},
-                                  "img_per_s": round(window_images / max(elapsed, 1e-9), 3),
-                                  "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
-                        check_finite(record)
-                        log.write(record)
-                        history.append(record)
-                        progress.show(record)
-                        sums, window_images, window_start = {}, 0, time.perf_counter()
+                        log_window()
                     progress.advance()
                     if step >= total_steps:
                         break
                 if step == 0 and len(dataset.skipped) == len(dataset):
                     raise DataError(f"none of the {len(dataset)} training items could be read "
                                     "(see the warnings above)")
+                last = step >= total_steps or epoch >= total_epochs
+                if last and sums:  # skipped items ended the run short of total_steps: log the rest
+                    log_window()
                 for s in schedulers:
                     s.step()
-                last = step >= total_steps or epoch >= total_epochs
                 if epoch % config.run.preview_every == 0 or last:
                     _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
                 if epoch % config.run.checkpoint_every == 0 or last:

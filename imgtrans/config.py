@@ -46,6 +46,7 @@ class DataConfig:
     batch_size: int = 1
     num_workers: int = 0
     max_items: int | None = None
+    cache: bool = False
     strict: bool = False  # stop at the first unreadable image instead of skipping it with a warning
 
 

@@ -140,3 +140,15 @@ def test_data_info_on_folders(aligned_dir: Path, tmp_path: Path) -> None:
     missing = CliRunner().invoke(cli, ["data", "info", "no_such_thing"])
     assert missing.exit_code == 2 and "neither a folder nor a known dataset" in missing.output
 
+
+
+def test_interrupted_dataset_download_resumes(fake_facades, tmp_path) -> None:
+    from imgtrans.download import DownloadError
+
+    fake_facades.cut_after = 20_000
+    with pytest.raises(DownloadError, match="kept"):
+        resolve_dataset("facades", get_host().catalog)
+    assert not dataset_path("facades").exists()
+    path = resolve_dataset("facades", get_host().catalog)
+    assert fake_facades.requests[-1][1].get("Range") == "bytes=20000-"
+    assert len(list((path / "test").iterdir())) == 106

@@ -98,3 +98,16 @@ def test_dataset_format_is_a_registered_component(aligned_dir: Path) -> None:
     assert imgtrans.list_components("dataset_format") == ["aligned", "paired_folders", "single", "unpaired"]
     ds = imgtrans.create_dataset_format("aligned", root=aligned_dir, split="test")
     assert len(ds) == 2
+
+
+def test_in_memory_cache_decodes_each_file_once(aligned_dir: Path, monkeypatch) -> None:
+    import imgtrans.data.formats as formats
+
+    calls = []
+    real = formats.load_image
+    monkeypatch.setattr(formats, "load_image", lambda path, channels: calls.append(path) or real(path, channels))
+    ds = AlignedDataset(aligned_dir, "train", cache=True, transform=PairedTransform(64, 32, seed=0))
+    first = [ds[i]["A"] for i in range(len(ds))]
+    second = [ds[i]["A"] for i in range(len(ds))]
+    assert len(calls) == 4, "decoded once each"
+    assert any(not torch.equal(a, b) for a, b in zip(first, second)), "augmentation still runs every time"

@@ -34,12 +34,15 @@ def _split_dir(root: Path, split: str) -> Path:
 class _PairedBase(PairedDataset):
     def __init__(self, root: str | Path, split: str = "train", transform: PairedTransform | None = None,
                  direction: str = "AtoB", in_channels: int = 3, out_channels: int = 3,
-                 max_items: int | None = None):
+                 max_items: int | None = None, cache: bool = False):
         if direction not in DIRECTIONS:
             raise DataError(f"direction must be one of {', '.join(DIRECTIONS)}, not {direction!r}")
         self.root, self.split, self.transform = Path(root), split, transform
         self.direction, self.in_channels, self.out_channels = direction, in_channels, out_channels
         self.items = self._index()[:max_items]
+        # Decoded pixels of small datasets can stay in memory (per worker process): decoding is
+        # then paid once per epoch-zero instead of every epoch.
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray, str]] | None = {} if cache else None
         if not self.items:
             raise DataError(f"no image pairs found in {self.root} (split {split!r}, format {type(self).__name__})")
 
@@ -53,7 +56,12 @@ class _PairedBase(PairedDataset):
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        left, right, path = self._load_pair(self.items[index])
+        if self._cache is not None and index in self._cache:
+            left, right, path = self._cache[index]
+        else:
+            left, right, path = self._load_pair(self.items[index])
+            if self._cache is not None:
+                self._cache[index] = (left, right, path)
         src, dst = (left, right) if self.direction == "AtoB" else (right, left)
         if self.transform is not None:
             src, dst = self.transform(src, dst)

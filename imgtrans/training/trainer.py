@@ -60,6 +60,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def seed_worker(worker_id: int) -> None:
+    """Give each loader worker its own augmentation stream (derived from the run's seed)."""
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    inner = getattr(info.dataset, "dataset", info.dataset)
+    pipeline = getattr(getattr(inner, "transform", None), "pipeline", None)
+    if pipeline is not None:
+        pipeline.set_random_seed(seed)
+
+
 def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
     recipe_cls = registry.get("recipe", config.recipe.name).factory
     components = {
@@ -82,7 +94,8 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
                                 seed=config.run.seed)
     return registry.create("dataset_format", name, root=root, split=split, transform=transform,
                            direction=data.direction, in_channels=g.get("in_channels", 3),
-                           out_channels=g.get("out_channels", 3), max_items=data.max_items)
+                           out_channels=g.get("out_channels", 3), max_items=data.max_items,
+                           **({"cache": True} if data.cache else {}))
 
 
 def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step: int) -> dict[str, Any]:
@@ -179,8 +192,10 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     schedulers = [linear_decay(o, optim.epochs, optim.epochs_decay) for o in optimizers.values()]
     loader = DataLoader(dataset, batch_size=config.data.batch_size, shuffle=True,
                         num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                        # workers live across epochs unless the dataset redraws per epoch in the main process
+                        persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
                         generator=torch.Generator().manual_seed(config.run.seed), drop_last=False,
-                        collate_fn=collate_skipping)
+                        collate_fn=collate_skipping, worker_init_fn=seed_worker)
 
     total_epochs = optim.epochs + optim.epochs_decay
     steps_per_epoch = len(loader)

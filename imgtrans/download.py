@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .errors import ImgtransError
+from .terminal import StderrBar
 
 __all__ = [
     "DownloadError", "ChecksumMismatch", "OfflineError", "OFFLINE_ENV",
@@ -201,42 +201,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class _Bar:
-    """A transient rich progress bar on stderr, or nothing when disabled or not a terminal."""
-
-    def __init__(self, enabled: bool, label: str):
-        self._progress = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                       TimeRemainingColumn, TransferSpeedColumn)
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), TimeRemainingColumn(),
-                console=Console(stderr=True), transient=True,
-            )
-            self._task = self._progress.add_task(label, total=None)
-
-    def __enter__(self) -> "_Bar":
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def reset(self, completed: int, total: int | None) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, completed=completed, total=total)
-
-    def advance(self, n: int) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, n)
-
-
-def _pump(read: Callable[[int], bytes], out: IO[bytes], hasher: Any, bar: _Bar,
+def _pump(read: Callable[[int], bytes], out: IO[bytes], hasher: Any, bar: StderrBar,
           on_read_error: Callable[[BaseException], DownloadError], out_path: Path) -> int:
     """Copy ``read`` into ``out`` until EOF, hashing and advancing the bar; returns the byte count.
 
@@ -268,7 +233,7 @@ def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progres
         raise DownloadError(_one_line(
             f"cannot read {url}: {exc.strerror or exc}; fix the path or mirror, or put the file at {dest}")) from exc
     hasher = hashlib.sha256()
-    with f, open(part, "wb") as out, _Bar(progress, label) as bar:
+    with f, open(part, "wb") as out, StderrBar(progress, label, unit="bytes") as bar:
         bar.reset(0, total)
         _pump(f.read, out, hasher, bar,
               lambda exc: DownloadError(_one_line(f"cannot read {url}: {exc}; put the file at {dest}")), part)
@@ -318,7 +283,7 @@ def _download(url: str, part: Path, dest: Path, size: int | None, label: str, pr
                 out = open(part, mode)
             except OSError as exc:
                 raise DownloadError(_one_line(f"cannot write {part}: {exc}")) from exc
-            with out, _Bar(progress, label) as bar:
+            with out, StderrBar(progress, label, unit="bytes") as bar:
                 bar.reset(offset, total)
                 got = _pump(resp.read, out, hasher, bar,
                             lambda exc: _network_error(url, _reason(exc), part, dest), part)

@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import stat
-import sys
 import tarfile
 import tempfile
 import warnings
@@ -48,6 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import DataError
+from ..terminal import StderrBar
 
 __all__ = ["ArchiveError", "safe_extract", "verify_structure", "IMAGE_SUFFIXES", "DEFAULT_MAX_BYTES"]
 
@@ -482,7 +482,7 @@ def _extract(archive: Path, reader: _Reader, entries: list[_Entry], dest: Path, 
         root = tmp / "content"  # made with the umask's permissions (mkdtemp's are private)
         root.mkdir()
         root_real = os.path.realpath(root)
-        with _Bar(progress, archive.name, len(entries)) as bar:
+        with StderrBar(progress, f"extracting {archive.name}", total=len(entries)) as bar:
             for entry in entries:
                 try:
                     _write_entry(reader, entry, root, root_real)
@@ -532,35 +532,6 @@ def _write_entry(reader: _Reader, entry: _Entry, root: Path, root_real: str) -> 
         with reader.open(entry.member) as src:
             _write_file(src, target, entry.size)
     entry.path = target
-
-
-class _Bar:
-    """A transient rich progress bar over members on stderr, or nothing when disabled or not a terminal."""
-
-    def __init__(self, enabled: bool, label: str, total: int):
-        self._progress = None
-        if enabled and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            self._progress = Progress(
-                TextColumn("[bold]extracting {task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-            )
-            self._task = self._progress.add_task(label, total=total)
-
-    def __enter__(self) -> "_Bar":
-        if self._progress is not None:
-            self._progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def advance(self) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, 1)
 
 
 def _counts_as_image(path: Path) -> bool:

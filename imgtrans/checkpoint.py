@@ -7,8 +7,6 @@ strings, JSON where structured) carries everything needed to rebuild and run the
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from .errors import CheckpointError
+from .fileio import atomic_path
 
 FORMAT = "imgtrans-checkpoint/1"
 JSON_KEYS = ("generator", "config", "networks", "extra")
@@ -49,15 +48,8 @@ def save_checkpoint(path: str | Path, networks: dict[str, nn.Module | dict[str, 
     meta = {"format": FORMAT, "imgtrans_version": __version__, "networks": list(networks)}
     meta.update(metadata)
     encoded = {k: (json.dumps(v) if k in JSON_KEYS or not isinstance(v, str) else v) for k, v in meta.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=encoded)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=encoded)
     return path
 
 

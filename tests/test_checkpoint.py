@@ -73,3 +73,13 @@ def test_write_is_atomic(tmp_path, monkeypatch) -> None:
     with pytest.raises(OSError):
         save_checkpoint(target, {"generator": gen}, META)
     assert target.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_written_files_get_ordinary_permissions(tmp_path) -> None:
+    import os
+    import stat
+
+    from imgtrans.fileio import UMASK
+
+    path = save_checkpoint(tmp_path / "m.safetensors", {"generator": imgtrans.create_generator("unet_256", ngf=4)}, META)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~UMASK  # not mkstemp's 0600

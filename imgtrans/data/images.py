@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -53,6 +52,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError
+from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -287,13 +287,6 @@ def to_pixels(tensor: torch.Tensor) -> np.ndarray:
 def save_image(pixels: np.ndarray, path: Path) -> None:
     """Write atomically: a reader (or a Ctrl-C) never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))

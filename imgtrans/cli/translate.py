@@ -2,30 +2,78 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import click
 
 
+class _BatchSize(click.ParamType):
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither 'auto' nor a whole number >= 1", param, ctx)
+        return n
+
+
 @click.command("translate")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`).")
+@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), or zoo:NAME.")
 @click.argument("inputs", type=click.Path(exists=True))
 @click.argument("output", type=click.Path())
-@click.option("--batch-size", type=click.IntRange(1), default=1, show_default=True,
-              help="Images per forward pass (same-size images are batched together).")
+@click.option("--recursive", "-r", is_flag=True,
+              help="Also translate the images in sub-folders of INPUTS, keeping the sub-folder structure under OUTPUT.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp"]),
+              help="Output format: png (lossless), jpg or webp (quality 95).  [default: png, or the suffix of "
+                   "a single output file]")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--skip-existing", is_flag=True,
+              help="Skip inputs whose output already exists (to resume a big job); they are counted as skipped.")
+@click.option("--batch-size", type=_BatchSize(), default="auto", show_default=True,
+              help="Images per forward pass; same-size images are batched together.  'auto': as many as fit "
+                   "8 images of 256x256 on CPU (32 on CUDA), so huge images go one at a time.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Arithmetic of the forward pass.  'auto': bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX), "
+                   "fp16 on CUDA, fp32 otherwise.")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="Run the network in NHWC memory layout.  [default: where it was measured to help]")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the network (slow start, may be faster for big jobs); falls back to eager "
+                   "with a warning where unavailable.")
+@click.option("--tile", type=click.IntRange(0), default=1024, show_default=True,
+              help="Images with a side larger than this are translated in overlapping tiles of this size "
+                   "(bounded memory); 0 = never tile.")
+@click.option("--tile-overlap", type=click.IntRange(0), default=128, show_default=True,
+              help="Pixels of overlap between neighbouring tiles, blended smoothly.")
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]),
               help="Batch-norm statistics: 'running' (deterministic, eval mode) or 'instance' (each "
                    "image's own, as the reference's default test). [default: the model's recommendation]")
+@click.option("--dropout", is_flag=True,
+              help="Keep dropout active at inference, as the pix2pix paper did (varied outputs); seeded per "
+                   "image by --seed and the image's path, so results do not depend on batching.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --dropout.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
-def translate_command(model: str, inputs: str, output: str, batch_size: int, norm_stats: str | None,
-                      device: str, overwrite: bool) -> None:
-    """Translate INPUTS (an image or a folder of images) into OUTPUT (a folder, or a .png for one image).
+def translate_command(model: str, inputs: str, output: str, recursive: bool, fmt: str | None, overwrite: bool,
+                      skip_existing: bool, batch_size: int | str, precision: str, channels_last: bool | None,
+                      compile_: bool, tile: int, tile_overlap: int, norm_stats: str | None, dropout: bool,
+                      seed: int, device: str) -> None:
+    """Translate INPUTS (an image or a folder of images) into OUTPUT (a folder, or an image file for one image).
 
-    One PNG per input, named after it, at the input's exact size: images are padded to the
-    network's stride and cropped back, so any size works.  The checkpoint describes its own
-    architecture; no other flag is needed.  Unreadable inputs are listed at the end and the
-    exit status is 1; the others are still written.
+    One output per input, named after it, at the input's exact size: images are padded to the
+    network's stride and cropped back (large ones are tiled), so any size works.  The checkpoint
+    describes its own architecture; no other flag is needed.  Unreadable inputs are listed at the
+    end and the exit status is 1; the others are still written.  Outputs are written atomically,
+    so an interrupted run leaves no partial file: rerun it with --skip-existing to resume.
     """
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing contradict each other: pass one of them")
+    from pathlib import Path
+
     from rich.console import Console
     from rich.progress import Progress
 
@@ -34,14 +82,27 @@ def translate_command(model: str, inputs: str, output: str, batch_size: int, nor
 
     console = Console(stderr=True)
     loaded = load_model(model, device=device)
-    paths = collect_inputs(inputs)
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("translating", total=len(paths))
-        report = translate(loaded, inputs, output, batch_size=batch_size, norm_stats=norm_stats,
-                           overwrite=overwrite, on_progress=lambda n: progress.advance(task, n))
-    console.print(f"wrote {len(report.written)} image(s) to {output}")
+    total = len(collect_inputs(inputs, recursive=recursive, exclude=Path(output)))
+    start = time.perf_counter()
+    try:
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("translating", total=total)
+            report = translate(loaded, inputs, output, batch_size=batch_size, norm_stats=norm_stats,
+                               precision=precision, channels_last=channels_last, compile=compile_, tile=tile,
+                               tile_overlap=tile_overlap, dropout=dropout, seed=seed, recursive=recursive,
+                               format=fmt, overwrite=overwrite, skip_existing=skip_existing,
+                               on_progress=lambda n: progress.advance(task, n))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: every output written so far is complete; "
+                      "rerun with --skip-existing to resume")
+        sys.exit(130)
+    seconds = time.perf_counter() - start
+    rate = f", {len(report.written) / seconds:.1f} img/s" if report.written and seconds > 0 else ""
+    console.print(f"wrote {len(report.written)} image(s) to {output} ({report.precision}{rate})")
+    if report.skipped:
+        console.print(f"skipped {len(report.skipped)} input(s) whose output exists")
     if report.failed:
         console.print(f"[red]{len(report.failed)} input(s) failed:")
         for path, reason in report.failed:
-            console.print(f"  {path}: {reason}")
+            console.print(f"  {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

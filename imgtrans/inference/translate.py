@@ -1,90 +1,401 @@
-"""``imgtrans.translate``: files or tensors in, translated files or tensors out."""
+"""``imgtrans.translate``: files or tensors in, translated files or tensors out.
+
+Files go through a three-stage pipeline so that the CPU never waits on I/O:
+
+    reader threads            main thread                        writer threads
+    decode batch k+1    ->    forward of batch k (torch),  ->    encode + atomic write of
+    (bounded prefetch)        images sorted by size so           batch k-1 (bounded queue
+                              same-size batches fill             of pending writes)
+
+Decoding (Pillow / torchvision) and encoding (Pillow) release the GIL, so they overlap the
+forward pass.  Memory stays bounded: at most about two batches are decoded ahead, and the
+writer queue holds at most about two batches.  Images with a side larger than ``tile`` go
+through :func:`imgtrans.inference.tiling.translate_tiled`, one at a time.
+"""
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+import contextlib
+import hashlib
+import itertools
+import math
+import os
+import secrets
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from ..data.images import list_images, load_image, save_image, to_pixels, to_tensor
+from ..data.images import is_image, list_images, load_image
 from ..errors import DataError, ImgtransError
-from .engine import run_generator
+from .engine import default_channels_last, resolve_precision, run_generator
 from .model import NORM_STATS, TranslationModel, load_model
+
+#: output formats: file suffix and Pillow save options (PNG is lossless at any zlib level; level 1
+#: writes about 3x faster than Pillow's default 6 for files about 9% larger)
+FORMATS = {
+    "png": (".png", {"format": "PNG", "compress_level": 1}),
+    "jpg": (".jpg", {"format": "JPEG", "quality": 95}),
+    "webp": (".webp", {"format": "WEBP", "quality": 95}),
+}
+_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+
+#: ``batch_size="auto"``: padded pixels per forward pass (8 images of 256x256 on CPU, 32 on CUDA) ...
+PIXEL_BUDGET = {"cpu": 8 * 256 * 256, "cuda": 32 * 256 * 256}
+#: ... and never more than this many images in one batch
+MAX_AUTO_BATCH = 64
+#: threads decoding inputs, and threads encoding and writing outputs
+READERS = WRITERS = 2
 
 
 @dataclass
 class TranslateReport:
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[Path, str]] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)               # outputs written
+    failed: list[tuple[Path, str]] = field(default_factory=list)    # (input, reason)
+    skipped: list[Path] = field(default_factory=list)               # inputs whose output existed (skip_existing)
+    precision: str = "fp32"                                         # what the forward passes ran in
 
 
-def collect_inputs(source: str | Path) -> list[Path]:
+@dataclass
+class _Job:
+    index: int      # position in the input list: the report's order
+    src: Path
+    rel: Path       # relative to the input folder: names the output, keys the dropout seed
+    dst: Path
+    size: tuple[int, int] = (0, 0)  # (width, height) from the file header: sort key and memory bound
+
+
+# ----------------------------------------------------------------------------- inputs and outputs
+
+def collect_inputs(source: str | Path, recursive: bool = False, exclude: Path | None = None) -> list[Path]:
+    """The images of ``source``: the file itself, or a folder's images (sorted; with ``recursive``,
+    those of every sub-folder too, skipping hidden folders and ``exclude``)."""
+    return [src for src, _ in _input_items(source, recursive, exclude)]
+
+
+def _input_items(source: str | Path, recursive: bool = False, exclude: Path | None = None) -> list[tuple[Path, Path]]:
+    """(path, path relative to the input folder) for each input."""
     path = Path(source)
-    if path.is_dir():
-        return list_images(path)
     if path.is_file():
-        return [path]
-    raise DataError(f"input not found: {path}")
+        return [(path, Path(path.name))]
+    if not path.is_dir():
+        raise DataError(f"input not found: {path}")
+    if not recursive:
+        return [(p, p.relative_to(path)) for p in list_images(path)]
+    skip = exclude.resolve() if exclude is not None else None
+    items = []
+    for folder, dirs, files in os.walk(path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder, d).resolve() != skip))
+        for name in sorted(files):
+            p = Path(folder, name)
+            if is_image(p) and p.is_file():
+                items.append((p, p.relative_to(path)))
+    return items
 
 
-def output_path(src: Path, out: Path, single: bool) -> Path:
-    if single and out.suffix.lower() in (".png",):
+def output_path(src: Path, out: Path, single: bool, fmt: str = "png", rel: Path | None = None) -> Path:
+    """Where ``src``'s translation goes: ``out`` itself for a single input and a file name with an
+    image suffix, else ``out/<relative folder>/<stem>.<format>``."""
+    if single and out.suffix.lower() in _SUFFIX_FORMATS:
         return out
-    return out / f"{src.stem}.png"
+    rel = rel if rel is not None else Path(src.name)
+    return out / rel.parent / f"{rel.stem}{FORMATS[fmt][0]}"
 
+
+def write_image(pixels: np.ndarray, path: Path, fmt: str = "png") -> None:
+    """Encode ``H x W x C`` uint8 pixels as ``fmt`` and write them atomically: to a hidden temporary
+    file beside ``path``, renamed into place, so a reader (or a Ctrl-C) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels))
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like any new file
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, **FORMATS[fmt][1])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def image_seed(seed: int, key: str) -> int:
+    """The dropout seed of one image: a hash of the run's seed and the image's key (its path relative to
+    the input folder, or its index for tensors), so it does not depend on batching or on other files."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{key}".encode()).digest()[:8], "little") >> 1
+
+
+def auto_batch_size(height: int, width: int, stride: int = 1, device: str | torch.device = "cpu") -> int:
+    """``batch_size="auto"``: as many images as fit ``PIXEL_BUDGET`` padded pixels (8 of 256x256 on
+    CPU), at least 1 (so huge images go one at a time), at most ``MAX_AUTO_BATCH``."""
+    padded = math.ceil(height / stride) * stride * math.ceil(width / stride) * stride
+    budget = PIXEL_BUDGET.get(torch.device(device).type, PIXEL_BUDGET["cpu"])
+    return max(1, min(MAX_AUTO_BATCH, budget // max(padded, 1)))
+
+
+# ----------------------------------------------------------------------------- the API
 
 def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequence[Path] | torch.Tensor,
-              output: str | Path | None = None, *, batch_size: int = 1, norm_stats: str | None = None,
-              overwrite: bool = False, device: str = "cpu",
+              output: str | Path | None = None, *, batch_size: int | str = "auto", norm_stats: str | None = None,
+              precision: str | None = None, channels_last: bool | None = None, compile: bool = False,
+              tile: int = 1024, tile_overlap: int = 128, dropout: bool = False, seed: int = 0,
+              recursive: bool = False, format: str | None = None, overwrite: bool = False,
+              skip_existing: bool = False, device: str = "cpu",
               on_progress: Callable[[int], None] | None = None) -> TranslateReport | torch.Tensor:
     """Translate images with ``model`` (a :class:`TranslationModel` or checkpoint path).
 
-    * a tensor ``(N, C, H, W)`` in [-1, 1] returns a tensor of the same size;
-    * a file, a folder or a list of files writes one PNG per input into ``output`` (a folder, or
-      a ``.png`` path for a single input) and returns a :class:`TranslateReport`.  Unreadable
-      inputs are reported and skipped; existing outputs are kept unless ``overwrite``.
+    * a tensor ``(N, C, H, W)`` in [-1, 1] returns a float32 tensor of the same size (fp32 unless
+      ``precision`` says otherwise; never tiled);
+    * a file, a folder or a list of files writes one image per input into ``output`` (a folder, or
+      an image path for a single input) and returns a :class:`TranslateReport`.  Unreadable inputs
+      are reported and skipped; existing outputs are kept unless ``overwrite`` (or skipped, and
+      counted as such, with ``skip_existing``).
+
+    Options (docs/translate.md has the details): ``batch_size`` (int or ``"auto"``), ``norm_stats``
+    (``running``/``instance``; default: the checkpoint's), ``precision`` (``auto``/``fp32``/``bf16``/
+    ``fp16``), ``channels_last`` (default: where it helps), ``compile``, ``tile``/``tile_overlap``
+    (images with a side above ``tile`` are translated in overlapping tiles; 0 = never),
+    ``dropout``/``seed`` (dropout kept on, seeded per image), ``recursive``, ``format``
+    (``png``/``jpg``/``webp``), ``on_progress(n)`` (called as inputs are done).
     """
     if not isinstance(model, TranslationModel):
         model = load_model(model, device=device)
     norm_stats = norm_stats or model.recommended_norm_stats
     if norm_stats not in NORM_STATS:
         raise ImgtransError(f"--norm-stats must be one of {', '.join(NORM_STATS)}, not {norm_stats!r}")
-    if batch_size < 1:
-        raise ImgtransError("--batch-size must be at least 1")
-
+    if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
+    if overwrite and skip_existing:
+        raise ImgtransError("--overwrite and --skip-existing contradict each other: pass one of them")
+    if tile < 0 or tile_overlap < 0 or (tile and tile_overlap >= tile):
+        raise ImgtransError(f"--tile must be >= 0 (0 = never tile) and --tile-overlap >= 0 and smaller than "
+                            f"the tile, not {tile} / {tile_overlap}")
+    if format is not None and format not in FORMATS:
+        raise ImgtransError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+    dev = model.device
     if isinstance(inputs, torch.Tensor):
-        return run_generator(model.generator, inputs.to(model.device), stride=model.stride, norm_stats=norm_stats)
+        # tensors are a numeric API: the plain fp32 forward unless asked otherwise
+        precision = resolve_precision(precision or "fp32", dev)
+        if channels_last is None:
+            channels_last = precision != "fp32" and default_channels_last(precision, dev)
+        seeds = [image_seed(seed, str(i)) for i in range(inputs.shape[0])] if dropout else None
+        return run_generator(model.generator, inputs.to(dev), stride=model.stride, norm_stats=norm_stats,
+                             precision=precision, channels_last=channels_last, compile=compile, dropout_seeds=seeds)
 
     if output is None:
         raise ImgtransError("an output folder is needed when translating files")
-    paths = collect_inputs(inputs) if isinstance(inputs, (str, Path)) else [Path(p) for p in inputs]
-    single = isinstance(inputs, (str, Path)) and Path(inputs).is_file()
+    precision = resolve_precision(precision, dev)
     out = Path(output)
-    report = TranslateReport()
-    by_size: dict[tuple[int, int], list[tuple[Path, torch.Tensor]]] = defaultdict(list)
-    for src in paths:
-        dst = output_path(src, out, single)
-        if dst.exists() and not overwrite:
-            report.failed.append((src, f"{dst} exists (pass --overwrite to replace it)"))
-            continue
-        try:
-            pixels = load_image(src, model.in_channels)
-        except DataError as exc:
-            report.failed.append((src, str(exc)))
-            continue
-        by_size[pixels.shape[:2]].append((src, to_tensor(pixels)))
-    for group in by_size.values():  # same-size images share a batch
-        for i in range(0, len(group), batch_size):
-            chunk = group[i:i + batch_size]
-            batch = torch.stack([t for _, t in chunk]).to(model.device)
-            result = run_generator(model.generator, batch, stride=model.stride, norm_stats=norm_stats)
-            for (src, _), img in zip(chunk, result):
-                dst = output_path(src, out, single)
-                save_image(to_pixels(img), dst)
-                report.written.append(dst)
-            if on_progress:
-                on_progress(len(chunk))
+    single = isinstance(inputs, (str, Path)) and Path(inputs).is_file()
+    if single and out.suffix.lower() in _SUFFIX_FORMATS:
+        implied = _SUFFIX_FORMATS[out.suffix.lower()]
+        if format is not None and format != implied:
+            raise ImgtransError(f"--format {format} does not match the output file {out.name}")
+        format = implied
+    if isinstance(inputs, (str, Path)):
+        items = _input_items(inputs, recursive, exclude=out)
+    else:
+        items = [(Path(p), Path(Path(p).name)) for p in inputs]
+    runner = _Runner(model, batch_size=batch_size, norm_stats=norm_stats, precision=precision,
+                     channels_last=default_channels_last(precision, dev) if channels_last is None else channels_last,
+                     compile=compile, tile=tile, tile_overlap=tile_overlap, dropout=dropout, seed=seed,
+                     fmt=format or "png")
+    report = TranslateReport(precision=precision)
+    jobs = _plan(items, out, single, runner.fmt, overwrite, skip_existing, report)
+    if on_progress and (report.failed or report.skipped):
+        on_progress(len(report.failed) + len(report.skipped))
+    runner.run(jobs, report, on_progress)
+    order = {src: i for i, (src, _) in enumerate(items)}  # the report lists inputs in their order
+    by_dst = {job.dst: job.index for job in jobs}
+    report.written.sort(key=lambda p: by_dst[p])
+    report.failed.sort(key=lambda f: order.get(f[0], -1))
     return report
 
+
+def _plan(items: list[tuple[Path, Path]], out: Path, single: bool, fmt: str, overwrite: bool,
+          skip_existing: bool, report: TranslateReport) -> list[_Job]:
+    """One job per input that will be translated; inputs that will not are recorded in ``report``."""
+    jobs: list[_Job] = []
+    claimed: dict[Path, Path] = {}
+    for i, (src, rel) in enumerate(items):
+        dst = output_path(src, out, single, fmt, rel)
+        if dst in claimed:
+            report.failed.append((src, f"{dst} is also the output of {claimed[dst]}; rename one of them"))
+            continue
+        claimed[dst] = src
+        if dst.exists() or dst.is_symlink():
+            if skip_existing:
+                report.skipped.append(src)
+                continue
+            if not overwrite:
+                report.failed.append((src, f"{dst} exists (pass --overwrite to replace it, or --skip-existing)"))
+                continue
+            if dst.resolve() == src.resolve():
+                report.failed.append((src, f"{dst} is the input itself; it is never replaced"))
+                continue
+        jobs.append(_Job(i, src, rel, dst))
+    return jobs
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+@contextlib.contextmanager
+def _threads(count: int, name: str) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, when left (normally or by an exception such as Ctrl-C), drops the work not
+    yet started and waits for what is running: a write under way always completes or cleans up."""
+    pool = ThreadPoolExecutor(count, thread_name_prefix=f"imgtrans-{name}")
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _peek_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header (no decoding); (0, 0) where it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                return img.size
+    except Exception:
+        return (0, 0)
+
+
+@dataclass
+class _Runner:
+    model: TranslationModel
+    batch_size: int | str
+    norm_stats: str
+    precision: str
+    channels_last: bool
+    compile: bool
+    tile: int
+    tile_overlap: int
+    dropout: bool
+    seed: int
+    fmt: str
+
+    def forward(self, x: torch.Tensor, seeds: list[int] | None) -> torch.Tensor:
+        return run_generator(self.model.generator, x, stride=self.model.stride, norm_stats=self.norm_stats,
+                             precision=self.precision, channels_last=self.channels_last, compile=self.compile,
+                             dropout_seeds=seeds if self.dropout else None)
+
+    def batch_limit(self, height: int, width: int) -> int:
+        if self.batch_size == "auto":
+            return auto_batch_size(height, width, self.model.stride, self.model.device)
+        return int(self.batch_size)
+
+    def run(self, jobs: list[_Job], report: TranslateReport, on_progress: Callable[[int], None] | None) -> None:
+        def done(job: _Job, error: str | None) -> None:
+            if error is None:
+                report.written.append(job.dst)
+            else:
+                report.failed.append((job.src, error))
+            if on_progress:
+                on_progress(1)
+
+        with _threads(READERS, "read") as readers, _threads(WRITERS, "write") as writers:
+            for job, size in zip(jobs, readers.map(_peek_size, [j.src for j in jobs])):
+                job.size = size
+            jobs = sorted(jobs, key=lambda j: (j.size[1], j.size[0], j.index))  # same sizes side by side
+            most = self.batch_limit(256, 256) if self.batch_size == "auto" else int(self.batch_size)
+            budget = 2 * most * 256 * 256 if self.batch_size == "auto" else None
+            writer = _Writer(writers, self.fmt, limit=2 * most, done=done)
+            batch: list[tuple[_Job, np.ndarray]] = []
+            for job, decoded in _prefetch(readers, jobs, self.model.in_channels, 2 * most, budget):
+                try:
+                    pixels = decoded.result()
+                except DataError as exc:
+                    done(job, str(exc))
+                    continue
+                h, w = pixels.shape[:2]
+                if self.tile and max(h, w) > self.tile:
+                    writer.submit(job, self.tiled(job, pixels))
+                    continue
+                if batch and batch[0][1].shape != pixels.shape:
+                    self.flush(batch, writer)
+                batch.append((job, pixels))
+                if len(batch) >= self.batch_limit(h, w):
+                    self.flush(batch, writer)
+            self.flush(batch, writer)
+            writer.finish()
+
+    def flush(self, batch: list[tuple[_Job, np.ndarray]], writer: _Writer) -> None:
+        """Translate one batch of same-size images and hand the results to the writer."""
+        if not batch:
+            return
+        x = torch.from_numpy(np.stack([p for _, p in batch])).to(self.model.device)
+        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # NHWC uint8 -> NCHW [-1, 1] (channels-last storage)
+        seeds = [image_seed(self.seed, job.rel.as_posix()) for job, _ in batch]
+        pixels = _quantise(self.forward(x, seeds))
+        for (job, _), p in zip(batch, pixels):
+            writer.submit(job, p)
+        batch.clear()
+
+    def tiled(self, job: _Job, pixels: np.ndarray) -> np.ndarray:
+        from .tiling import translate_tiled
+
+        base, counter = image_seed(self.seed, job.rel.as_posix()), itertools.count()
+
+        def run(x: torch.Tensor) -> torch.Tensor:  # tiles are numbered in the order they come
+            seeds = [image_seed(base, str(next(counter))) for _ in range(x.shape[0])]
+            return self.forward(x.to(self.model.device), seeds).cpu()
+
+        return translate_tiled(run, pixels, tile=self.tile, overlap=self.tile_overlap,
+                               out_channels=self.model.out_channels,
+                               batch_size=self.batch_limit(self.tile, self.tile))
+
+
+def _quantise(out: torch.Tensor) -> np.ndarray:
+    """``(N, C, H, W)`` float in [-1, 1] -> ``N x H x W x C`` uint8, exactly as ``images.to_pixels``."""
+    t = out.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return t.permute(0, 2, 3, 1).numpy()
+
+
+def _prefetch(pool: ThreadPoolExecutor, jobs: list[_Job], channels: int, max_items: int,
+              max_pixels: int | None) -> Iterator[tuple[_Job, Future]]:
+    """Decode ahead in ``pool``, in order: at most ``max_items`` images (and ``max_pixels`` pixels, by
+    their headers) in flight, but always the next one, however large."""
+    pending: deque[tuple[_Job, Future]] = deque()
+    queued_pixels = 0
+    upcoming = iter(jobs)
+    nxt = next(upcoming, None)
+    while pending or nxt is not None:
+        while nxt is not None and (not pending or (len(pending) < max_items and (
+                max_pixels is None or queued_pixels + nxt.size[0] * nxt.size[1] <= max_pixels))):
+            pending.append((nxt, pool.submit(load_image, nxt.src, channels)))
+            queued_pixels += nxt.size[0] * nxt.size[1]
+            nxt = next(upcoming, None)
+        job, future = pending.popleft()
+        queued_pixels -= job.size[0] * job.size[1]
+        yield job, future
+
+
+class _Writer:
+    """Encodes and writes outputs in ``pool``; at most ``limit`` writes pending (the caller waits)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, fmt: str, limit: int, done: Callable[[_Job, str | None], None]):
+        self.pool, self.fmt, self.limit, self.done = pool, fmt, max(limit, 1), done
+        self.pending: deque[tuple[_Job, Future]] = deque()
+
+    def submit(self, job: _Job, pixels: np.ndarray) -> None:
+        self.pending.append((job, self.pool.submit(write_image, pixels, job.dst, self.fmt)))
+        self._collect(self.limit)
+
+    def finish(self) -> None:
+        self._collect(0)
+
+    def _collect(self, keep: int) -> None:
+        """Record finished writes, in order; wait while more than ``keep`` are pending."""
+        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
+            job, future = self.pending.popleft()
+            try:
+                future.result()  # a KeyboardInterrupt raised in a writer thread comes out here
+            except Exception as exc:
+                self.done(job, f"cannot write {job.dst}: {exc}")
+            else:
+                self.done(job, None)

@@ -234,7 +234,7 @@ def test_interrupt_leaves_only_complete_files(small: Path, tmp_path: Path, monke
     def save(self, fp, *args, **kwargs):
         saves.append(1)
         if len(saves) > 2:  # the third write dies half way through, as if Ctrl-C hit it
-            fp.write(b"\x89PNG\r\n\x1a\n half a file")
+            Path(fp).write_bytes(b"\x89PNG\r\n\x1a\n half a file")
             raise KeyboardInterrupt
         return real_save(self, fp, *args, **kwargs)
 

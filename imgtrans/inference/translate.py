@@ -19,7 +19,6 @@ import hashlib
 import itertools
 import math
 import os
-import secrets
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ from PIL import Image
 
 from ..data.images import is_image, list_images, load_image
 from ..errors import DataError, ImgtransError
+from ..fileio import atomic_path
 from .engine import default_channels_last, resolve_precision, run_generator
 from .model import NORM_STATS, TranslationModel, load_model
 
@@ -110,17 +110,9 @@ def output_path(src: Path, out: Path, single: bool, fmt: str = "png", rel: Path 
 def write_image(pixels: np.ndarray, path: Path, fmt: str = "png") -> None:
     """Encode ``H x W x C`` uint8 pixels as ``fmt`` and write them atomically: to a hidden temporary
     file beside ``path``, renamed into place, so a reader (or a Ctrl-C) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels))
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # 0o666 & ~umask, like any new file
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, **FORMATS[fmt][1])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        img.save(tmp, **FORMATS[fmt][1])
 
 
 def image_seed(seed: int, key: str) -> int:

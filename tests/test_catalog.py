@@ -152,3 +152,19 @@ def test_interrupted_dataset_download_resumes(fake_facades, tmp_path) -> None:
     path = resolve_dataset("facades", get_host().catalog)
     assert fake_facades.requests[-1][1].get("Range") == "bytes=20000-"
     assert len(list((path / "test").iterdir())) == 106
+
+
+def test_data_info_on_unpaired_and_single_folders(tmp_path: Path) -> None:
+    for folder, count in (("trainA", 3), ("trainB", 2), ("testA", 1), ("testB", 1)):
+        (tmp_path / "un" / folder).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (24, 12)).save(tmp_path / "un" / folder / f"{i}.png")
+    out = CliRunner().invoke(cli, ["data", "info", str(tmp_path / "un")]).output
+    assert "format unpaired" in out
+    assert "trainA         3 images" in out and "trainB         2 images" in out and "24x12" in out
+    (tmp_path / "flat").mkdir()
+    for i in range(5):
+        Image.new("RGB", (10, 10)).save(tmp_path / "flat" / f"{i}.png")
+    # a flat folder of images is read as aligned pairs by default (A|B halves): the first registered match
+    out = CliRunner().invoke(cli, ["data", "info", str(tmp_path / "flat")]).output
+    assert ".              5 images" in out and "10x10 (5)" in out

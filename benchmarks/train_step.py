@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--precision", choices=["fp32", "bf16-mixed"], default="fp32",
+                        help="bf16-mixed: the step under torch.autocast(bfloat16); weights and optimizer stay fp32")
+    parser.add_argument("--channels-last", action="store_true")
     args = parser.parse_args()
 
     registry = imgtrans.get_registry()
@@ -34,15 +37,22 @@ def main() -> None:
     recipe = build_recipe(cfg, registry)
     optimizers = recipe.configure_optimizers(cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2))
     batch = {k: torch.rand(args.batch_size, 3, args.size, args.size) * 2 - 1 for k in ("A", "B")}
+    if args.channels_last:
+        for net in recipe.networks().values():
+            net.to(memory_format=torch.channels_last)
+        batch = {k: v.contiguous(memory_format=torch.channels_last) for k, v in batch.items()}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
     times = []
     for i in range(args.warmup + args.steps):
         start = time.perf_counter()
-        recipe.train_step(batch, optimizers)
+        with autocast:
+            recipe.train_step(batch, optimizers)
         if i >= args.warmup:
             times.append(time.perf_counter() - start)
     median = statistics.median(times)
     print(f"pix2pix train step  ngf={args.ngf} ndf={args.ndf or args.ngf} {args.size}x{args.size} "
-          f"batch={args.batch_size} threads={torch.get_num_threads()}: median {median * 1000:.0f} ms/step, "
+          f"batch={args.batch_size} {args.precision} channels_last={args.channels_last} "
+          f"threads={torch.get_num_threads()}: median {median * 1000:.0f} ms/step, "
           f"{args.batch_size / median:.2f} img/s (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f} ms)")
 
 

@@ -1,0 +1,56 @@
+"""Validation during training: the generator scored on a held-out paired split.
+
+Scored exactly like ``imgtrans eval``: each image at its native size through
+:func:`~imgtrans.inference.engine.run_generator`, the output quantised to 8 bits (what a PNG
+would hold), then L1 / PSNR / SSIM (:mod:`imgtrans.metrics`) against the target.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..inference.engine import run_generator
+from ..metrics import METRICS
+
+
+def quantise(images: torch.Tensor) -> torch.Tensor:
+    """Round values in [-1, 1] to the 256 levels an 8-bit image can hold (as ``imgtrans eval`` does)."""
+    return images.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
+
+
+def validate(generator: nn.Module, dataset: Any, *, stride: int, norm_stats: str = "instance",
+             max_items: int | None = None, device: str | torch.device = "cpu") -> dict[str, float]:
+    """Mean ``val_l1``, ``val_psnr`` (dB), ``val_ssim`` over the first ``max_items`` items of ``dataset``
+    (items with "A" and "B" tensors in [-1, 1]), plus ``val_images``, the number scored.
+
+    Items that are ``None`` (a :class:`~imgtrans.data.robust.SkipBadItems` wrapper's unreadable
+    ones) are left out.  The generator runs in eval mode without gradients; every submodule's
+    train/eval mode is restored afterwards.  PSNR is ``inf`` for an image reproduced exactly (as in
+    ``imgtrans eval``); with no scorable item every figure is ``nan``.
+    """
+    device = torch.device(device)
+    count = len(dataset) if max_items is None else min(len(dataset), max_items)
+    totals = {name: 0.0 for name in METRICS}
+    scored = 0
+    modes = [(m, m.training) for m in generator.modules()]
+    generator.eval()
+    try:
+        with torch.inference_mode():
+            for i in range(count):
+                item = dataset[i]
+                if item is None:
+                    continue
+                a, b = item["A"][None].to(device), item["B"][None]
+                out = run_generator(generator, a, stride=stride, norm_stats=norm_stats).cpu()
+                out = quantise(out)
+                for name, fn in METRICS.items():
+                    totals[name] += float(fn(out, b.float())[0])
+                scored += 1
+    finally:
+        for module, training in modes:
+            module.training = training
+    mean = {name: (total / scored if scored else math.nan) for name, total in totals.items()}
+    return {"val_l1": mean["l1"], "val_psnr": mean["psnr"], "val_ssim": mean["ssim"], "val_images": scored}

@@ -57,14 +57,16 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="imgtrans")
 def cli() -> None:
-    """Image-to-image translation: train pix2pix-style models, translate images, inspect plugins.
+    """Image-to-image translation: train pix2pix-style models, translate images, manage models and data.
 
     \b
     Quick start:
+      imgtrans translate --model zoo:basemap_a2b satellite/ relief/   (shipped model, offline)
       imgtrans train pix2pix --data basemap --out runs/basemap
       imgtrans translate --model runs/basemap/model.safetensors photos/ translated/
       imgtrans eval --model runs/basemap/model.safetensors --data basemap
       imgtrans list generator 'unet*'
+      imgtrans zoo list        imgtrans data list        imgtrans plugins
     """
 
 

@@ -7,7 +7,7 @@ strings, JSON where structured) carries everything needed to rebuild and run the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ from .errors import CheckpointError
 from .fileio import atomic_path
 
 FORMAT = "imgtrans-checkpoint/1"
-JSON_KEYS = ("generator", "config", "networks", "extra")
+JSON_KEYS = ("generator", "config", "networks", "extra", "training_state")
 
 
 @dataclass
 class Checkpoint:
     tensors: dict[str, dict[str, torch.Tensor]]  # network -> state dict
     metadata: dict[str, Any]
+    state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # other groups: optim/<name>, rng
 
     def state_dict(self, network: str) -> dict[str, torch.Tensor]:
         if network not in self.tensors:
@@ -35,13 +36,18 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | Path, networks: dict[str, nn.Module | dict[str, torch.Tensor]],
-                    metadata: dict[str, Any]) -> Path:
-    """Write ``networks`` and ``metadata`` atomically (temporary file, then rename)."""
+                    metadata: dict[str, Any], state: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write ``networks`` and ``metadata`` atomically (temporary file, then rename).
+
+    ``state`` holds further tensor groups that are not networks (optimizer moments under
+    ``optim/<name>``, RNG states under ``rng``): stored with the same ``<group>.`` prefixes, but
+    not listed in the ``networks`` metadata.
+    """
     from . import __version__
 
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
-    for name, net in networks.items():
+    for name, net in {**networks, **(state or {})}.items():
         state = net.state_dict() if isinstance(net, nn.Module) else net
         for key, value in state.items():
             tensors[f"{name}.{key}"] = value.detach().to("cpu").contiguous()
@@ -60,14 +66,18 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, networks: list[str] | None = None) -> Checkpoint:
+    """Networks (those the metadata lists) into ``tensors``, other groups (training state) into ``state``."""
     tensors: dict[str, dict[str, torch.Tensor]] = {}
+    state: dict[str, dict[str, torch.Tensor]] = {}
     with _open(path) as f:
         metadata = _decode(f.metadata() or {}, path)
+        listed = metadata.get("networks")
         for key in f.keys():
             net, _, param = key.partition(".")
             if networks is None or net in networks:
-                tensors.setdefault(net, {})[param] = f.get_tensor(key)
-    return Checkpoint(tensors, metadata)
+                group = tensors if listed is None or net in listed else state
+                group.setdefault(net, {})[param] = f.get_tensor(key)
+    return Checkpoint(tensors, metadata, state)
 
 
 class _open:

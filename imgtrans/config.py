@@ -71,7 +71,9 @@ class RunConfig:
     device: str = "auto"
     log_every: int = 10
     preview_every: int = 1
-    checkpoint_every: int = 1
+    checkpoint_every: int = 1  # epochs
+    checkpoint_every_steps: int = 0  # 0: only at epoch ends
+    keep_checkpoints: int = 3  # newest checkpoints/step_*.safetensors kept
     progress: bool = True
 
 

@@ -38,7 +38,10 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 @click.command("train")
-@click.argument("recipe")
+@click.argument("recipe", required=False)
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
+              help="Continue the run in this directory from its newest checkpoint, with its own settings "
+                   "(only --epochs, --epochs-decay and --max-steps may be given, to extend it).")
 @click.option("--data", help="Dataset name (see `imgtrans list dataset`) or folder (aligned A|B or A/ B/).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/RECIPE-DATA-TIME].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of settings (applied before options).")
@@ -64,8 +67,8 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory given with --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train_command(recipe: str, config_file: str | None, sets: tuple[str, ...], overwrite: bool, quiet: bool,
-                  **options: Any) -> None:
+def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
+                  overwrite: bool, quiet: bool, **options: Any) -> None:
     """Train RECIPE (e.g. pix2pix) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
@@ -78,6 +81,7 @@ def train_command(recipe: str, config_file: str | None, sets: tuple[str, ...], o
       imgtrans train pix2pix --data facades --direction BtoA
       imgtrans train pix2pix --data basemap --set generator.ngf=32 --epochs 5 --epochs-decay 5
       imgtrans train pix2pix --data ./my_pairs --config configs/cpu_demo.toml
+      imgtrans train --resume runs/basemap --epochs-decay 150
     """
     from rich.console import Console
 
@@ -86,6 +90,14 @@ def train_command(recipe: str, config_file: str | None, sets: tuple[str, ...], o
     from ..training.trainer import train
 
     host = get_host()
+    console = Console(stderr=True)
+    if resume_dir is not None:
+        config = _resume_config(recipe, resume_dir, config_file, sets, overwrite, options, host.registry)
+        config.run.progress = not quiet
+        _report(console, train(config, resume=True, console=console))
+        return
+    if recipe is None:
+        raise click.UsageError("Missing argument 'RECIPE' (or pass --resume RUN_DIR).")
     layers = []
     if config_file:
         layers.append(cfg.load_toml(config_file))
@@ -97,8 +109,27 @@ def train_command(recipe: str, config_file: str | None, sets: tuple[str, ...], o
     layers.append(command_line)
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
-    console = Console(stderr=True)
-    result = train(config, overwrite=overwrite, console=console)
+    _report(console, train(config, overwrite=overwrite, console=console))
+
+
+def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None, sets: tuple[str, ...],
+                   overwrite: bool, options: dict[str, Any], registry: Any):
+    from ..errors import ConfigError
+    from ..training.resume import EXTENDABLE, resume_config
+
+    refused = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None and k not in EXTENDABLE]
+    refused += [flag for flag, given in (("--config", config_file), ("--set", sets), ("--overwrite", overwrite))
+                if given]
+    if refused:
+        raise ConfigError(f"--resume continues a run with its own settings: {', '.join(refused)} cannot be given "
+                          "with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")
+    config = resume_config(resume_dir, registry, {k: options[k] for k in EXTENDABLE})
+    if recipe is not None and recipe != config.recipe.name:
+        raise ConfigError(f"{resume_dir} is a {config.recipe.name!r} run, not {recipe!r}")
+    return config
+
+
+def _report(console: Any, result: Any) -> None:
     last = result.history[-1] if result.history else {}
     speed = f", {last['img_per_s']:.2f} img/s" if last else ""
     console.print(f"[green]done[/]: {result.steps} steps{speed}; model: {result.model_path}")

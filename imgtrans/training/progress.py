@@ -15,7 +15,8 @@ from rich.progress import (
 
 
 class TrainingProgress:
-    def __init__(self, total_steps: int, total_epochs: int, *, enabled: bool = True, console: Console | None = None):
+    def __init__(self, total_steps: int, total_epochs: int, *, enabled: bool = True, console: Console | None = None,
+                 completed: int = 0):
         self.total_epochs = total_epochs
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -28,7 +29,7 @@ class TrainingProgress:
             console=console,
             disable=not enabled,
         )
-        self._task = self._progress.add_task("train", total=total_steps, epoch=0, epochs=total_epochs,
+        self._task = self._progress.add_task("train", total=total_steps, completed=completed, epoch=0, epochs=total_epochs,
                                              losses="", speed="")
 
     def __enter__(self) -> "TrainingProgress":

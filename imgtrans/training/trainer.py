@@ -18,17 +18,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data.catalog import DatasetCatalog, resolve_dataset
 from ..data.formats import detect_format
 from ..data.robust import SkipBadItems, collate_skipping, warn_stderr
 from ..data.transforms import PairedTransform
 from ..errors import ConfigError, DataError
+from ..fileio import atomic_path
 from ..interfaces import Recipe
 from ..registry import Registry
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
+from . import resume as rs
 from .schedule import linear_decay
 
 PREVIEW_ROWS = 4
@@ -162,15 +164,40 @@ def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCata
     raise DataError(f"none of the {len(fallback)} training items could be read (see the warnings above)")
 
 
-def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | None = None,
+def _resume_run_dir(config: TrainConfig) -> tuple[Path, Checkpoint]:
+    """The run directory to continue (``config.run.out``) and its newest readable checkpoint."""
+    run_dir = Path(config.run.out)
+    if not (run_dir / "config.toml").is_file():
+        raise ConfigError(f"cannot resume {run_dir}: it holds no config.toml")
+    ckpt = rs.latest_checkpoint(run_dir, warn_stderr)
+    rs.remove_partial_writes(run_dir)
+    config.run.out = str(run_dir)
+    with atomic_path(run_dir / "config.toml") as tmp:  # an extended run records its new length
+        tmp.write_text(config.to_toml(), encoding="utf-8")
+    (run_dir / "previews").mkdir(exist_ok=True)
+    return run_dir, ckpt
+
+
+def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, registry: Registry | None = None,
           catalog: DatasetCatalog | None = None, console: Any = None) -> TrainResult:
-    """Train ``config`` to completion and write the run directory; returns where the model is."""
+    """Train ``config`` to completion and write the run directory; returns where the model is.
+
+    ``resume=True`` continues the run in ``config.run.out`` from its newest checkpoint (networks,
+    optimizers, schedulers, position, RNG states), exactly as if it had never stopped; see
+    :func:`imgtrans.training.resume.resume_config` for the config of an existing run.
+    """
     if registry is None or catalog is None:
         from ..plugins import get_host
 
         host = get_host()
         registry, catalog = registry or host.registry, catalog or host.catalog
     device = resolve_device(config.run.device)
+    if config.run.checkpoint_every_steps < 0 or config.run.keep_checkpoints < 1 or config.run.checkpoint_every < 1:
+        raise ConfigError("run.checkpoint_every must be >= 1, run.checkpoint_every_steps >= 0 (0: off) and "
+                          "run.keep_checkpoints >= 1")
+    ckpt: Checkpoint | None = None
+    if resume:  # before anything slow: a run that cannot be resumed says so at once
+        run_dir, ckpt = _resume_run_dir(config)
     seed_everything(config.run.seed)
     recipe = build_recipe(config, registry)
     stride = getattr(recipe.generator, "stride", 1)
@@ -182,19 +209,24 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     say = (lambda msg: console.print(msg)) if console is not None else None
     dataset = SkipBadItems(build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
                            strict=config.data.strict, warn=warn_stderr)
-    run_dir = prepare_run_dir(config, overwrite)
+    if not resume:
+        run_dir = prepare_run_dir(config, overwrite)
     preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
 
     for net in recipe.components.values():
         net.to(device).train()
     optim = config.optim
     optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
-    schedulers = [linear_decay(o, optim.epochs, optim.epochs_decay) for o in optimizers.values()]
-    loader = DataLoader(dataset, batch_size=config.data.batch_size, shuffle=True,
+    schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay) for name, o in optimizers.items()}
+    # The order of each epoch and each item's augmentation are functions of (seed, epoch[, index]),
+    # so a resumed run sees exactly the data the uninterrupted one would have (training/resume.py).
+    sampler = rs.EpochSampler(len(dataset), config.run.seed)
+    loader_generator = torch.Generator()
+    loader = DataLoader(rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=sampler,
                         num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
                         # workers live across epochs unless the dataset redraws per epoch in the main process
                         persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
-                        generator=torch.Generator().manual_seed(config.run.seed), drop_last=False,
+                        generator=loader_generator, drop_last=False,
                         collate_fn=collate_skipping, worker_init_fn=seed_worker)
 
     total_epochs = optim.epochs + optim.epochs_decay
@@ -202,17 +234,54 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
     total_steps = total_epochs * steps_per_epoch
     if optim.max_steps is not None:
         total_steps = min(total_steps, optim.max_steps)
-    log = MetricsLog(run_dir / "metrics.jsonl")
+    if ckpt is not None:  # what the stopped run logged after its checkpoint is about to be redone
+        rs.trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[rs.STATE_KEY]["step"])
+    log = MetricsLog(run_dir / "metrics.jsonl")  # appends
     history: list[dict[str, Any]] = []
-    step, epoch = 0, 0
+    step, epoch, start_batch, last_logged = 0, 0, 0, 0
     sums: dict[str, torch.Tensor] = {}
-    window_images, window_start = 0, time.perf_counter()
-    progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress, console=console)
+    window_images = 0
+    if ckpt is not None:
+        state = ckpt.metadata[rs.STATE_KEY]
+        for name, net in recipe.networks().items():
+            net.load_state_dict(ckpt.state_dict(name))
+        for name, opt in optimizers.items():
+            rs.load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
+            rs.load_scheduler_state(schedulers[name], state["schedulers"][name])
+        step, epoch, start_batch = state["step"], state["epoch"], state["batch"]
+        window = state["window"]
+        sums = {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in window["sums"].items()}
+        window_images, last_logged = window["images"], window["last_logged"]
+        dataset.skipped.update({int(k): v for k, v in state["skipped"].items()})
+        log.write({"resumed_from_step": step, "checkpoint": Path(ckpt.metadata["path"]).name})
+        rs.set_rng_state(ckpt.state.get("rng", {}), state["rng"])  # last: nothing may draw after it
+    window_start = time.perf_counter()
+    progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress, console=console,
+                                completed=min(step, total_steps))
+
+    def write_checkpoint(epochs_done: int, batch: int) -> None:
+        """A step checkpoint with everything needed to continue after ``step`` (also last.safetensors)."""
+        rng_tensors, rng_meta = rs.rng_state()
+        tensors: dict[str, dict[str, torch.Tensor]] = {"rng": rng_tensors}
+        optim_meta = {}
+        for name, opt in optimizers.items():
+            tensors[f"optim/{name}"], optim_meta[name] = rs.optimizer_state(opt)
+        state = {"version": rs.STATE_VERSION, "step": step, "epoch": epochs_done, "batch": batch,
+                 "optimizers": optim_meta,
+                 "schedulers": {name: rs.scheduler_state(s) for name, s in schedulers.items()},
+                 "rng": rng_meta,
+                 "window": {"sums": {k: float(v) for k, v in sums.items()}, "images": window_images,
+                            "last_logged": last_logged},
+                 "skipped": {str(k): v for k, v in dataset.skipped.items()}}
+        meta = generator_metadata(config, recipe, epoch=max(epoch, 1), step=step)
+        path = save_checkpoint(rs.step_path(run_dir, step), recipe.networks(), {**meta, rs.STATE_KEY: state},
+                               state=tensors)
+        rs.publish(path, config.run.keep_checkpoints)
 
     def log_window() -> None:
-        nonlocal sums, window_images, window_start
+        nonlocal sums, window_images, window_start, last_logged
         elapsed = time.perf_counter() - window_start
-        n = step - (history[-1]["step"] if history else 0)
+        n = step - last_logged
         record = {"step": step, "epoch": epoch,
                   **{k: round(float(v) / n, 5) for k, v in sums.items()},
                   "img_per_s": round(window_images / max(elapsed, 1e-9), 3),
@@ -221,7 +290,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
         log.write(record)
         history.append(record)
         progress.show(record)
-        sums, window_images, window_start = {}, 0, time.perf_counter()
+        sums, window_images, window_start, last_logged = {}, 0, time.perf_counter(), step
 
     try:
         with progress:
@@ -230,7 +299,13 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
                 progress.start_epoch(epoch)
                 if hasattr(dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
                     dataset.dataset.set_epoch(epoch)
+                # a resumed epoch leaves out the batches consumed before the checkpoint
+                sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
+                loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
+                batch_index, start_batch = start_batch, 0
+                checkpoint_at_end = epoch % config.run.checkpoint_every == 0 or epoch == total_epochs
                 for batch in loader:
+                    batch_index += 1
                     batch = dataset.receive(batch)  # records (and warns about) the items it left out
                     if batch is None:
                         continue
@@ -245,19 +320,21 @@ def train(config: TrainConfig, *, overwrite: bool = False, registry: Registry | 
                     progress.advance()
                     if step >= total_steps:
                         break
+                    every = config.run.checkpoint_every_steps
+                    if every and step % every == 0 and not (checkpoint_at_end and batch_index == steps_per_epoch):
+                        write_checkpoint(epoch - 1, batch_index)
                 if step == 0 and len(dataset.skipped) == len(dataset):
                     raise DataError(f"none of the {len(dataset)} training items could be read "
                                     "(see the warnings above)")
                 last = step >= total_steps or epoch >= total_epochs
                 if last and sums:  # skipped items ended the run short of total_steps: log the rest
                     log_window()
-                for s in schedulers:
+                for s in schedulers.values():
                     s.step()
                 if epoch % config.run.preview_every == 0 or last:
                     _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
-                if epoch % config.run.checkpoint_every == 0 or last:
-                    save_checkpoint(run_dir / "checkpoints" / "last.safetensors", recipe.networks(),
-                                    generator_metadata(config, recipe, epoch=epoch, step=step))
+                if checkpoint_at_end or last:
+                    write_checkpoint(epoch, 0)
         if dataset.skipped:
             warn_stderr(f"skipped {len(dataset.skipped)} unreadable file(s)")
             log.write({"skipped_files": len(dataset.skipped)})

@@ -74,6 +74,8 @@ class RunConfig:
     checkpoint_every: int = 1  # epochs
     checkpoint_every_steps: int = 0  # 0: only at epoch ends
     keep_checkpoints: int = 3  # newest checkpoints/step_*.safetensors kept
+    validate_every: int = 0  # epochs; 0: no validation
+    tensorboard: bool = False
     progress: bool = True
 
 

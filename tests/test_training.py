@@ -92,3 +92,20 @@ def test_existing_run_directory_is_kept(registry, aligned_dir: Path, tmp_path: P
     with pytest.raises(ConfigError, match="--overwrite"):
         imgtrans.train(cfg)
     assert (out / "important.txt").read_text() == "keep me"
+
+
+def test_validation_and_run_page(registry, aligned_dir: Path, tmp_path: Path) -> None:
+    from helpers import write_aligned
+
+    write_aligned(aligned_dir, "val", count=2, seed=5)
+    cfg = _config(registry, aligned_dir, tmp_path / "run", optim={"epochs": 2, "epochs_decay": 0},
+                  run={"out": str(tmp_path / "run"), "progress": False, "log_every": 2, "validate_every": 1})
+    result = imgtrans.train(cfg)
+    records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
+    val = [r for r in records if "val_l1" in r]
+    assert [r["epoch"] for r in val] == [1, 2] and all(r["val_images"] == 2 for r in val)
+    assert all(0 < r["val_l1"] < 1 and 0 < r["val_ssim"] <= 1 for r in val)
+    assert not any("val_l1" in r for r in result.history), "validation does not skew the loss windows"
+    page = (result.run_dir / "index.html").read_text()
+    assert "loss_curve.png" in page and "epoch_0002.png" in page
+    assert (result.run_dir / "loss_curve.png").stat().st_size > 1000

@@ -21,6 +21,8 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
     "out": ("run", "out"),
     "seed": ("run", "seed"),
     "device": ("run", "device"),
+    "validate_every": ("run", "validate_every"),
+    "tensorboard": ("run", "tensorboard"),
     "generator": ("generator", "name"),
     "discriminator": ("discriminator", "name"),
     "gan_loss": ("gan_loss", "name"),
@@ -65,6 +67,9 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--lambda-l1", type=click.FloatRange(0), help="Weight of the L1 term [100].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
+@click.option("--validate-every", type=click.IntRange(0), metavar="N",
+              help="Score L1/PSNR/SSIM on the val split every N epochs (records in metrics.jsonl) [0: off].")
+@click.option("--tensorboard", is_flag=True, default=None, help="Also log scalars for TensorBoard (if installed).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory given with --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],

@@ -28,10 +28,12 @@ from ..errors import ConfigError, DataError
 from ..fileio import atomic_path
 from ..interfaces import Recipe
 from ..registry import Registry
+from . import resume as rs
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
-from . import resume as rs
+from .report import TensorBoardLogger, write_html
 from .schedule import linear_decay
+from .validation import validate
 
 PREVIEW_ROWS = 4
 
@@ -84,7 +86,8 @@ def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
 
 
 def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, *, split: str,
-                  train: bool, progress: Callable[[str], None] | None = None) -> Dataset:
+                  train: bool, progress: Callable[[str], None] | None = None, native: bool = False) -> Dataset:
+    """The dataset of ``split``; ``native`` skips resizing and cropping (validation at full size)."""
     data = config.data
     if not data.source:
         raise ConfigError("no training data: pass --data NAME|PATH")
@@ -92,8 +95,8 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
     formats = {c.name: c.factory for c in registry.components("dataset_format")}
     name = detect_format(root, formats) if data.format == "auto" else data.format
     g = config.components["generator"].args
-    transform = PairedTransform(data.load_size, data.crop_size, flip=data.flip and train, train=train,
-                                seed=config.run.seed)
+    transform = None if native else PairedTransform(data.load_size, data.crop_size, flip=data.flip and train,
+                                                    train=train, seed=config.run.seed)
     return registry.create("dataset_format", name, root=root, split=split, transform=transform,
                            direction=data.direction, in_channels=g.get("in_channels", 3),
                            out_channels=g.get("out_channels", 3), max_items=data.max_items,
@@ -212,6 +215,8 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     if not resume:
         run_dir = prepare_run_dir(config, overwrite)
     preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
+    val_data = _validation_data(config, registry, catalog) if config.run.validate_every else None
+    tensorboard = TensorBoardLogger.create(run_dir) if config.run.tensorboard else None
 
     for net in recipe.components.values():
         net.to(device).train()
@@ -288,6 +293,8 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
                   "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
         check_finite(record)
         log.write(record)
+        if tensorboard is not None:
+            tensorboard.log(record)
         history.append(record)
         progress.show(record)
         sums, window_images, window_start, last_logged = {}, 0, time.perf_counter(), step
@@ -333,6 +340,15 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
                     s.step()
                 if epoch % config.run.preview_every == 0 or last:
                     _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
+                if val_data is not None and (epoch % config.run.validate_every == 0 or last):
+                    # not part of `history`: log_window's averages count steps between training records
+                    scores = validate(recipe.generator, val_data, stride=stride,
+                                      norm_stats=recommended_norm_stats(config), device=device)
+                    record = {"step": step, "epoch": epoch, **scores}
+                    log.write(record)
+                    if tensorboard is not None:
+                        tensorboard.log(record)
+                write_html(run_dir)
                 if checkpoint_at_end or last:
                     write_checkpoint(epoch, 0)
         if dataset.skipped:
@@ -340,9 +356,22 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
             log.write({"skipped_files": len(dataset.skipped)})
     finally:
         log.close()
+        if tensorboard is not None:
+            tensorboard.close()
     model_path = save_checkpoint(run_dir / "model.safetensors", {"generator": recipe.generator},
                                  generator_metadata(config, recipe, epoch=epoch, step=step))
+    write_html(run_dir)
     return TrainResult(run_dir, model_path, step, history, skipped=len(dataset.skipped))
+
+
+def _validation_data(config: TrainConfig, registry: Registry, catalog: DatasetCatalog) -> Dataset | None:
+    """The val split at native size (skipping unreadable files), or None with a warning."""
+    try:
+        return SkipBadItems(build_dataset(config, registry, catalog, split="val", train=False, native=True),
+                            strict=config.data.strict, warn=warn_stderr)
+    except DataError:
+        warn_stderr("the dataset has no 'val' split; --validate-every is ignored")
+        return None
 
 
 def check_finite(record: dict[str, Any]) -> None:

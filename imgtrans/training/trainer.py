@@ -64,18 +64,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def seed_worker(worker_id: int) -> None:
-    """Give each loader worker its own augmentation stream (derived from the run's seed)."""
-    info = torch.utils.data.get_worker_info()
-    seed = info.seed % 2**32
-    random.seed(seed)
-    np.random.seed(seed)
-    inner = getattr(info.dataset, "dataset", info.dataset)
-    pipeline = getattr(getattr(inner, "transform", None), "pipeline", None)
-    if pipeline is not None:
-        pipeline.set_random_seed(seed)
-
-
 def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
     recipe_cls = registry.get("recipe", config.recipe.name).factory
     components = {
@@ -232,7 +220,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
                         # workers live across epochs unless the dataset redraws per epoch in the main process
                         persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
                         generator=loader_generator, drop_last=False,
-                        collate_fn=collate_skipping, worker_init_fn=seed_worker)
+                        collate_fn=collate_skipping)
 
     total_epochs = optim.epochs + optim.epochs_decay
     steps_per_epoch = len(loader)

@@ -8,7 +8,6 @@ separated entry-point names, or ``*``) turns plugins off without uninstalling th
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .registry import PluginRegistrar, Registry
+from .terminal import warn_stderr
 
 ENTRY_POINT_GROUP = "imgtrans"
 DISABLE_ENV = "IMGTRANS_DISABLE_PLUGINS"
@@ -136,8 +136,7 @@ class PluginHost:
         key = key or info.name
         if key not in self._warned:
             self._warned.add(key)
-            print(f"imgtrans: warning: plugin {info.name!r} ({info.module}) failed and is skipped: {error}",
-                  file=sys.stderr)
+            warn_stderr(f"plugin {info.name!r} ({info.module}) failed and is skipped: {error}")
 
 
 def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:

@@ -1,4 +1,4 @@
-"""A transient progress bar on stderr for long file work (downloads, extraction).
+"""What imgtrans says on stderr: one-line warnings, and a transient progress bar for long file work.
 
 Silent when disabled or when stderr is not a terminal, so logs and CI output stay clean; rich is
 imported only when a bar is actually shown, which keeps ``import imgtrans`` cheap.
@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+
+
+def warn_stderr(message: str) -> None:
+    """One warning line on stderr, in the form every imgtrans warning takes."""
+    print(f"imgtrans: warning: {message}", file=sys.stderr, flush=True)
 
 
 class StderrBar:

@@ -24,7 +24,6 @@ process, so the message stays the one-line ``DataError`` even when a worker read
 """
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -32,6 +31,7 @@ from torch.utils.data import Dataset, get_worker_info
 from torch.utils.data._utils.collate import default_collate
 
 from ..errors import DataError
+from ..terminal import warn_stderr
 
 #: batch key under which ``collate_skipping`` passes items that failed in a worker
 SKIPPED_KEY = "_skipped"
@@ -43,11 +43,6 @@ class Skipped(NamedTuple):
     index: int
     reason: str
     strict: bool = False
-
-
-def warn_stderr(message: str) -> None:
-    """The default warning: one line on stderr, like the rest of imgtrans' warnings."""
-    print(f"imgtrans: warning: {message}", file=sys.stderr, flush=True)
 
 
 class SkipBadItems(Dataset):

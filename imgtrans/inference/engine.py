@@ -186,7 +186,7 @@ class _Compiled(nn.Module):
             self._fall_back(exc)
 
     def _fall_back(self, exc: BaseException) -> None:
-        from ..data.robust import warn_stderr
+        from ..terminal import warn_stderr
 
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         warn_stderr(f"--compile is unavailable here ({type(exc).__name__}: {reason}); running without it")

@@ -233,7 +233,7 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from ..data.robust import warn_stderr
+            from ..terminal import warn_stderr
 
             (warn or warn_stderr)("--tensorboard needs the tensorboard package (pip install tensorboard); "
                                   "continuing without it")

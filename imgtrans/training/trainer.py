@@ -22,12 +22,13 @@ from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data.catalog import DatasetCatalog, resolve_dataset
 from ..data.formats import detect_format
-from ..data.robust import SkipBadItems, collate_skipping, warn_stderr
+from ..data.robust import SkipBadItems, collate_skipping
 from ..data.transforms import PairedTransform
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_path
 from ..interfaces import Recipe
 from ..registry import Registry
+from ..terminal import warn_stderr
 from . import resume as rs
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress

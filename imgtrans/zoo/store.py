@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -21,6 +20,7 @@ from ..checkpoint import load_checkpoint, save_checkpoint
 from ..download import fetch, mirrored, sha256_file
 from ..errors import CheckpointError, UnknownNameError
 from ..paths import home
+from ..terminal import warn_stderr
 from .manifest import ZooEntry, load_zoo
 
 MIRROR_ENV = "IMGTRANS_ZOO_MIRROR"
@@ -111,8 +111,8 @@ def pull(name: str, *, mirror: str | None = None, force: bool = False, progress:
     digest = fetch(url, raw, sha256=known, size=entry.size, progress=progress, description=entry.name)
     if known is None and local is None:
         _record_hash(entry.source, digest)
-        print(f"imgtrans: warning: zoo model {entry.name!r} publishes no checksum; recorded sha256 {digest} "
-              f"of the first download in {_hashes_file()} and later downloads must match it", file=sys.stderr)
+        warn_stderr(f"zoo model {entry.name!r} publishes no checksum; recorded sha256 {digest} "
+                    f"of the first download in {_hashes_file()} and later downloads must match it")
     _convert(entry, raw, target)
     return PullResult(entry, target, True)
 

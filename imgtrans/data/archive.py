@@ -49,9 +49,8 @@ from typing import IO, Any
 from ..errors import DataError
 from ..terminal import StderrBar
 
-__all__ = ["ArchiveError", "safe_extract", "verify_structure", "IMAGE_SUFFIXES", "DEFAULT_MAX_BYTES"]
+__all__ = ["ArchiveError", "safe_extract", "verify_structure", "DEFAULT_MAX_BYTES"]
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 """What :func:`verify_structure` counts as an image (case-insensitive; hidden files never count)."""
 
 DEFAULT_MAX_BYTES = 100 * 10**9
@@ -126,12 +125,17 @@ def safe_extract(archive: Path, dest: Path, *, strip_top: bool = False, progress
 
 def verify_structure(root: Path, expected: dict[str, int], *, tolerance: float = 0.0) -> None:
     """Check that each folder in ``expected`` (relative to ``root``, e.g. ``"train"``, ``"testA"``)
-    exists and directly holds at least ``count * (1 - tolerance)`` images (see :data:`IMAGE_SUFFIXES`;
-    hidden files such as macOS ``._x.png`` never count).  Extra folders and files are fine.
+    exists and directly holds at least ``count * (1 - tolerance)`` images (what
+    :func:`imgtrans.data.images.list_images` lists, so hidden files such as macOS ``._x.png``
+    never count).  Extra folders and files are fine.
 
     Raises :class:`DataError` listing every problem, e.g.
     ``"... train: 398 images, expected 400; val: missing; ..."``.
     """
+    from .images import (
+        list_images,  # imports torch: only needed once a dataset is verified
+    )
+
     if not 0.0 <= tolerance < 1.0:
         raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
     root = Path(root)
@@ -143,7 +147,7 @@ def verify_structure(root: Path, expected: dict[str, int], *, tolerance: float =
         if not folder.is_dir():
             problems.append(f"{rel}: missing")
             continue
-        got = sum(1 for p in folder.iterdir() if _counts_as_image(p))
+        got = len(list_images(folder))
         least = math.ceil(want * (1.0 - tolerance) - 1e-9)
         if got < least:
             bound = f" (at least {least})" if least != want else ""
@@ -534,8 +538,6 @@ def _write_entry(reader: _Reader, entry: _Entry, root: Path, root_real: str) -> 
     entry.path = target
 
 
-def _counts_as_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".") and path.is_file()
 
 
 def _one_line(msg: str) -> str:

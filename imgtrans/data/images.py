@@ -279,9 +279,9 @@ def to_tensor(pixels: np.ndarray) -> torch.Tensor:
 
 
 def to_pixels(tensor: torch.Tensor) -> np.ndarray:
-    """``C x H x W`` float in [-1, 1] -> ``H x W x C`` uint8 (rounded, clipped)."""
+    """``[N x] C x H x W`` float in [-1, 1] -> ``[N x] H x W x C`` uint8 (rounded, clipped)."""
     t = tensor.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return t.permute(1, 2, 0).numpy()
+    return t.movedim(-3, -1).numpy()
 
 
 def save_image(pixels: np.ndarray, path: Path) -> None:

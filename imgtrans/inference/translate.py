@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import is_image, list_images, load_image
+from ..data.images import is_image, list_images, load_image, to_pixels
 from ..errors import DataError, ImgtransError
 from ..fileio import atomic_path
 from .engine import default_channels_last, resolve_precision, run_generator
@@ -323,7 +323,7 @@ class _Runner:
         x = torch.from_numpy(np.stack([p for _, p in batch])).to(self.model.device)
         x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # NHWC uint8 -> NCHW [-1, 1] (channels-last storage)
         seeds = [image_seed(self.seed, job.rel.as_posix()) for job, _ in batch]
-        pixels = _quantise(self.forward(x, seeds))
+        pixels = to_pixels(self.forward(x, seeds))
         for (job, _), p in zip(batch, pixels):
             writer.submit(job, p)
         batch.clear()
@@ -341,11 +341,6 @@ class _Runner:
                                out_channels=self.model.out_channels,
                                batch_size=self.batch_limit(self.tile, self.tile))
 
-
-def _quantise(out: torch.Tensor) -> np.ndarray:
-    """``(N, C, H, W)`` float in [-1, 1] -> ``N x H x W x C`` uint8, exactly as ``images.to_pixels``."""
-    t = out.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return t.permute(0, 2, 3, 1).numpy()
 
 
 def _prefetch(pool: ThreadPoolExecutor, jobs: list[_Job], channels: int, max_items: int,

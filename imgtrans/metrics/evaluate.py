@@ -17,7 +17,7 @@ from ..data.images import save_image, to_pixels
 from ..inference.engine import run_generator
 from ..inference.model import TranslationModel, build_generator
 from ..training.outputs import preview_grid
-from . import METRICS
+from . import METRICS, quantise
 
 
 @dataclass
@@ -72,7 +72,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
             else:
                 out = run_generator(model.generator, a.to(model.device), stride=model.stride,
                                     norm_stats=norm_stats or model.recommended_norm_stats).cpu()
-            out = out.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)  # what the PNG holds
+            out = quantise(out)
             for metric, fn in METRICS.items():
                 totals[name][metric] += float(fn(out, b)[0])
             if j == 0:

@@ -13,12 +13,7 @@ import torch
 from torch import nn
 
 from ..inference.engine import run_generator
-from ..metrics import METRICS
-
-
-def quantise(images: torch.Tensor) -> torch.Tensor:
-    """Round values in [-1, 1] to the 256 levels an 8-bit image can hold (as ``imgtrans eval`` does)."""
-    return images.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
+from ..metrics import METRICS, quantise
 
 
 def validate(generator: nn.Module, dataset: Any, *, stride: int, norm_stats: str = "instance",

@@ -77,9 +77,20 @@ class RunConfig:
     validate_every: int = 0  # epochs; 0: no validation
     tensorboard: bool = False
     progress: bool = True
+    precision: str = "auto"  # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
+    channels_last: str = "auto"  # auto (on CUDA) | on | off
+    compile: bool = False  # torch.compile the networks
+    sync_bn: bool = False  # batch statistics over all processes of a distributed run (CUDA)
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "optim": OptimConfig, "run": RunConfig}
+
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "fp16-mixed")
+#: settings with a fixed set of values (section, key) -> choices
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("run", "precision"): PRECISIONS,
+    ("run", "channels_last"): ("auto", "on", "off"),
+}
 
 
 @dataclass
@@ -215,6 +226,10 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
         fields = {f.name: f.default for f in dataclasses.fields(cls)}
         _check_keys(f"key of [{section}]", values, fields)
         sections[section] = cls(**_coerce(values, fields, section))
+    for (section, key), choices in CHOICES.items():
+        value = getattr(sections[section], key)
+        if value not in choices:
+            raise ConfigError(f"{section}.{key} must be one of {', '.join(choices)}, not {value!r}")
     return TrainConfig(ComponentSpec(recipe_name, hparams), components, **sections)
 
 

@@ -85,7 +85,12 @@ class Recipe(abc.ABC):
     Everything generic (devices, data loading, schedules, logging, checkpoints) belongs to the
     trainer, so a recipe stays a small file.  The trainer calls, in order: ``__init__`` with the
     built components and the recipe's hyper-parameters, ``configure_optimizers``, then
-    ``train_step`` once per batch.
+    ``train_step`` once per batch (under autocast when the run trains in mixed precision).
+
+    Inside ``train_step``, call ``self.backward(loss)`` and ``self.step(optimizer)`` rather than
+    ``loss.backward()`` and ``optimizer.step()``: the trainer routes them through its step engine,
+    which scales fp16 losses and averages gradients across the processes of a distributed run.
+    A recipe that calls PyTorch directly still trains in fp32 and bf16 on one process.
     """
 
     #: component slots, e.g. ``{"generator": Slot("generator", "unet_256"), ...}``
@@ -115,6 +120,23 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         """Run one optimisation step on ``batch``; return the named losses (detached scalars)."""
+
+    #: set by the trainer (:class:`imgtrans.training.engine.StepEngine`); None means plain PyTorch
+    engine: Any = None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` (outside autocast; loss-scaled under fp16-mixed)."""
+        if self.engine is None:
+            loss.backward()
+        else:
+            self.engine.backward(loss)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Apply ``optimizer`` (after averaging its gradients over processes; via the fp16 scaler)."""
+        if self.engine is None:
+            optimizer.step()
+        else:
+            self.engine.step(optimizer)
 
     def translate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """The output used for previews and validation."""

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ..checkpoint import Checkpoint, save_checkpoint
+from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..data.catalog import DatasetCatalog, resolve_dataset
 from ..data.formats import detect_format
@@ -30,6 +30,8 @@ from ..interfaces import Recipe
 from ..registry import Registry
 from ..terminal import warn_stderr
 from . import resume as rs
+from .distributed import ProcessGroup, weights_digest
+from .engine import StepEngine, resolve_precision
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
 from .report import TensorBoardLogger, write_html
@@ -92,7 +94,8 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
                            **({"cache": True} if data.cache else {}))
 
 
-def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step: int) -> dict[str, Any]:
+def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step: int,
+                       world_size: int = 1) -> dict[str, Any]:
     """Everything ``translate`` needs to rebuild and run the generator, and where it came from."""
     gen = recipe.generator
     return {
@@ -103,7 +106,7 @@ def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step:
         "stride": getattr(gen, "stride", 1),
         "direction": config.data.direction,
         "value_range": "[-1, 1]",
-        "norm_stats": recommended_norm_stats(config),
+        "norm_stats": recommended_norm_stats(config, world_size),
         "dataset": config.data.source,
         "config": config.to_dict(),
         "epoch": epoch,
@@ -111,10 +114,12 @@ def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step:
     }
 
 
-def recommended_norm_stats(config: TrainConfig) -> str:
+def recommended_norm_stats(config: TrainConfig, world_size: int = 1) -> str:
     """Batch norm trained at batch size 1 only ever normalised with per-image statistics, which is
-    what 'instance' reproduces at test time; the running averages are a looser fit (docs/translate.md)."""
-    return "instance" if config.data.batch_size == 1 else "running"
+    what 'instance' reproduces at test time; the running averages are a looser fit (docs/translate.md).
+    With --sync-bn the statistics span the processes, so the batch that counts is the combined one."""
+    batch = config.data.batch_size * (world_size if config.run.sync_bn else 1)
+    return "instance" if batch == 1 else "running"
 
 
 def prepare_run_dir(config: TrainConfig, overwrite: bool) -> Path:
@@ -156,18 +161,40 @@ def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCata
     raise DataError(f"none of the {len(fallback)} training items could be read (see the warnings above)")
 
 
-def _resume_run_dir(config: TrainConfig) -> tuple[Path, Checkpoint]:
-    """The run directory to continue (``config.run.out``) and its newest readable checkpoint."""
+def _resume_run_dir(config: TrainConfig) -> Path:
+    """The newest readable checkpoint of the run in ``config.run.out``, after tidying the run
+    directory for its continuation (rank 0 only: it writes)."""
     run_dir = Path(config.run.out)
     if not (run_dir / "config.toml").is_file():
         raise ConfigError(f"cannot resume {run_dir}: it holds no config.toml")
     ckpt = rs.latest_checkpoint(run_dir, warn_stderr)
     rs.remove_partial_writes(run_dir)
-    config.run.out = str(run_dir)
     with atomic_path(run_dir / "config.toml") as tmp:  # an extended run records its new length
         tmp.write_text(config.to_toml(), encoding="utf-8")
     (run_dir / "previews").mkdir(exist_ok=True)
-    return run_dir, ckpt
+    rs.trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[rs.STATE_KEY]["step"])
+    return Path(ckpt.metadata["path"])
+
+
+def _channels_last(config: TrainConfig, device: torch.device) -> bool:
+    """On by default on CUDA (tensor cores read NHWC); on this project's CPUs it measured no gain."""
+    return config.run.channels_last == "on" or (config.run.channels_last == "auto" and device.type == "cuda")
+
+
+def _prepare_networks(recipe: Recipe, config: TrainConfig, device: torch.device, group: ProcessGroup) -> None:
+    if config.run.sync_bn and group.distributed:
+        if device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm does not run on the CPU "
+                              "(leave it off; batch-norm statistics are then averaged after each step)")
+        for net in recipe.components.values():  # converts in place below the top module
+            torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    memory_format = torch.channels_last if _channels_last(config, device) else torch.preserve_format
+    for net in recipe.components.values():
+        net.to(device=device, memory_format=memory_format).train()
+    group.broadcast_parameters(recipe.networks().values())
+    if config.run.compile:
+        for net in recipe.networks().values():
+            net.compile()  # in place: state-dict keys stay those of the plain module
 
 
 def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, registry: Registry | None = None,
@@ -175,182 +202,272 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     """Train ``config`` to completion and write the run directory; returns where the model is.
 
     ``resume=True`` continues the run in ``config.run.out`` from its newest checkpoint (networks,
-    optimizers, schedulers, position, RNG states), exactly as if it had never stopped; see
-    :func:`imgtrans.training.resume.resume_config` for the config of an existing run.
+    optimizers, schedulers, loss scale, position, RNG states), exactly as if it had never stopped;
+    see :func:`imgtrans.training.resume.resume_config` for the config of an existing run.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard of every epoch with
+    gradients averaged across processes; only rank 0 writes (training/distributed.py).
     """
     if registry is None or catalog is None:
         from ..plugins import get_host
 
         host = get_host()
         registry, catalog = registry or host.registry, catalog or host.catalog
-    device = resolve_device(config.run.device)
+    group = ProcessGroup.from_environment()
+    device = group.device(resolve_device(config.run.device))
     if config.run.checkpoint_every_steps < 0 or config.run.keep_checkpoints < 1 or config.run.checkpoint_every < 1:
         raise ConfigError("run.checkpoint_every must be >= 1, run.checkpoint_every_steps >= 0 (0: off) and "
                           "run.keep_checkpoints >= 1")
-    ckpt: Checkpoint | None = None
-    if resume:  # before anything slow: a run that cannot be resumed says so at once
-        run_dir, ckpt = _resume_run_dir(config)
-    seed_everything(config.run.seed)
-    recipe = build_recipe(config, registry)
-    stride = getattr(recipe.generator, "stride", 1)
-    if config.data.crop_size % stride:
-        suggestion = max(stride, config.data.crop_size // stride * stride)
-        raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size step of "
-                          f"generator {config.components['generator'].name!r}; use --crop-size {suggestion} "
-                          "or a smaller generator (e.g. --generator unet_128)")
-    say = (lambda msg: console.print(msg)) if console is not None else None
-    dataset = SkipBadItems(build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
-                           strict=config.data.strict, warn=warn_stderr)
-    if not resume:
-        run_dir = prepare_run_dir(config, overwrite)
-    preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
-    val_data = _validation_data(config, registry, catalog) if config.run.validate_every else None
-    tensorboard = TensorBoardLogger.create(run_dir) if config.run.tensorboard else None
-
-    for net in recipe.components.values():
-        net.to(device).train()
-    optim = config.optim
-    optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
-    schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay) for name, o in optimizers.items()}
-    # The order of each epoch and each item's augmentation are functions of (seed, epoch[, index]),
-    # so a resumed run sees exactly the data the uninterrupted one would have (training/resume.py).
-    sampler = rs.EpochSampler(len(dataset), config.run.seed)
-    loader_generator = torch.Generator()
-    loader = DataLoader(rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=sampler,
-                        num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
-                        # workers live across epochs unless the dataset redraws per epoch in the main process
-                        persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
-                        generator=loader_generator, drop_last=False,
-                        collate_fn=collate_skipping)
-
-    total_epochs = optim.epochs + optim.epochs_decay
-    steps_per_epoch = len(loader)
-    total_steps = total_epochs * steps_per_epoch
-    if optim.max_steps is not None:
-        total_steps = min(total_steps, optim.max_steps)
-    if ckpt is not None:  # what the stopped run logged after its checkpoint is about to be redone
-        rs.trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[rs.STATE_KEY]["step"])
-    log = MetricsLog(run_dir / "metrics.jsonl")  # appends
-    history: list[dict[str, Any]] = []
-    step, epoch, start_batch, last_logged = 0, 0, 0, 0
-    sums: dict[str, torch.Tensor] = {}
-    window_images = 0
-    if ckpt is not None:
-        state = ckpt.metadata[rs.STATE_KEY]
-        for name, net in recipe.networks().items():
-            net.load_state_dict(ckpt.state_dict(name))
-        for name, opt in optimizers.items():
-            rs.load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
-            rs.load_scheduler_state(schedulers[name], state["schedulers"][name])
-        step, epoch, start_batch = state["step"], state["epoch"], state["batch"]
-        window = state["window"]
-        sums = {k: torch.tensor(v, dtype=torch.float32, device=device) for k, v in window["sums"].items()}
-        window_images, last_logged = window["images"], window["last_logged"]
-        dataset.skipped.update({int(k): v for k, v in state["skipped"].items()})
-        log.write({"resumed_from_step": step, "checkpoint": Path(ckpt.metadata["path"]).name})
-        rs.set_rng_state(ckpt.state.get("rng", {}), state["rng"])  # last: nothing may draw after it
-    window_start = time.perf_counter()
-    progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress, console=console,
-                                completed=min(step, total_steps))
-
-    def write_checkpoint(epochs_done: int, batch: int) -> None:
-        """A step checkpoint with everything needed to continue after ``step`` (also last.safetensors)."""
-        rng_tensors, rng_meta = rs.rng_state()
-        tensors: dict[str, dict[str, torch.Tensor]] = {"rng": rng_tensors}
-        optim_meta = {}
-        for name, opt in optimizers.items():
-            tensors[f"optim/{name}"], optim_meta[name] = rs.optimizer_state(opt)
-        state = {"version": rs.STATE_VERSION, "step": step, "epoch": epochs_done, "batch": batch,
-                 "optimizers": optim_meta,
-                 "schedulers": {name: rs.scheduler_state(s) for name, s in schedulers.items()},
-                 "rng": rng_meta,
-                 "window": {"sums": {k: float(v) for k, v in sums.items()}, "images": window_images,
-                            "last_logged": last_logged},
-                 "skipped": {str(k): v for k, v in dataset.skipped.items()}}
-        meta = generator_metadata(config, recipe, epoch=max(epoch, 1), step=step)
-        path = save_checkpoint(rs.step_path(run_dir, step), recipe.networks(), {**meta, rs.STATE_KEY: state},
-                               state=tensors)
-        rs.publish(path, config.run.keep_checkpoints)
-
-    def log_window() -> None:
-        nonlocal sums, window_images, window_start, last_logged
-        elapsed = time.perf_counter() - window_start
-        n = step - last_logged
-        record = {"step": step, "epoch": epoch,
-                  **{k: round(float(v) / n, 5) for k, v in sums.items()},
-                  "img_per_s": round(window_images / max(elapsed, 1e-9), 3),
-                  "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
-        check_finite(record)
-        log.write(record)
-        if tensorboard is not None:
-            tensorboard.log(record)
-        history.append(record)
-        progress.show(record)
-        sums, window_images, window_start, last_logged = {}, 0, time.perf_counter(), step
-
+    precision = resolve_precision(config.run.precision, device)
+    group.start(device)
     try:
-        with progress:
-            while step < total_steps and epoch < total_epochs:  # skipped items make epochs shorter
-                epoch += 1
-                progress.start_epoch(epoch)
-                if hasattr(dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
-                    dataset.dataset.set_epoch(epoch)
-                # a resumed epoch leaves out the batches consumed before the checkpoint
-                sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
-                loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
-                batch_index, start_batch = start_batch, 0
-                checkpoint_at_end = epoch % config.run.checkpoint_every == 0 or epoch == total_epochs
-                for batch in loader:
-                    batch_index += 1
-                    batch = dataset.receive(batch)  # records (and warns about) the items it left out
-                    if batch is None:
-                        continue
-                    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items() if torch.is_tensor(v)}
-                    losses = recipe.train_step(batch, optimizers)
-                    for k, v in losses.items():
-                        sums[k] = sums.get(k, 0) + v
-                    step += 1
-                    window_images += batch["A"].shape[0]
-                    if step % config.run.log_every == 0 or step == total_steps:
-                        log_window()
-                    progress.advance()
-                    if step >= total_steps:
-                        break
-                    every = config.run.checkpoint_every_steps
-                    if every and step % every == 0 and not (checkpoint_at_end and batch_index == steps_per_epoch):
-                        write_checkpoint(epoch - 1, batch_index)
-                if step == 0 and len(dataset.skipped) == len(dataset):
-                    raise DataError(f"none of the {len(dataset)} training items could be read "
-                                    "(see the warnings above)")
-                last = step >= total_steps or epoch >= total_epochs
-                if last and sums:  # skipped items ended the run short of total_steps: log the rest
-                    log_window()
-                for s in schedulers.values():
-                    s.step()
-                if epoch % config.run.preview_every == 0 or last:
-                    _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
-                if val_data is not None and (epoch % config.run.validate_every == 0 or last):
-                    # not part of `history`: log_window's averages count steps between training records
-                    scores = validate(recipe.generator, val_data, stride=stride,
-                                      norm_stats=recommended_norm_stats(config), device=device)
-                    record = {"step": step, "epoch": epoch, **scores}
-                    log.write(record)
-                    if tensorboard is not None:
-                        tensorboard.log(record)
-                write_html(run_dir)
-                if checkpoint_at_end or last:
-                    write_checkpoint(epoch, 0)
-        if dataset.skipped:
-            warn_stderr(f"skipped {len(dataset.skipped)} unreadable file(s)")
-            log.write({"skipped_files": len(dataset.skipped)})
+        return _Run(config, registry, catalog, console, group, device, precision).train(overwrite, resume)
     finally:
-        log.close()
-        if tensorboard is not None:
-            tensorboard.close()
-    model_path = save_checkpoint(run_dir / "model.safetensors", {"generator": recipe.generator},
-                                 generator_metadata(config, recipe, epoch=epoch, step=step))
-    write_html(run_dir)
-    return TrainResult(run_dir, model_path, step, history, skipped=len(dataset.skipped))
+        group.close()
+
+
+class _Run:
+    """One training run: what train() sets up, the loop, and what it writes."""
+
+    def __init__(self, config: TrainConfig, registry: Registry, catalog: DatasetCatalog, console: Any,
+                 group: ProcessGroup, device: torch.device, precision: str):
+        self.config, self.registry, self.catalog, self.console = config, registry, catalog, console
+        self.group, self.device, self.precision = group, device, precision
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed crop size: the autotuned kernels are reused
+
+    def train(self, overwrite: bool, resume: bool) -> TrainResult:
+        config, registry, catalog, group, device = self.config, self.registry, self.catalog, self.group, self.device
+        main = group.is_main
+        ckpt: Checkpoint | None = None
+        if resume:  # before anything slow: a run that cannot be resumed says so at once
+            path = group.from_main(lambda: _resume_run_dir(config))
+            ckpt = load_checkpoint(path)
+            ckpt.metadata["path"] = str(path)
+        seed_everything(config.run.seed)  # the same initial weights in every process
+        recipe = build_recipe(config, registry)
+        self.recipe = recipe
+        stride = getattr(recipe.generator, "stride", 1)
+        if config.data.crop_size % stride:
+            suggestion = max(stride, config.data.crop_size // stride * stride)
+            raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size step of "
+                              f"generator {config.components['generator'].name!r}; use --crop-size {suggestion} "
+                              "or a smaller generator (e.g. --generator unet_128)")
+        say = (lambda msg: self.console.print(msg)) if self.console is not None and main else None
+        dataset = SkipBadItems(build_dataset(config, registry, catalog, split=config.data.split, train=True,
+                                             progress=say), strict=config.data.strict, warn=warn_stderr)
+        self.dataset = dataset
+        if not resume:
+            config.run.out = str(group.from_main(lambda: prepare_run_dir(config, overwrite)))
+        run_dir = self.run_dir = Path(config.run.out)
+        preview = val_data = tensorboard = None
+        if main:
+            preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
+            val_data = _validation_data(config, registry, catalog) if config.run.validate_every else None
+            tensorboard = TensorBoardLogger.create(run_dir) if config.run.tensorboard else None
+
+        _prepare_networks(recipe, config, device, group)
+        memory_format = torch.channels_last if _channels_last(config, device) else torch.contiguous_format
+        engine = self.engine = StepEngine(self.precision, device, group)
+        engine.watch(list(recipe.networks().values()))
+        recipe.engine = engine
+        optim = config.optim
+        optimizers = self.optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
+        schedulers = self.schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay)
+                                        for name, o in optimizers.items()}
+        # The order of each epoch and each item's augmentation are functions of (seed, epoch[, index]),
+        # so a resumed run sees exactly the data the uninterrupted one would have (training/resume.py);
+        # each process of a distributed run takes its own shard of that order.
+        sampler = rs.EpochSampler(len(dataset), config.run.seed, group.rank, group.world_size)
+        loader_generator = torch.Generator()
+        loader = DataLoader(rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=sampler,
+                            num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+                            # workers live across epochs unless the dataset redraws per epoch in the main process
+                            persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
+                            generator=loader_generator, drop_last=False,
+                            collate_fn=collate_skipping)
+
+        total_epochs = optim.epochs + optim.epochs_decay
+        steps_per_epoch = len(loader)
+        total_steps = total_epochs * steps_per_epoch
+        if optim.max_steps is not None:
+            total_steps = min(total_steps, optim.max_steps)
+        log = MetricsLog(run_dir / "metrics.jsonl") if main else None  # appends
+        history: list[dict[str, Any]] = []
+        self.step, self.epoch, start_batch, self.last_logged = 0, 0, 0, 0
+        self.sums: dict[str, torch.Tensor] = {}
+        self.window_images = 0
+        if group.distributed:  # dropout masks differ between processes, like their data
+            seed_everything(rs.process_seed(config.run.seed, group.rank))
+        if ckpt is not None:
+            start_batch = self._restore(ckpt, log)
+        self.window_start = time.perf_counter()
+        progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress and main,
+                                    console=self.console, completed=min(self.step, total_steps))
+
+        def log_window() -> None:
+            elapsed = time.perf_counter() - self.window_start
+            n = self.step - self.last_logged
+            totals = group.sum({**self.sums, "_images": float(self.window_images)}, device)
+            images = totals.pop("_images")
+            record = {"step": self.step, "epoch": self.epoch,
+                      **{k: round(v / (n * group.world_size), 5) for k, v in totals.items()},
+                      "img_per_s": round(images / max(elapsed, 1e-9), 3),
+                      "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
+            check_finite(record)
+            if main:
+                log.write(record)
+                if tensorboard is not None:
+                    tensorboard.log(record)
+                history.append(record)
+                progress.show(record)
+            self.sums, self.window_images, self.window_start = {}, 0, time.perf_counter()
+            self.last_logged = self.step
+
+        try:
+            with progress:
+                while self.step < total_steps and self.epoch < total_epochs:  # skipped items make epochs shorter
+                    self.epoch += 1
+                    epoch = self.epoch
+                    progress.start_epoch(epoch)
+                    if hasattr(dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
+                        dataset.dataset.set_epoch(epoch)
+                    # a resumed epoch leaves out the batches consumed before the checkpoint
+                    sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
+                    loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
+                    batch_index, start_batch = start_batch, 0
+                    checkpoint_at_end = epoch % config.run.checkpoint_every == 0 or epoch == total_epochs
+                    for batch in loader:
+                        batch_index += 1
+                        batch = dataset.receive(batch)  # records (and warns about) the items it left out
+                        if not group.all_have(batch is not None, device):  # processes step together
+                            continue
+                        batch = {k: v.to(device, non_blocking=True, memory_format=memory_format)
+                                 for k, v in batch.items() if torch.is_tensor(v)}
+                        with engine.autocast():
+                            losses = recipe.train_step(batch, optimizers)
+                        engine.end_step()
+                        for k, v in losses.items():
+                            self.sums[k] = self.sums.get(k, 0) + v.float()
+                        self.step += 1
+                        self.window_images += batch["A"].shape[0]
+                        if self.step % config.run.log_every == 0 or self.step == total_steps:
+                            log_window()
+                        progress.advance()
+                        if self.step >= total_steps:
+                            break
+                        every = config.run.checkpoint_every_steps
+                        if every and self.step % every == 0 and not (checkpoint_at_end and batch_index == steps_per_epoch):
+                            self._write_checkpoint(epoch - 1, batch_index)
+                    if self.step == 0 and len(dataset.skipped) == len(dataset):
+                        raise DataError(f"none of the {len(dataset)} training items could be read "
+                                        "(see the warnings above)")
+                    last = self.step >= total_steps or epoch >= total_epochs
+                    if last and self.sums:  # skipped items ended the run short of total_steps: log the rest
+                        log_window()
+                    for s in schedulers.values():
+                        s.step()
+                    if main and (epoch % config.run.preview_every == 0 or last):
+                        _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
+                    if val_data is not None and (epoch % config.run.validate_every == 0 or last):
+                        # not part of `history`: log_window's averages count steps between training records
+                        scores = validate(recipe.generator, val_data, stride=stride,
+                                          norm_stats=recommended_norm_stats(config, group.world_size), device=device)
+                        record = {"step": self.step, "epoch": epoch, **scores}
+                        log.write(record)
+                        if tensorboard is not None:
+                            tensorboard.log(record)
+                    if main:
+                        write_html(run_dir)
+                    if checkpoint_at_end or last:
+                        self._write_checkpoint(epoch, 0)
+            if dataset.skipped:
+                warn_stderr(f"skipped {len(dataset.skipped)} unreadable file(s)")
+                if main:
+                    log.write({"skipped_files": len(dataset.skipped)})
+            if group.distributed:
+                digests = group.gather(weights_digest(recipe.networks().values()))
+                if main:
+                    log.write({"processes": group.world_size, "weights_digests": digests})
+                if len(set(digests)) > 1:
+                    warn_stderr(f"the processes ended with different weights ({digests}); please report this")
+        finally:
+            if log is not None:
+                log.close()
+            if tensorboard is not None:
+                tensorboard.close()
+        model_path = run_dir / "model.safetensors"
+        if main:
+            save_checkpoint(model_path, {"generator": recipe.generator},
+                            generator_metadata(config, recipe, epoch=self.epoch, step=self.step,
+                                               world_size=group.world_size))
+            write_html(run_dir)
+        group.barrier()  # every process returns once the model exists
+        return TrainResult(run_dir, model_path, self.step, history, skipped=len(dataset.skipped))
+
+    def _write_checkpoint(self, epochs_done: int, batch: int) -> None:
+        """A step checkpoint with everything needed to continue after this step (also last.safetensors).
+        Every process takes part (RNG states and skipped items are gathered); rank 0 writes."""
+        group = self.group
+        rng_tensors, rng_meta = rs.rng_state()
+        per_process = group.gather((rng_tensors, rng_meta, dict(self.dataset.skipped)))
+        window_sums = group.sum(self.sums, self.device)  # whole-run totals; each process restores a share
+        if not group.is_main:
+            return
+        tensors: dict[str, dict[str, torch.Tensor]] = {"rng": rng_tensors}
+        skipped: dict[int, str] = {}
+        for rank, (tensors_r, _, skipped_r) in enumerate(per_process):
+            skipped.update(skipped_r)
+            if rank:
+                tensors[f"rng_process{rank}"] = tensors_r
+        optim_meta = {}
+        for name, opt in self.optimizers.items():
+            tensors[f"optim/{name}"], optim_meta[name] = rs.optimizer_state(opt)
+        state = {"version": rs.STATE_VERSION, "step": self.step, "epoch": epochs_done, "batch": batch,
+                 "optimizers": optim_meta,
+                 "schedulers": {name: rs.scheduler_state(s) for name, s in self.schedulers.items()},
+                 "scaler": self.engine.state_dict(),
+                 "rng": rng_meta,
+                 "processes": group.world_size,
+                 "rng_processes": [meta for _, meta, _ in per_process[1:]],
+                 "window": {"sums": window_sums, "images": self.window_images * group.world_size,
+                            "last_logged": self.last_logged},
+                 "skipped": {str(k): v for k, v in skipped.items()}}
+        meta = generator_metadata(self.config, self.recipe, epoch=max(self.epoch, 1), step=self.step,
+                                  world_size=group.world_size)
+        path = save_checkpoint(rs.step_path(self.run_dir, self.step), self.recipe.networks(),
+                               {**meta, rs.STATE_KEY: state}, state=tensors)
+        rs.publish(path, self.config.run.keep_checkpoints)
+
+    def _restore(self, ckpt: Checkpoint, log: MetricsLog | None) -> int:
+        """Continue from ``ckpt``; returns the batches of the current epoch already consumed."""
+        group, device = self.group, self.device
+        state = ckpt.metadata[rs.STATE_KEY]
+        for name, net in self.recipe.networks().items():
+            net.load_state_dict(ckpt.state_dict(name))
+        for name, opt in self.optimizers.items():
+            rs.load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
+            rs.load_scheduler_state(self.schedulers[name], state["schedulers"][name])
+        self.engine.load_state_dict(state.get("scaler", {}))
+        self.step, self.epoch = state["step"], state["epoch"]
+        window = state["window"]
+        share = group.world_size
+        self.sums = {k: torch.tensor(v / share, dtype=torch.float32, device=device) for k, v in window["sums"].items()}
+        self.window_images, self.last_logged = window["images"] // share, window["last_logged"]
+        self.dataset.skipped.update({int(k): v for k, v in state["skipped"].items()})
+        if log is not None:
+            log.write({"resumed_from_step": self.step, "checkpoint": Path(ckpt.metadata["path"]).name})
+        saved_processes = state.get("processes", 1)
+        if saved_processes != group.world_size:
+            if group.is_main:
+                warn_stderr(f"the checkpoint was written by {saved_processes} process(es), this run has "
+                            f"{group.world_size}: the data shards and random streams start afresh from here")
+            return state["batch"] * saved_processes // group.world_size
+        if group.rank == 0:  # last: nothing may draw after it
+            rs.set_rng_state(ckpt.state.get("rng", {}), state["rng"])
+        else:
+            rs.set_rng_state(ckpt.state.get(f"rng_process{group.rank}", {}), state["rng_processes"][group.rank - 1])
+        return state["batch"]
 
 
 def _validation_data(config: TrainConfig, registry: Registry, catalog: DatasetCatalog) -> Dataset | None:

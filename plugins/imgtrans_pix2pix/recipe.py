@@ -8,6 +8,7 @@ from torch import nn
 
 from imgtrans.config import ComponentSpec
 from imgtrans.interfaces import Recipe, Slot
+from imgtrans.training.optim import fast_adam
 
 
 def _set_requires_grad(net: nn.Module, flag: bool) -> None:
@@ -39,10 +40,8 @@ class Pix2Pix(Recipe):
         return {"discriminator": {"in_channels": g.get("in_channels", 3) + g.get("out_channels", 3)}}
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        return {
-            "generator": torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas),
-            "discriminator": torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas),
-        }
+        return {"generator": fast_adam(self.generator.parameters(), lr, betas),
+                "discriminator": fast_adam(self.discriminator.parameters(), lr, betas)}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         real_a, real_b = batch["A"], batch["B"]
@@ -55,8 +54,8 @@ class Pix2Pix(Recipe):
         loss_d_fake = self.gan_loss(self.discriminator(torch.cat([real_a, fake_b.detach()], 1)), False)
         loss_d_real = self.gan_loss(self.discriminator(torch.cat([real_a, real_b], 1)), True)
         loss_d = 0.5 * (loss_d_fake + loss_d_real)
-        loss_d.backward()
-        opt_d.step()
+        self.backward(loss_d)
+        self.step(opt_d)
 
         # Generator: fool the (frozen) discriminator and stay close to the target.
         _set_requires_grad(self.discriminator, False)
@@ -64,8 +63,8 @@ class Pix2Pix(Recipe):
         opt_g.zero_grad(set_to_none=True)
         loss_g_gan = self.gan_loss(self.discriminator(torch.cat([real_a, fake_b], 1)), True)
         loss_g_l1 = self.pixel_loss(fake_b, real_b) * self.lambda_l1
-        (loss_g_gan + loss_g_l1).backward()
-        opt_g.step()
+        self.backward(loss_g_gan + loss_g_l1)
+        self.step(opt_g)
 
         return {"G_GAN": loss_g_gan.detach(), "G_L1": loss_g_l1.detach(),
                 "D_real": loss_d_real.detach(), "D_fake": loss_d_fake.detach()}

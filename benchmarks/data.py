@@ -3,7 +3,7 @@
     python benchmarks/data.py                       # basemap train split, reference augmentation
     python benchmarks/data.py --data ./pairs --workers 0 1 2
 
-Compare with the training step (benchmarks/train_step.py): the loader must deliver pairs faster
+Compare with the training step (benchmarks/train.py): the loader must deliver pairs faster
 than the networks consume them.
 """
 from __future__ import annotations

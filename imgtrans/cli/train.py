@@ -1,6 +1,8 @@
 """``imgtrans train RECIPE``: resolve the config (defaults -> TOML -> options) and train."""
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
@@ -23,6 +25,9 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
     "device": ("run", "device"),
     "validate_every": ("run", "validate_every"),
     "tensorboard": ("run", "tensorboard"),
+    "precision": ("run", "precision"),
+    "compile": ("run", "compile"),
+    "sync_bn": ("run", "sync_bn"),
     "generator": ("generator", "name"),
     "discriminator": ("discriminator", "name"),
     "gan_loss": ("gan_loss", "name"),
@@ -70,10 +75,20 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--validate-every", type=click.IntRange(0), metavar="N",
               help="Score L1/PSNR/SSIM on the val split every N epochs (records in metrics.jsonl) [0: off].")
 @click.option("--tensorboard", is_flag=True, default=None, help="Also log scalars for TensorBoard (if installed).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16-mixed", "fp16-mixed"]),
+              help="Arithmetic: bf16-mixed computes in bfloat16 with fp32 weights (2x faster on CPUs with "
+                   "AVX-512 BF16 and on recent GPUs); fp16-mixed adds loss scaling; auto picks bf16-mixed "
+                   "where the hardware has it, else fp32 [auto].")
+@click.option("--compile", is_flag=True, default=None, help="torch.compile the networks (slow start; measure first).")
+@click.option("--nproc", type=click.IntRange(1), metavar="N",
+              help="Train with N processes on this machine (one per GPU; via torchrun). For several machines "
+                   "run `torchrun ... -m imgtrans train` yourself (docs/training.md).")
+@click.option("--sync-bn", is_flag=True, default=None,
+              help="With several processes: batch-norm statistics over all of them (CUDA only).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory given with --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
-                  overwrite: bool, quiet: bool, **options: Any) -> None:
+                  nproc: int | None, overwrite: bool, quiet: bool, **options: Any) -> None:
     """Train RECIPE (e.g. pix2pix) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
@@ -87,6 +102,8 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
       imgtrans train pix2pix --data basemap --set generator.ngf=32 --epochs 5 --epochs-decay 5
       imgtrans train pix2pix --data ./my_pairs --config configs/cpu_demo.toml
       imgtrans train --resume runs/basemap --epochs-decay 150
+      imgtrans train pix2pix --data maps --nproc 4          # 4 GPUs, batch 1 each
+      torchrun --nproc-per-node 4 -m imgtrans train pix2pix --data maps
     """
     from rich.console import Console
 
@@ -99,6 +116,11 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     if resume_dir is not None:
         config = _resume_config(recipe, resume_dir, config_file, sets, overwrite, options, host.registry)
         config.run.progress = not quiet
+        if nproc is not None and nproc > 1:
+            extend = [a for k in ("epochs", "epochs_decay", "max_steps") if options.get(k) is not None
+                      for a in (f"--{k.replace('_', '-')}", str(options[k]))]
+            launch(nproc, ["--resume", resume_dir, *extend, *(["--quiet"] if quiet else [])])
+            return
         _report(console, train(config, resume=True, console=console))
         return
     if recipe is None:
@@ -114,7 +136,32 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     layers.append(command_line)
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
+    if nproc is not None and nproc > 1:  # resolved and validated here, so mistakes show once
+        with tempfile.TemporaryDirectory(prefix="imgtrans-") as tmp:
+            toml = Path(tmp) / "config.toml"
+            toml.write_text(config.to_toml(), encoding="utf-8")
+            launch(nproc, [recipe, "--config", str(toml), *(["--overwrite"] if overwrite else []),
+                           *(["--quiet"] if quiet else [])])
+        return
     _report(console, train(config, overwrite=overwrite, console=console))
+
+
+def launch(nproc: int, args: list[str]) -> None:
+    """Run ``imgtrans train ARGS`` in ``nproc`` processes on this machine through torchrun."""
+    import os
+    import subprocess
+    import sys
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise click.UsageError("--nproc starts its own processes; under torchrun leave it out")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "imgtrans", "train", *args]
+    env = dict(os.environ)
+    # CPU processes share the cores rather than each taking all of them (torchrun's own default is 1)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    status = subprocess.call(command, env=env)
+    if status:
+        raise click.ClickException(f"distributed training stopped (exit status {status}); see the messages above")
 
 
 def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None, sets: tuple[str, ...],
@@ -135,6 +182,10 @@ def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None,
 
 
 def _report(console: Any, result: Any) -> None:
+    import os
+
+    if os.environ.get("RANK", "0") != "0":  # one report per distributed run
+        return
     last = result.history[-1] if result.history else {}
     speed = f", {last['img_per_s']:.2f} img/s" if last else ""
     console.print(f"[green]done[/]: {result.steps} steps{speed}; model: {result.model_path}")

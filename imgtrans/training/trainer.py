@@ -32,6 +32,7 @@ from ..terminal import warn_stderr
 from . import resume as rs
 from .distributed import ProcessGroup, weights_digest
 from .engine import StepEngine, resolve_precision
+from .memory import keep_freed_memory
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
 from .report import TensorBoardLogger, write_html
@@ -219,6 +220,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
         raise ConfigError("run.checkpoint_every must be >= 1, run.checkpoint_every_steps >= 0 (0: off) and "
                           "run.keep_checkpoints >= 1")
     precision = resolve_precision(config.run.precision, device)
+    keep_freed_memory()
     group.start(device)
     try:
         return _Run(config, registry, catalog, console, group, device, precision).train(overwrite, resume)

@@ -1,0 +1,159 @@
+"""Training speed and quality parity of pix2pix at the paper's sizes (unet_256 + patchgan_70, 256x256).
+
+Speed: the median time of a full optimisation step (G forward, D update, G update), after
+warm-up, through the trainer's own step engine, for
+
+* ``reference-like``: fp32, PyTorch's default (for-loop) Adam and oneDNN for every convolution,
+  i.e. what the reference implementation runs;
+* ``fp32``: imgtrans in fp32 (fused Adam, im2col convolutions on the small U-Net maps);
+* ``bf16-mixed``: the same in bfloat16 autocast (``--precision auto`` where the CPU or GPU has
+  native bf16), optionally also with channels-last.
+
+Quality: trains the same number of steps on the offline ``basemap`` dataset (batch 1, seed 0,
+every paper default) in fp32 and in the fast default, then prints both models' L1 / PSNR / SSIM
+on the 36 test tiles and the relative L1 difference (the target is within 5%).
+
+    python benchmarks/train.py                         # speed at batch 1 and 4, then quality (~15 min on 2 cores)
+    python benchmarks/train.py --skip-quality
+    python benchmarks/train.py --quality-steps 200 --skip-speed
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import imgtrans
+from imgtrans.config import resolve
+from imgtrans.training.engine import StepEngine, resolve_precision
+from imgtrans.training.memory import keep_freed_memory
+from imgtrans.training.trainer import build_recipe
+
+PAPER = {"generator": {"name": "unet_256"}, "discriminator": {"name": "patchgan_70"}}
+MODES = {  # name -> (precision, fast Adam + im2col, channels-last)
+    "reference-like": ("fp32", False, False),
+    "fp32": ("fp32", True, False),
+    "bf16-mixed": ("bf16-mixed", True, False),
+    "bf16-mixed+channels-last": ("bf16-mixed", True, True),
+}
+
+
+def step_time(mode: str, batch_size: int, steps: int, warmup: int, device: torch.device) -> float:
+    """Median seconds per training step."""
+    import imgtrans_pix2pix.im2col as im2col
+
+    precision, fast, channels_last = MODES[mode]
+    registry = imgtrans.get_registry()
+    cfg = resolve("pix2pix", registry, [PAPER])
+    torch.manual_seed(0)
+    saved_area = im2col.MAX_GEMM_AREA
+    im2col.MAX_GEMM_AREA = saved_area if fast else 0
+    try:
+        recipe = build_recipe(cfg, registry)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        for net in recipe.networks().values():
+            net.to(device=device, memory_format=fmt).train()
+        recipe.engine = engine = StepEngine(precision, device)
+        if fast:
+            optimizers = recipe.configure_optimizers(cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2))
+        else:
+            optimizers = {name: torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.beta1, cfg.optim.beta2),
+                                                 foreach=False)
+                          for name, net in recipe.networks().items()}
+        batch = {k: (torch.rand(batch_size, 3, 256, 256, device=device) * 2 - 1).contiguous(memory_format=fmt)
+                 for k in ("A", "B")}
+        times = []
+        for i in range(warmup + steps):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            with engine.autocast():
+                recipe.train_step(batch, optimizers)
+            engine.end_step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    finally:
+        im2col.MAX_GEMM_AREA = saved_area
+    return statistics.median(times)
+
+
+def speed(args: argparse.Namespace, device: torch.device) -> None:
+    """Each measurement in a fresh process: allocator and oneDNN caches carry over otherwise."""
+    import subprocess
+    import sys
+
+    print(f"training speed, pix2pix paper sizes, {device} ({torch.get_num_threads()} threads), "
+          f"median of {args.steps} steps after {args.warmup}:")
+    print(f"{'mode':28s} {'batch':>5s} {'ms/step':>9s} {'img/s':>7s} {'vs reference-like':>18s}")
+    for batch_size in args.batch_sizes:
+        base = None
+        for mode in args.modes:
+            out = subprocess.run([sys.executable, __file__, "--one", mode, str(batch_size), "--steps", str(args.steps),
+                                  "--warmup", str(args.warmup), "--device", str(device)],
+                                 check=True, capture_output=True, text=True).stdout
+            t = float(out.split()[-1])
+            base = base or (t if mode == "reference-like" else None)
+            ratio = f"{base / t:.2f}x" if base else "-"
+            print(f"{mode:28s} {batch_size:5d} {t * 1000:9.0f} {batch_size / t:7.2f} {ratio:>18s}", flush=True)
+
+
+def quality(args: argparse.Namespace, device: torch.device) -> None:
+    registry = imgtrans.get_registry()
+    fast = resolve_precision("auto", device)
+    print(f"\nquality parity: {args.quality_steps} steps on basemap at batch 1 (paper defaults, seed 0); "
+          f"fast default here = {fast}")
+    scores = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for precision in dict.fromkeys(["fp32", fast]):
+            cfg = resolve("pix2pix", registry, [PAPER, {
+                "data": {"source": "basemap"},
+                "optim": {"max_steps": args.quality_steps},
+                "run": {"out": str(Path(tmp) / precision), "precision": precision, "progress": False,
+                        "log_every": args.quality_steps, "device": str(device)}}])
+            start = time.perf_counter()
+            result = imgtrans.train(cfg)
+            elapsed = time.perf_counter() - start
+            model = imgtrans.load_model(str(result.model_path), device=str(device))
+            (score,) = imgtrans.evaluate({precision: model}, "basemap", "test")
+            scores[precision] = score
+            print(f"{precision:12s} L1 {score.l1:.4f}  PSNR {score.psnr:.2f} dB  SSIM {score.ssim:.3f}  "
+                  f"(trained in {elapsed:.0f} s, {args.quality_steps / elapsed:.2f} img/s incl. start-up)", flush=True)
+    if fast != "fp32":
+        diff = scores[fast].l1 / scores["fp32"].l1 - 1
+        verdict = "within" if abs(diff) <= 0.05 else "OUTSIDE"
+        print(f"{fast} vs fp32 test L1: {diff:+.1%} ({verdict} the 5% parity target)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=["reference-like", "fp32", "bf16-mixed"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--quality-steps", type=int, default=600)
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--one", nargs=2, metavar=("MODE", "BATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.one:
+        mode, batch_size = args.one
+        if mode != "reference-like":
+            keep_freed_memory()  # as the trainer does
+        print(step_time(mode, int(batch_size), args.steps, args.warmup, device))
+        return
+    if not args.skip_speed:
+        speed(args, device)
+    if not args.skip_quality:
+        quality(args, device)
+
+
+if __name__ == "__main__":
+    main()

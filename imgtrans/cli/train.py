@@ -109,7 +109,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
 
     from .. import config as cfg
     from ..plugins import get_host
-    from ..training.trainer import train
+    from ..training.trainer import check_processes, train
 
     host = get_host()
     console = Console(stderr=True)
@@ -137,6 +137,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
     if nproc is not None and nproc > 1:  # resolved and validated here, so mistakes show once
+        check_processes(config, nproc)
         with tempfile.TemporaryDirectory(prefix="imgtrans-") as tmp:
             toml = Path(tmp) / "config.toml"
             toml.write_text(config.to_toml(), encoding="utf-8")
@@ -147,21 +148,23 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
 
 
 def launch(nproc: int, args: list[str]) -> None:
-    """Run ``imgtrans train ARGS`` in ``nproc`` processes on this machine through torchrun."""
+    """Run ``imgtrans train ARGS`` in ``nproc`` processes on this machine through torchrun's API
+    (its command-line wrapper would add a launcher traceback to every worker's error)."""
     import os
-    import subprocess
-    import sys
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise click.UsageError("--nproc starts its own processes; under torchrun leave it out")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "imgtrans", "train", *args]
-    env = dict(os.environ)
     # CPU processes share the cores rather than each taking all of them (torchrun's own default is 1)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    status = subprocess.call(command, env=env)
-    if status:
-        raise click.ClickException(f"distributed training stopped (exit status {status}); see the messages above")
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    try:
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "imgtrans", "train", *args]))
+    except ChildFailedError as exc:
+        codes = sorted({f.exitcode for f in exc.failures.values()})
+        raise click.ClickException(f"distributed training stopped (exit status {', '.join(map(str, codes))}); "
+                                   "see the messages above") from None
 
 
 def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None, sets: tuple[str, ...],

@@ -166,7 +166,7 @@ def weights_digest(networks: Iterable[torch.nn.Module]) -> str:
     for net in networks:
         for name, tensor in net.state_dict().items():
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 

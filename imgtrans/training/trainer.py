@@ -5,6 +5,7 @@ the learning-rate schedule, logging, previews and checkpoints.
 """
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
@@ -182,11 +183,21 @@ def _channels_last(config: TrainConfig, device: torch.device) -> bool:
     return config.run.channels_last == "on" or (config.run.channels_last == "auto" and device.type == "cuda")
 
 
+def check_processes(config: TrainConfig, world_size: int) -> None:
+    """Settings that cannot work with ``world_size`` processes; checked before any process starts."""
+    if world_size < 2:
+        return
+    device = resolve_device(config.run.device)
+    if config.run.sync_bn and device.type != "cuda":
+        raise ConfigError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm does not run on the CPU "
+                          "(leave it off; batch-norm statistics are then averaged after each step)")
+    if device.type == "cuda" and torch.cuda.device_count() < world_size:
+        raise ConfigError(f"{world_size} processes need {world_size} GPUs, {torch.cuda.device_count()} are visible "
+                          "(one process per GPU; or train on the CPU with --device cpu)")
+
+
 def _prepare_networks(recipe: Recipe, config: TrainConfig, device: torch.device, group: ProcessGroup) -> None:
     if config.run.sync_bn and group.distributed:
-        if device.type != "cuda":
-            raise ConfigError("--sync-bn needs CUDA devices: PyTorch's SyncBatchNorm does not run on the CPU "
-                              "(leave it off; batch-norm statistics are then averaged after each step)")
         for net in recipe.components.values():  # converts in place below the top module
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     memory_format = torch.channels_last if _channels_last(config, device) else torch.preserve_format
@@ -220,6 +231,8 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
         raise ConfigError("run.checkpoint_every must be >= 1, run.checkpoint_every_steps >= 0 (0: off) and "
                           "run.keep_checkpoints >= 1")
     precision = resolve_precision(config.run.precision, device)
+    if group.distributed:  # every process refuses alike (processes per machine: GPUs needed here)
+        check_processes(config, int(os.environ.get("LOCAL_WORLD_SIZE", group.world_size)))
     keep_freed_memory()
     group.start(device)
     try:
@@ -365,10 +378,14 @@ class _Run:
                         raise DataError(f"none of the {len(dataset)} training items could be read "
                                         "(see the warnings above)")
                     last = self.step >= total_steps or epoch >= total_epochs
+                    # --max-steps may stop part-way through an epoch: then the epoch is not over
+                    # (no schedule step) and its checkpoint records the position inside it
+                    cut_short = batch_index < steps_per_epoch
                     if last and self.sums:  # skipped items ended the run short of total_steps: log the rest
                         log_window()
-                    for s in schedulers.values():
-                        s.step()
+                    if not cut_short:
+                        for s in schedulers.values():
+                            s.step()
                     if main and (epoch % config.run.preview_every == 0 or last):
                         _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
                     if val_data is not None and (epoch % config.run.validate_every == 0 or last):
@@ -381,7 +398,9 @@ class _Run:
                             tensorboard.log(record)
                     if main:
                         write_html(run_dir)
-                    if checkpoint_at_end or last:
+                    if cut_short:
+                        self._write_checkpoint(epoch - 1, batch_index)
+                    elif checkpoint_at_end or last:
                         self._write_checkpoint(epoch, 0)
             if dataset.skipped:
                 warn_stderr(f"skipped {len(dataset.skipped)} unreadable file(s)")

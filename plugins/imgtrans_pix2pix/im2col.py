@@ -44,7 +44,7 @@ class Conv2d(nn.Conv2d):
         cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))  # n, c*kh*kw, out_h*out_w
         weight = self.weight.reshape(self.out_channels, -1)
         out = (weight @ cols).reshape(n, self.out_channels, out_h, out_w)
-        return out if self.bias is None else out + self.bias.reshape(1, -1, 1, 1)
+        return out if self.bias is None else out + self.bias.to(out.dtype).reshape(1, -1, 1, 1)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
@@ -64,4 +64,4 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         # the cast of its gradient back are plain streaming copies, not transposing ones
         cols = (x.reshape(n, c, h * w).transpose(1, 2) @ self.weight.reshape(c, -1)).transpose(1, 2)
         out = F.fold(cols, (out_h, out_w), (kh, kw), padding=(ph, pw), stride=(sh, sw))
-        return out if self.bias is None else out + self.bias.reshape(1, -1, 1, 1)
+        return out if self.bias is None else out + self.bias.to(out.dtype).reshape(1, -1, 1, 1)

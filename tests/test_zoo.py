@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from PIL import Image
 import imgtrans
 from imgtrans.checkpoint import read_metadata, save_checkpoint
 from imgtrans.cli import cli
-from imgtrans.download import ChecksumMismatch, OfflineError
+from imgtrans.download import ChecksumMismatch
 from imgtrans.errors import ConfigError, UnknownNameError
 from imgtrans.zoo import store
 from imgtrans.zoo.manifest import ZooEntry, bundled_manifest, load_zoo, make_entry, parse_manifest

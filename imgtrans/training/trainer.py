@@ -242,189 +242,218 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
 
 
 class _Run:
-    """One training run: what train() sets up, the loop, and what it writes."""
+    """One training run: set-up, the loop over epochs and steps, and what it writes.
+
+    Every process of a distributed run executes all of it; only rank 0 (``self.main``) writes,
+    and every collective call is made by all processes in the same order.
+    """
 
     def __init__(self, config: TrainConfig, registry: Registry, catalog: DatasetCatalog, console: Any,
                  group: ProcessGroup, device: torch.device, precision: str):
         self.config, self.registry, self.catalog, self.console = config, registry, catalog, console
         self.group, self.device, self.precision = group, device, precision
+        self.main = group.is_main
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: the autotuned kernels are reused
 
     def train(self, overwrite: bool, resume: bool) -> TrainResult:
+        start_batch = self._setup(overwrite, resume)
+        try:
+            with self.progress:
+                while self.step < self.total_steps and self.epoch < self.total_epochs:
+                    self.epoch += 1  # (skipped items make epochs shorter, hence both conditions)
+                    batch_index = self._train_epoch(start_batch)
+                    start_batch = 0
+                    self._end_epoch(batch_index)
+            self._finish()
+        finally:
+            if self.log is not None:
+                self.log.close()
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+        model_path = self.run_dir / "model.safetensors"
+        if self.main:
+            save_checkpoint(model_path, {"generator": self.recipe.generator},
+                            generator_metadata(self.config, self.recipe, epoch=self.epoch, step=self.step,
+                                               world_size=self.group.world_size))
+            write_html(self.run_dir)
+        self.group.barrier()  # every process returns once the model exists
+        return TrainResult(self.run_dir, model_path, self.step, self.history, skipped=len(self.dataset.skipped))
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def _setup(self, overwrite: bool, resume: bool) -> int:
+        """Build everything; returns the batches of the first epoch already consumed (resume)."""
         config, registry, catalog, group, device = self.config, self.registry, self.catalog, self.group, self.device
-        main = group.is_main
         ckpt: Checkpoint | None = None
         if resume:  # before anything slow: a run that cannot be resumed says so at once
             path = group.from_main(lambda: _resume_run_dir(config))
             ckpt = load_checkpoint(path)
             ckpt.metadata["path"] = str(path)
         seed_everything(config.run.seed)  # the same initial weights in every process
-        recipe = build_recipe(config, registry)
-        self.recipe = recipe
-        stride = getattr(recipe.generator, "stride", 1)
-        if config.data.crop_size % stride:
-            suggestion = max(stride, config.data.crop_size // stride * stride)
-            raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size step of "
-                              f"generator {config.components['generator'].name!r}; use --crop-size {suggestion} "
-                              "or a smaller generator (e.g. --generator unet_128)")
-        say = (lambda msg: self.console.print(msg)) if self.console is not None and main else None
-        dataset = SkipBadItems(build_dataset(config, registry, catalog, split=config.data.split, train=True,
-                                             progress=say), strict=config.data.strict, warn=warn_stderr)
-        self.dataset = dataset
+        recipe = self.recipe = build_recipe(config, registry)
+        self.stride = getattr(recipe.generator, "stride", 1)
+        if config.data.crop_size % self.stride:
+            suggestion = max(self.stride, config.data.crop_size // self.stride * self.stride)
+            raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {self.stride}, the input size "
+                              f"step of generator {config.components['generator'].name!r}; use --crop-size "
+                              f"{suggestion} or a smaller generator (e.g. --generator unet_128)")
+        say = (lambda msg: self.console.print(msg)) if self.console is not None and self.main else None
+        dataset = self.dataset = SkipBadItems(
+            build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
+            strict=config.data.strict, warn=warn_stderr)
         if not resume:
             config.run.out = str(group.from_main(lambda: prepare_run_dir(config, overwrite)))
-        run_dir = self.run_dir = Path(config.run.out)
-        preview = val_data = tensorboard = None
-        if main:
-            preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
-            val_data = _validation_data(config, registry, catalog) if config.run.validate_every else None
-            tensorboard = TensorBoardLogger.create(run_dir) if config.run.tensorboard else None
+        self.run_dir = Path(config.run.out)
+        self.preview = self.val_data = self.tensorboard = self.log = None
+        if self.main:
+            self.preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
+            self.val_data = _validation_data(config, registry, catalog) if config.run.validate_every else None
+            self.tensorboard = TensorBoardLogger.create(self.run_dir) if config.run.tensorboard else None
+            self.log = MetricsLog(self.run_dir / "metrics.jsonl")  # appends
 
         _prepare_networks(recipe, config, device, group)
-        memory_format = torch.channels_last if _channels_last(config, device) else torch.contiguous_format
-        engine = self.engine = StepEngine(self.precision, device, group)
-        engine.watch(list(recipe.networks().values()))
-        recipe.engine = engine
+        self.memory_format = torch.channels_last if _channels_last(config, device) else torch.contiguous_format
+        self.engine = StepEngine(self.precision, device, group)
+        self.engine.watch(list(recipe.networks().values()))
+        recipe.engine = self.engine
         optim = config.optim
-        optimizers = self.optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
-        schedulers = self.schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay)
-                                        for name, o in optimizers.items()}
+        self.optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
+        self.schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay)
+                           for name, o in self.optimizers.items()}
         # The order of each epoch and each item's augmentation are functions of (seed, epoch[, index]),
         # so a resumed run sees exactly the data the uninterrupted one would have (training/resume.py);
         # each process of a distributed run takes its own shard of that order.
-        sampler = rs.EpochSampler(len(dataset), config.run.seed, group.rank, group.world_size)
-        loader_generator = torch.Generator()
-        loader = DataLoader(rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=sampler,
-                            num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
-                            # workers live across epochs unless the dataset redraws per epoch in the main process
-                            persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
-                            generator=loader_generator, drop_last=False,
-                            collate_fn=collate_skipping)
+        self.sampler = rs.EpochSampler(len(dataset), config.run.seed, group.rank, group.world_size)
+        self.loader_generator = torch.Generator()
+        self.loader = DataLoader(
+            rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=self.sampler,
+            num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
+            # workers live across epochs unless the dataset redraws per epoch in the main process
+            persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
+            generator=self.loader_generator, drop_last=False, collate_fn=collate_skipping)
 
-        total_epochs = optim.epochs + optim.epochs_decay
-        steps_per_epoch = len(loader)
-        total_steps = total_epochs * steps_per_epoch
+        self.total_epochs = optim.epochs + optim.epochs_decay
+        self.steps_per_epoch = len(self.loader)
+        self.total_steps = self.total_epochs * self.steps_per_epoch
         if optim.max_steps is not None:
-            total_steps = min(total_steps, optim.max_steps)
-        log = MetricsLog(run_dir / "metrics.jsonl") if main else None  # appends
-        history: list[dict[str, Any]] = []
-        self.step, self.epoch, start_batch, self.last_logged = 0, 0, 0, 0
+            self.total_steps = min(self.total_steps, optim.max_steps)
+        self.history: list[dict[str, Any]] = []
+        self.step, self.epoch, self.last_logged, self.window_images = 0, 0, 0, 0
         self.sums: dict[str, torch.Tensor] = {}
-        self.window_images = 0
         if group.distributed:  # dropout masks differ between processes, like their data
             seed_everything(rs.process_seed(config.run.seed, group.rank))
-        if ckpt is not None:
-            start_batch = self._restore(ckpt, log)
+        start_batch = self._restore(ckpt) if ckpt is not None else 0
         self.window_start = time.perf_counter()
-        progress = TrainingProgress(total_steps, total_epochs, enabled=config.run.progress and main,
-                                    console=self.console, completed=min(self.step, total_steps))
+        self.progress = TrainingProgress(self.total_steps, self.total_epochs, enabled=config.run.progress and self.main,
+                                         console=self.console, completed=min(self.step, self.total_steps))
+        return start_batch
 
-        def log_window() -> None:
-            elapsed = time.perf_counter() - self.window_start
-            n = self.step - self.last_logged
-            totals = group.sum({**self.sums, "_images": float(self.window_images)}, device)
-            images = totals.pop("_images")
-            record = {"step": self.step, "epoch": self.epoch,
-                      **{k: round(v / (n * group.world_size), 5) for k, v in totals.items()},
-                      "img_per_s": round(images / max(elapsed, 1e-9), 3),
-                      "lr": optimizers[next(iter(optimizers))].param_groups[0]["lr"]}
-            check_finite(record)
-            if main:
-                log.write(record)
-                if tensorboard is not None:
-                    tensorboard.log(record)
-                history.append(record)
-                progress.show(record)
-            self.sums, self.window_images, self.window_start = {}, 0, time.perf_counter()
-            self.last_logged = self.step
+    # -- the loop ---------------------------------------------------------------------------------
 
-        try:
-            with progress:
-                while self.step < total_steps and self.epoch < total_epochs:  # skipped items make epochs shorter
-                    self.epoch += 1
-                    epoch = self.epoch
-                    progress.start_epoch(epoch)
-                    if hasattr(dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
-                        dataset.dataset.set_epoch(epoch)
-                    # a resumed epoch leaves out the batches consumed before the checkpoint
-                    sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
-                    loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
-                    batch_index, start_batch = start_batch, 0
-                    checkpoint_at_end = epoch % config.run.checkpoint_every == 0 or epoch == total_epochs
-                    for batch in loader:
-                        batch_index += 1
-                        batch = dataset.receive(batch)  # records (and warns about) the items it left out
-                        if not group.all_have(batch is not None, device):  # processes step together
-                            continue
-                        batch = {k: v.to(device, non_blocking=True, memory_format=memory_format)
-                                 for k, v in batch.items() if torch.is_tensor(v)}
-                        with engine.autocast():
-                            losses = recipe.train_step(batch, optimizers)
-                        engine.end_step()
-                        for k, v in losses.items():
-                            self.sums[k] = self.sums.get(k, 0) + v.float()
-                        self.step += 1
-                        self.window_images += batch["A"].shape[0]
-                        if self.step % config.run.log_every == 0 or self.step == total_steps:
-                            log_window()
-                        progress.advance()
-                        if self.step >= total_steps:
-                            break
-                        every = config.run.checkpoint_every_steps
-                        if every and self.step % every == 0 and not (checkpoint_at_end and batch_index == steps_per_epoch):
-                            self._write_checkpoint(epoch - 1, batch_index)
-                    if self.step == 0 and len(dataset.skipped) == len(dataset):
-                        raise DataError(f"none of the {len(dataset)} training items could be read "
-                                        "(see the warnings above)")
-                    last = self.step >= total_steps or epoch >= total_epochs
-                    # --max-steps may stop part-way through an epoch: then the epoch is not over
-                    # (no schedule step) and its checkpoint records the position inside it
-                    cut_short = batch_index < steps_per_epoch
-                    if last and self.sums:  # skipped items ended the run short of total_steps: log the rest
-                        log_window()
-                    if not cut_short:
-                        for s in schedulers.values():
-                            s.step()
-                    if main and (epoch % config.run.preview_every == 0 or last):
-                        _write_preview(recipe, preview, run_dir / "previews" / f"epoch_{epoch:04d}.png")
-                    if val_data is not None and (epoch % config.run.validate_every == 0 or last):
-                        # not part of `history`: log_window's averages count steps between training records
-                        scores = validate(recipe.generator, val_data, stride=stride,
-                                          norm_stats=recommended_norm_stats(config, group.world_size), device=device)
-                        record = {"step": self.step, "epoch": epoch, **scores}
-                        log.write(record)
-                        if tensorboard is not None:
-                            tensorboard.log(record)
-                    if main:
-                        write_html(run_dir)
-                    if cut_short:
-                        self._write_checkpoint(epoch - 1, batch_index)
-                    elif checkpoint_at_end or last:
-                        self._write_checkpoint(epoch, 0)
-            if dataset.skipped:
-                warn_stderr(f"skipped {len(dataset.skipped)} unreadable file(s)")
-                if main:
-                    log.write({"skipped_files": len(dataset.skipped)})
-            if group.distributed:
-                digests = group.gather(weights_digest(recipe.networks().values()))
-                if main:
-                    log.write({"processes": group.world_size, "weights_digests": digests})
-                if len(set(digests)) > 1:
-                    warn_stderr(f"the processes ended with different weights ({digests}); please report this")
-        finally:
-            if log is not None:
-                log.close()
-            if tensorboard is not None:
-                tensorboard.close()
-        model_path = run_dir / "model.safetensors"
-        if main:
-            save_checkpoint(model_path, {"generator": recipe.generator},
-                            generator_metadata(config, recipe, epoch=self.epoch, step=self.step,
-                                               world_size=group.world_size))
-            write_html(run_dir)
-        group.barrier()  # every process returns once the model exists
-        return TrainResult(run_dir, model_path, self.step, history, skipped=len(dataset.skipped))
+    def _train_epoch(self, start_batch: int) -> int:
+        """Train epoch ``self.epoch`` from its batch ``start_batch``; returns the batches consumed."""
+        config, group, device, epoch = self.config, self.group, self.device, self.epoch
+        self.progress.start_epoch(epoch)
+        if hasattr(self.dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
+            self.dataset.dataset.set_epoch(epoch)
+        # a resumed epoch leaves out the batches consumed before the checkpoint
+        self.sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
+        self.loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
+        batch_index = start_batch
+        every = config.run.checkpoint_every_steps
+        for batch in self.loader:
+            batch_index += 1
+            batch = self.dataset.receive(batch)  # records (and warns about) the items it left out
+            if not group.all_have(batch is not None, device):  # processes step together
+                continue
+            batch = {k: v.to(device, non_blocking=True, memory_format=self.memory_format)
+                     for k, v in batch.items() if torch.is_tensor(v)}
+            with self.engine.autocast():
+                losses = self.recipe.train_step(batch, self.optimizers)
+            self.engine.end_step()
+            for k, v in losses.items():  # summed on the device: no synchronisation per step
+                self.sums[k] = self.sums.get(k, 0) + v.float()
+            self.step += 1
+            self.window_images += batch["A"].shape[0]
+            if self.step % config.run.log_every == 0 or self.step == self.total_steps:
+                self._log_window()
+            self.progress.advance()
+            if self.step >= self.total_steps:
+                break
+            if every and self.step % every == 0 and not (self._checkpoint_at_end()
+                                                         and batch_index == self.steps_per_epoch):
+                self._write_checkpoint(epoch - 1, batch_index)
+        if self.step == 0 and len(self.dataset.skipped) == len(self.dataset):
+            raise DataError(f"none of the {len(self.dataset)} training items could be read (see the warnings above)")
+        return batch_index
+
+    def _checkpoint_at_end(self) -> bool:
+        return self.epoch % self.config.run.checkpoint_every == 0 or self.epoch == self.total_epochs
+
+    def _end_epoch(self, batch_index: int) -> None:
+        config, epoch = self.config, self.epoch
+        last = self.step >= self.total_steps or epoch >= self.total_epochs
+        # --max-steps may stop part-way through an epoch: then the epoch is not over (no schedule
+        # step) and its checkpoint records the position inside it
+        cut_short = batch_index < self.steps_per_epoch
+        if last and self.sums:  # skipped items ended the run short of total_steps: log the rest
+            self._log_window()
+        if not cut_short:
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+        if self.main and (epoch % config.run.preview_every == 0 or last):
+            _write_preview(self.recipe, self.preview, self.run_dir / "previews" / f"epoch_{epoch:04d}.png")
+        if self.val_data is not None and (epoch % config.run.validate_every == 0 or last):
+            # not part of `history`: _log_window's averages count steps between training records
+            scores = validate(self.recipe.generator, self.val_data, stride=self.stride,
+                              norm_stats=recommended_norm_stats(config, self.group.world_size), device=self.device)
+            self._write_record({"step": self.step, "epoch": epoch, **scores})
+        if self.main:
+            write_html(self.run_dir)
+        if cut_short:
+            self._write_checkpoint(epoch - 1, batch_index)
+        elif self._checkpoint_at_end() or last:
+            self._write_checkpoint(epoch, 0)
+
+    def _finish(self) -> None:
+        skipped = len(self.dataset.skipped)
+        if skipped:
+            warn_stderr(f"skipped {skipped} unreadable file(s)")
+            if self.main:
+                self.log.write({"skipped_files": skipped})
+        if self.group.distributed:
+            digests = self.group.gather(weights_digest(self.recipe.networks().values()))
+            if self.main:
+                self.log.write({"processes": self.group.world_size, "weights_digests": digests})
+            if len(set(digests)) > 1:
+                warn_stderr(f"the processes ended with different weights ({digests}); please report this")
+
+    # -- logging ----------------------------------------------------------------------------------
+
+    def _log_window(self) -> None:
+        """One training record: losses averaged over the steps (and processes) since the last one."""
+        group = self.group
+        elapsed = time.perf_counter() - self.window_start
+        n = self.step - self.last_logged
+        totals = group.sum({**self.sums, "_images": float(self.window_images)}, self.device)
+        images = totals.pop("_images")
+        record = {"step": self.step, "epoch": self.epoch,
+                  **{k: round(v / (n * group.world_size), 5) for k, v in totals.items()},
+                  "img_per_s": round(images / max(elapsed, 1e-9), 3),
+                  "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"]}
+        check_finite(record)  # every process sees the same sums, so all stop together
+        if self.main:
+            self._write_record(record)
+            self.history.append(record)
+            self.progress.show(record)
+        self.sums, self.window_images, self.window_start = {}, 0, time.perf_counter()
+        self.last_logged = self.step
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        self.log.write(record)
+        if self.tensorboard is not None:
+            self.tensorboard.log(record)
 
     def _write_checkpoint(self, epochs_done: int, batch: int) -> None:
         """A step checkpoint with everything needed to continue after this step (also last.safetensors).
@@ -460,7 +489,7 @@ class _Run:
                                {**meta, rs.STATE_KEY: state}, state=tensors)
         rs.publish(path, self.config.run.keep_checkpoints)
 
-    def _restore(self, ckpt: Checkpoint, log: MetricsLog | None) -> int:
+    def _restore(self, ckpt: Checkpoint) -> int:
         """Continue from ``ckpt``; returns the batches of the current epoch already consumed."""
         group, device = self.group, self.device
         state = ckpt.metadata[rs.STATE_KEY]
@@ -476,8 +505,8 @@ class _Run:
         self.sums = {k: torch.tensor(v / share, dtype=torch.float32, device=device) for k, v in window["sums"].items()}
         self.window_images, self.last_logged = window["images"] // share, window["last_logged"]
         self.dataset.skipped.update({int(k): v for k, v in state["skipped"].items()})
-        if log is not None:
-            log.write({"resumed_from_step": self.step, "checkpoint": Path(ckpt.metadata["path"]).name})
+        if self.log is not None:
+            self.log.write({"resumed_from_step": self.step, "checkpoint": Path(ckpt.metadata["path"]).name})
         saved_processes = state.get("processes", 1)
         if saved_processes != group.world_size:
             if group.is_main:

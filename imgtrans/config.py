@@ -70,7 +70,8 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     log_every: int = 10
-    preview_every: int = 1
+    preview_every: int = 1  # epochs
+    preview_every_steps: int = 0  # 0: only at epoch ends
     checkpoint_every: int = 1  # epochs
     checkpoint_every_steps: int = 0  # 0: only at epoch ends
     keep_checkpoints: int = 3  # newest checkpoints/step_*.safetensors kept

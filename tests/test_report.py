@@ -151,3 +151,18 @@ def test_tensorboard_logger_writes_float_scalars_by_step(tmp_path: Path, monkeyp
     logger.close()
     assert calls == [("init", str(tmp_path / "tensorboard")), ("loss/G_GAN", 0.5, 10), ("val/l1", 0.2, 10),
                      ("train/lr", 2e-4, 10), ("close",)]
+
+
+def test_step_previews_are_captioned_and_listed_newest_first(tmp_path: Path) -> None:
+    import os
+
+    run = tmp_path / "run"
+    (run / "previews").mkdir(parents=True)
+    for i, name in enumerate(["epoch_0001.png", "step_00000150.png", "epoch_0002.png"]):
+        path = run / "previews" / name
+        Image.new("RGB", (12, 4), "red").save(path)
+        os.utime(path, ns=(10**18 + i * 10**9, 10**18 + i * 10**9))  # written in this order
+    text = write_html(run).read_text(encoding="utf-8")
+    positions = [text.index(f"previews/{n}") for n in ("epoch_0002.png", "step_00000150.png", "epoch_0001.png")]
+    assert positions == sorted(positions)
+    assert "step 150" in text and "epoch 2" in text

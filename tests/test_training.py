@@ -99,7 +99,8 @@ def test_validation_and_run_page(registry, aligned_dir: Path, tmp_path: Path) ->
 
     write_aligned(aligned_dir, "val", count=2, seed=5)
     cfg = _config(registry, aligned_dir, tmp_path / "run", optim={"epochs": 2, "epochs_decay": 0},
-                  run={"out": str(tmp_path / "run"), "progress": False, "log_every": 2, "validate_every": 1})
+                  run={"out": str(tmp_path / "run"), "progress": False, "log_every": 2, "validate_every": 1,
+                       "preview_every_steps": 3})
     result = imgtrans.train(cfg)
     records = [json.loads(line) for line in (result.run_dir / "metrics.jsonl").read_text().splitlines()]
     val = [r for r in records if "val_l1" in r]
@@ -108,4 +109,6 @@ def test_validation_and_run_page(registry, aligned_dir: Path, tmp_path: Path) ->
     assert not any("val_l1" in r for r in result.history), "validation does not skew the loss windows"
     page = (result.run_dir / "index.html").read_text()
     assert "loss_curve.png" in page and "epoch_0002.png" in page
+    steps = sorted(p.name for p in (result.run_dir / "previews").glob("step_*.png"))
+    assert steps == [f"step_{s:08d}.png" for s in range(3, result.steps + 1, 3)] and "step 3" in page
     assert (result.run_dir / "loss_curve.png").stat().st_size > 1000

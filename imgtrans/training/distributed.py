@@ -93,24 +93,21 @@ class ProcessGroup:
                 dist.broadcast(tensor.data, src=0)
 
     def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
-        grads = [p.grad for p in params if p.grad is not None]
-        for bucket in _buckets(grads):
-            flat = torch._utils._flatten_dense_tensors(bucket)
-            dist.all_reduce(flat)
-            flat.div_(self.world_size)
-            for grad, value in zip(bucket, torch._utils._unflatten_dense_tensors(flat, bucket)):
-                grad.copy_(value)
+        self._average([p.grad for p in params if p.grad is not None])
 
     def average_buffers(self, networks: Iterable[torch.nn.Module]) -> None:
         """Batch-norm running statistics are averaged so every process keeps the same ones
         (integer buffers such as ``num_batches_tracked`` are equal anyway)."""
-        buffers = [b for net in networks for b in net.buffers() if b.is_floating_point()]
-        for bucket in _buckets(buffers):
+        self._average([b for net in networks for b in net.buffers() if b.is_floating_point()])
+
+    def _average(self, tensors: list[torch.Tensor]) -> None:
+        """Replace each tensor by its mean over the processes, one all-reduce per flat bucket."""
+        for bucket in _buckets(tensors):
             flat = torch._utils._flatten_dense_tensors(bucket)
             dist.all_reduce(flat)
             flat.div_(self.world_size)
-            for buf, value in zip(bucket, torch._utils._unflatten_dense_tensors(flat, bucket)):
-                buf.copy_(value)
+            for tensor, value in zip(bucket, torch._utils._unflatten_dense_tensors(flat, bucket)):
+                tensor.copy_(value)
 
     def all_have(self, flag: bool, device: torch.device) -> bool:
         """True when ``flag`` holds on every process (e.g. every process has a readable batch)."""

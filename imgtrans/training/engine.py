@@ -91,10 +91,7 @@ class StepEngine:
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able: the loss scale and its growth counter (empty unless fp16-mixed)."""
-        if self.scaler is None or not self.scaler.is_enabled():
-            return {}
-        state = self.scaler.state_dict()
-        return {k: (float(v) if isinstance(v, float) else v) for k, v in state.items()}
+        return dict(self.scaler.state_dict()) if self.scaler is not None else {}  # floats and ints
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scaler is not None and state:

@@ -165,15 +165,16 @@ def _table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _previews(run_dir: Path) -> list[tuple[Path, int | None]]:
-    """Preview grids newest first, with the epoch from names like ``epoch_0007.png``."""
+def _previews(run_dir: Path) -> list[tuple[Path, str]]:
+    """Preview grids newest first, captioned from their names (``epoch_0007.png`` -> "epoch 7",
+    ``step_00001200.png`` -> "step 1200")."""
     found = []
     for p in (run_dir / "previews").glob("*.png"):
         if p.name.startswith("."):  # an atomic write in progress
             continue
-        m = re.search(r"(\d+)", p.stem)
-        found.append((p, int(m.group(1)) if m else None))
-    return sorted(found, key=lambda t: (t[1] if t[1] is not None else -1, t[0].name), reverse=True)
+        m = re.fullmatch(r"(epoch|step)_(\d+)", p.stem)
+        found.append((p.stat().st_mtime_ns, p.name, p, f"{m.group(1)} {int(m.group(2))}" if m else p.name))
+    return [(p, caption) for *_, p, caption in sorted(found, reverse=True)]
 
 
 def write_html(run_dir: Path) -> Path:
@@ -207,9 +208,8 @@ def write_html(run_dir: Path) -> Path:
     previews = _previews(run_dir)
     if previews:
         parts.append("<h2>Previews</h2><p>Rows: input | output | target. Newest first.</p>")
-    for path, epoch in previews:
+    for path, caption in previews:
         href = "previews/" + quote(path.name)
-        caption = f"epoch {epoch}" if epoch is not None else path.name
         parts.append(f"<figure><figcaption>{e(caption)}</figcaption>"
                      f"<a href='{e(href)}'><img src='{e(href)}' alt='{e(caption)}'></a></figure>")
     parts.append("</body></html>\n")

@@ -379,6 +379,9 @@ class _Run:
             if self.step % config.run.log_every == 0 or self.step == self.total_steps:
                 self._log_window()
             self.progress.advance()
+            if self.main and config.run.preview_every_steps and self.step % config.run.preview_every_steps == 0:
+                _write_preview(self.recipe, self.preview, self.run_dir / "previews" / f"step_{self.step:08d}.png")
+                write_html(self.run_dir)
             if self.step >= self.total_steps:
                 break
             if every and self.step % every == 0 and not (self._checkpoint_at_end()

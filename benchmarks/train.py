@@ -7,7 +7,9 @@ warm-up, through the trainer's own step engine, for
   i.e. what the reference implementation runs;
 * ``fp32``: imgtrans in fp32 (fused Adam, im2col convolutions on the small U-Net maps);
 * ``bf16-mixed``: the same in bfloat16 autocast (``--precision auto`` where the CPU or GPU has
-  native bf16), optionally also with channels-last.
+  native bf16); ``+channels-last`` puts every network in NHWC (``auto`` does so only where it pays).
+
+Networks are placed by the trainer's own ``place_networks`` (``run.channels_last = "auto"``).
 
 Quality: trains the same number of steps on the offline ``basemap`` dataset (batch 1, seed 0,
 every paper default) in fp32 and in the fast default, then prints both models' L1 / PSNR / SSIM
@@ -31,11 +33,11 @@ import imgtrans
 from imgtrans.config import resolve
 from imgtrans.training.engine import StepEngine, resolve_precision
 from imgtrans.training.memory import keep_freed_memory
-from imgtrans.training.trainer import build_recipe
+from imgtrans.training.trainer import build_recipe, place_networks
 
 PAPER = {"generator": {"name": "unet_256"}, "discriminator": {"name": "patchgan_70"}}
-MODES = {  # name -> (precision, fast Adam + im2col, channels-last)
-    "reference-like": ("fp32", False, False),
+MODES = {  # name -> (precision, fast Adam + im2col + allocator, channels-last: None off, False auto, True on)
+    "reference-like": ("fp32", False, None),
     "fp32": ("fp32", True, False),
     "bf16-mixed": ("bf16-mixed", True, False),
     "bf16-mixed+channels-last": ("bf16-mixed", True, True),
@@ -54,9 +56,8 @@ def step_time(mode: str, batch_size: int, steps: int, warmup: int, device: torch
     im2col.MAX_GEMM_AREA = saved_area if fast else 0
     try:
         recipe = build_recipe(cfg, registry)
-        fmt = torch.channels_last if channels_last else torch.contiguous_format
-        for net in recipe.networks().values():
-            net.to(device=device, memory_format=fmt).train()
+        cfg.run.channels_last = {None: "off", False: "auto", True: "on"}[channels_last]
+        fmt = place_networks(recipe, cfg, device)  # as the trainer places them
         recipe.engine = engine = StepEngine(precision, device)
         if fast:
             optimizers = recipe.configure_optimizers(cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2))
@@ -134,7 +135,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=["reference-like", "fp32", "bf16-mixed"])
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--quality-steps", type=int, default=600)
     parser.add_argument("--skip-speed", action="store_true")

@@ -29,7 +29,7 @@ from .distributed import ProcessGroup
 def native_bf16(device: torch.device) -> bool:
     """Whether ``device`` computes in bfloat16 natively (otherwise bf16 is emulated and slower)."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and newer
     if device.type == "cpu":
         from ..inference.engine import cpu_has_fast_bf16
 

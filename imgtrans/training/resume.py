@@ -149,8 +149,16 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: Mapping[str,
     groups = [{k: tuple(v) if isinstance(now.get(k), tuple) else v for k, v in saved.items()}
               for saved, now in zip(meta["param_groups"], current)]
     state: dict[int, dict[str, Any]] = {int(pid): dict(values) for pid, values in meta["state"].items()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for key, value in tensors.items():
         pid, _, name = key.partition(".")
+        if int(pid) >= len(params):
+            raise CheckpointError("the checkpoint's optimizer state is for more parameters than these networks have")
+        param = params[int(pid)]
+        if value.shape == param.shape:
+            # moments in the parameter's own layout (channels-last included) and device, as the
+            # optimizer made them: fused kernels walk both in memory order
+            value = torch.empty_like(param, dtype=value.dtype).copy_(value)
         state.setdefault(int(pid), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 

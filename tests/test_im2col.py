@@ -26,7 +26,7 @@ def test_conv_matches_pytorch(size: int, batch: int, bias: bool) -> None:
     torch.manual_seed(size)
     conv = im2col.Conv2d(12, 10, kernel_size=4, stride=2, padding=1, bias=bias)
     x = torch.randn(batch, 12, size, size)
-    uses_gemm = im2col._small(x, size // 2, size // 2)
+    uses_gemm = im2col._small(x, size // 2, size // 2, conv.weight)
     assert uses_gemm == (size // 2 * size // 2 <= im2col.MAX_GEMM_AREA)
     weight = conv.weight.detach().clone().requires_grad_(True)
     b = conv.bias.detach().clone().requires_grad_(True) if bias else None
@@ -60,6 +60,8 @@ def test_small_maps_take_the_gemm_path(monkeypatch) -> None:
     im2col.Conv2d(4, 4, 4, 2, 1)(torch.randn(1, 4, 64, 64))  # large map: oneDNN
     im2col.Conv2d(4, 4, 3, 1, 1, groups=2)(torch.randn(1, 4, 4, 4))  # grouped: parent class
     im2col.ConvTranspose2d(4, 4, 4, 2, 1, output_padding=1)(torch.randn(1, 4, 4, 4))
+    with torch.no_grad():  # inference: oneDNN
+        im2col.Conv2d(4, 4, 4, 2, 1)(torch.randn(1, 4, 8, 8))
     assert calls == []
 
 

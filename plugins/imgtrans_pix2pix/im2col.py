@@ -9,9 +9,11 @@ read the weights as PyTorch stores them.
 
 The modules are drop-in subclasses of ``nn.Conv2d`` / ``nn.ConvTranspose2d``: same parameters,
 same state-dict keys, same results up to floating-point summation order.  They take the GEMM
-path only on the CPU, only when the smaller of the input and output maps has at most
-:data:`MAX_GEMM_AREA` pixels, and only for the plain case (no groups, dilation or output padding);
-everything else goes to the parent class.
+path only on the CPU, only while the layer trains (gradients on), only when the smaller of the
+input and output maps has at most :data:`MAX_GEMM_AREA` pixels, and only for the plain case (no
+groups, dilation or output padding); everything else goes to the parent class.  Inference keeps
+oneDNN: its batches amortise the re-layout, and there the GEMM path was slower
+(benchmarks/translate.py, bf16, batch 8: 11.9 img/s against 19.3).
 """
 from __future__ import annotations
 
@@ -24,8 +26,9 @@ from torch import nn
 MAX_GEMM_AREA = 64
 
 
-def _small(x: torch.Tensor, out_h: int, out_w: int) -> bool:
-    return x.device.type == "cpu" and x.dim() == 4 and min(x.shape[2] * x.shape[3], out_h * out_w) <= MAX_GEMM_AREA
+def _small(x: torch.Tensor, out_h: int, out_w: int, weight: torch.Tensor) -> bool:
+    return (x.device.type == "cpu" and weight.requires_grad and torch.is_grad_enabled() and x.dim() == 4
+            and min(x.shape[2] * x.shape[3], out_h * out_w) <= MAX_GEMM_AREA)
 
 
 class Conv2d(nn.Conv2d):
@@ -39,7 +42,7 @@ class Conv2d(nn.Conv2d):
             return super().forward(x)
         n, _, h, w = x.shape
         out_h, out_w = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-        if not _small(x, out_h, out_w):
+        if not _small(x, out_h, out_w, self.weight):
             return super().forward(x)
         cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))  # n, c*kh*kw, out_h*out_w
         weight = self.weight.reshape(self.out_channels, -1)
@@ -58,7 +61,7 @@ class ConvTranspose2d(nn.ConvTranspose2d):
             return super().forward(x, output_size)
         n, c, h, w = x.shape
         out_h, out_w = (h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw
-        if not _small(x, out_h, out_w):
+        if not _small(x, out_h, out_w, self.weight):
             return super().forward(x)
         # (x^T W)^T rather than W^T x: the weight stays contiguous, so autocast's cast of it and
         # the cast of its gradient back are plain streaming copies, not transposing ones

@@ -76,8 +76,8 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
               help="Score L1/PSNR/SSIM on the val split every N epochs (records in metrics.jsonl) [0: off].")
 @click.option("--tensorboard", is_flag=True, default=None, help="Also log scalars for TensorBoard (if installed).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16-mixed", "fp16-mixed"]),
-              help="Arithmetic: bf16-mixed computes in bfloat16 with fp32 weights (2x faster on CPUs with "
-                   "AVX-512 BF16 and on recent GPUs); fp16-mixed adds loss scaling; auto picks bf16-mixed "
+              help="Arithmetic: bf16-mixed computes in bfloat16 with fp32 weights (1.5x faster than fp32 on CPUs with "
+                   "AVX-512 BF16, same quality; docs/training.md); fp16-mixed adds loss scaling; auto picks bf16-mixed "
                    "where the hardware has it, else fp32 [auto].")
 @click.option("--compile", is_flag=True, default=None, help="torch.compile the networks (slow start; measure first).")
 @click.option("--nproc", type=click.IntRange(1), metavar="N",

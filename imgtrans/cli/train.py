@@ -186,9 +186,22 @@ def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None,
 
 def _report(console: Any, result: Any) -> None:
     import os
+    import sys
 
-    if os.environ.get("RANK", "0") != "0":  # one report per distributed run
-        return
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # A finished torchrun worker leaves now: its process group is destroyed and rank 0 has
+        # written everything, and an orderly interpreter shutdown occasionally aborted in C++
+        # teardown (gloo) after a successful run, turning success into a failed launch.
+        if os.environ.get("RANK", "0") == "0":  # one report per distributed run
+            _print_done(console, result)
+        console.file.flush()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    _print_done(console, result)
+
+
+def _print_done(console: Any, result: Any) -> None:
     last = result.history[-1] if result.history else {}
     speed = f", {last['img_per_s']:.2f} img/s" if last else ""
     console.print(f"[green]done[/]: {result.steps} steps{speed}; model: {result.model_path}")

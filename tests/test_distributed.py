@@ -111,8 +111,11 @@ def test_two_processes_equal_one_process_with_the_combined_batch(tmp_path: Path)
     assert len(digests) == 2 and digests[0] == digests[1]  # both ranks ended bit-identical
     steps = [r["step"] for r in records if "G_L1" in r]
     assert steps == sorted(set(steps)) == [8]  # rank 0 alone wrote: no duplicated records
-    losses = {k: v for k, v in records[0].items() if k in ("G_L1", "G_GAN", "D_real", "D_fake")}
-    assert losses == pytest.approx({k: _records(tmp_path / "one")[0][k] for k in losses}, rel=1e-4)
+    assert records[0]["processes"] == 2 and records[0]["precision"] == "fp32"
+    keys = ("G_L1", "G_GAN", "D_real", "D_fake")
+    two_losses = next(r for r in records if "G_L1" in r)
+    one_losses = next(r for r in _records(tmp_path / "one") if "G_L1" in r)
+    assert {k: two_losses[k] for k in keys} == pytest.approx({k: one_losses[k] for k in keys}, rel=1e-4)
 
     a = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.safetensors")
     b = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.safetensors")

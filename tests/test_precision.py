@@ -46,6 +46,10 @@ def test_mixed_precision_trains_with_fp32_weights(registry, tmp_path: Path, prec
     data = write_aligned(tmp_path / "data", count=4)
     result = imgtrans.train(_config(registry, data, tmp_path / "run", precision=precision))
     assert result.steps == 8
+    import json
+
+    first_record = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[0])
+    assert first_record["precision"] == precision and first_record["processes"] == 1
     first, last = result.history[0], result.history[-1]
     assert all(torch.isfinite(torch.tensor(v)) for v in last.values() if isinstance(v, float))
     assert last["G_L1"] < first["G_L1"]  # it learns (B is a colour inversion of A)

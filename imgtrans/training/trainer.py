@@ -360,6 +360,12 @@ class _Run:
         if group.distributed:  # dropout masks differ between processes, like their data
             seed_everything(rs.process_seed(config.run.seed, group.rank))
         start_batch = self._restore(ckpt) if ckpt is not None else 0
+        setup = {"device": str(device), "precision": self.precision, "processes": group.world_size}
+        if self.main:  # what "auto" became, for the record
+            self.log.write(setup)
+            if say is not None:
+                say(f"training on {device} in {self.precision}" + (f" with {group.world_size} processes"
+                                                                   if group.distributed else ""))
         self.window_start = time.perf_counter()
         self.progress = TrainingProgress(self.total_steps, self.total_epochs, enabled=config.run.progress and self.main,
                                          console=self.console, completed=min(self.step, self.total_steps))

@@ -79,7 +79,7 @@ class RunConfig:
     tensorboard: bool = False
     progress: bool = True
     precision: str = "auto"  # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
-    channels_last: str = "auto"  # auto (on CUDA) | on | off
+    channels_last: str = "auto"  # auto | on | off (auto: see trainer.wants_channels_last)
     compile: bool = False  # torch.compile the networks
     sync_bn: bool = False  # batch statistics over all processes of a distributed run (CUDA)
 

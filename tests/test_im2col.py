@@ -20,32 +20,27 @@ def _compare(module: nn.Module, reference, x: torch.Tensor) -> None:
     torch.testing.assert_close(x1.grad, x2.grad, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("size", [2, 4, 8, 16, 32])
+CASES = [  # (layer, PyTorch's function, input sizes): maps from 1x1 to 32x32, GEMM and oneDNN paths
+    (im2col.Conv2d, F.conv2d, [2, 4, 8, 16, 32]),
+    (im2col.ConvTranspose2d, F.conv_transpose2d, [1, 2, 4, 8, 16]),
+]
+
+
+@pytest.mark.parametrize("layer,function,size", [(cls, fn, s) for cls, fn, sizes in CASES for s in sizes])
 @pytest.mark.parametrize("batch,bias", [(1, False), (2, True)])
-def test_conv_matches_pytorch(size: int, batch: int, bias: bool) -> None:
+def test_matches_pytorch(layer, function, size: int, batch: int, bias: bool) -> None:
     torch.manual_seed(size)
-    conv = im2col.Conv2d(12, 10, kernel_size=4, stride=2, padding=1, bias=bias)
+    conv = layer(12, 10, kernel_size=4, stride=2, padding=1, bias=bias)
     x = torch.randn(batch, 12, size, size)
-    uses_gemm = im2col._small(x, size // 2, size // 2, conv.weight)
-    assert uses_gemm == (size // 2 * size // 2 <= im2col.MAX_GEMM_AREA)
+    if layer is im2col.Conv2d:
+        uses_gemm = im2col._small(x, size // 2, size // 2, conv.weight)
+        assert uses_gemm == (size // 2 * size // 2 <= im2col.MAX_GEMM_AREA)
     weight = conv.weight.detach().clone().requires_grad_(True)
     b = conv.bias.detach().clone().requires_grad_(True) if bias else None
-    _compare(conv, lambda t: F.conv2d(t, weight, b, stride=2, padding=1), x)
+    _compare(conv, lambda t: function(t, weight, b, stride=2, padding=1), x)
     torch.testing.assert_close(conv.weight.grad, weight.grad, atol=1e-5, rtol=1e-4)
     if bias:
         torch.testing.assert_close(conv.bias.grad, b.grad, atol=1e-5, rtol=1e-4)
-
-
-@pytest.mark.parametrize("size", [1, 2, 4, 8, 16])
-@pytest.mark.parametrize("batch,bias", [(1, False), (3, True)])
-def test_transposed_conv_matches_pytorch(size: int, batch: int, bias: bool) -> None:
-    torch.manual_seed(size)
-    conv = im2col.ConvTranspose2d(12, 10, kernel_size=4, stride=2, padding=1, bias=bias)
-    x = torch.randn(batch, 12, size, size)
-    weight = conv.weight.detach().clone().requires_grad_(True)
-    b = conv.bias.detach().clone().requires_grad_(True) if bias else None
-    _compare(conv, lambda t: F.conv_transpose2d(t, weight, b, stride=2, padding=1), x)
-    torch.testing.assert_close(conv.weight.grad, weight.grad, atol=1e-5, rtol=1e-4)
 
 
 def test_small_maps_take_the_gemm_path(monkeypatch) -> None:

@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from ..config import PRECISIONS
+
 #: command-line option -> (config section, key)
 OPTION_KEYS: dict[str, tuple[str, str]] = {
     "data": ("data", "source"),
@@ -75,7 +77,7 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--validate-every", type=click.IntRange(0), metavar="N",
               help="Score L1/PSNR/SSIM on the val split every N epochs (records in metrics.jsonl) [0: off].")
 @click.option("--tensorboard", is_flag=True, default=None, help="Also log scalars for TensorBoard (if installed).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16-mixed", "fp16-mixed"]),
+@click.option("--precision", type=click.Choice(PRECISIONS),
               help="Arithmetic: bf16-mixed computes in bfloat16 with fp32 weights (1.5x faster than fp32 on CPUs with "
                    "AVX-512 BF16, same quality; docs/training.md); fp16-mixed adds loss scaling; auto picks bf16-mixed "
                    "where the hardware has it, else fp32 [auto].")

@@ -16,7 +16,7 @@ The trainer runs the whole ``train_step`` under :meth:`StepEngine.autocast`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
@@ -53,15 +53,13 @@ def resolve_precision(name: str, device: torch.device) -> str:
 class StepEngine:
     """Precision and gradient averaging for one training run (see the module docstring)."""
 
-    def __init__(self, precision: str, device: torch.device, group: ProcessGroup | None = None):
+    def __init__(self, precision: str, device: torch.device, group: ProcessGroup | None = None,
+                 networks: Iterable[torch.nn.Module] = ()):
+        """``networks``: those whose buffers (batch-norm statistics) :meth:`end_step` keeps in sync."""
         self.precision, self.device = precision, device
-        self.group = group if group is not None and group.world_size > 1 else None
+        self.group = group if group is not None and group.distributed else None
         self.dtype = {"bf16-mixed": torch.bfloat16, "fp16-mixed": torch.float16}.get(precision)
         self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16-mixed" else None
-        self._networks: list[torch.nn.Module] = []
-
-    def watch(self, networks: list[torch.nn.Module]) -> None:
-        """The networks whose buffers (batch-norm statistics) :meth:`end_step` keeps in sync."""
         self._networks = list(networks)
 
     def autocast(self) -> contextlib.AbstractContextManager:

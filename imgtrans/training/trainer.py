@@ -163,7 +163,7 @@ def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCata
     raise DataError(f"none of the {len(fallback)} training items could be read (see the warnings above)")
 
 
-def _resume_run_dir(config: TrainConfig) -> Path:
+def _resume_run_dir(config: TrainConfig) -> Checkpoint:
     """The newest readable checkpoint of the run in ``config.run.out``, after tidying the run
     directory for its continuation (rank 0 only: it writes)."""
     run_dir = Path(config.run.out)
@@ -175,7 +175,7 @@ def _resume_run_dir(config: TrainConfig) -> Path:
         tmp.write_text(config.to_toml(), encoding="utf-8")
     (run_dir / "previews").mkdir(exist_ok=True)
     rs.trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[rs.STATE_KEY]["step"])
-    return Path(ckpt.metadata["path"])
+    return ckpt
 
 
 def wants_channels_last(net: torch.nn.Module, config: TrainConfig, device: torch.device) -> bool:
@@ -191,11 +191,11 @@ def wants_channels_last(net: torch.nn.Module, config: TrainConfig, device: torch
 def place_networks(recipe: Recipe, config: TrainConfig, device: torch.device) -> torch.memory_format:
     """Move the recipe's networks to ``device`` in training mode and their memory format; returns
     the format for input batches (the generator's)."""
-    for net in recipe.components.values():
-        fmt = torch.channels_last if wants_channels_last(net, config, device) else torch.contiguous_format
-        net.to(device=device, memory_format=fmt).train()
-    return (torch.channels_last if wants_channels_last(recipe.generator, config, device)
-            else torch.contiguous_format)
+    formats = {name: torch.channels_last if wants_channels_last(net, config, device) else torch.contiguous_format
+               for name, net in recipe.components.items()}
+    for name, net in recipe.components.items():
+        net.to(device=device, memory_format=formats[name]).train()
+    return formats["generator"]
 
 
 def check_processes(config: TrainConfig, world_size: int) -> None:
@@ -304,9 +304,15 @@ class _Run:
         config, registry, catalog, group, device = self.config, self.registry, self.catalog, self.group, self.device
         ckpt: Checkpoint | None = None
         if resume:  # before anything slow: a run that cannot be resumed says so at once
-            path = group.from_main(lambda: _resume_run_dir(config))
-            ckpt = load_checkpoint(path)
-            ckpt.metadata["path"] = str(path)
+            found: list[Checkpoint] = []  # rank 0 reads the checkpoint once; the others read the file it names
+
+            def tidy_and_find() -> str:
+                found.append(_resume_run_dir(config))
+                return found[0].metadata["path"]
+
+            path = group.from_main(tidy_and_find)
+            ckpt = found[0] if found else load_checkpoint(path)
+            ckpt.metadata["path"] = path
         seed_everything(config.run.seed)  # the same initial weights in every process
         recipe = self.recipe = build_recipe(config, registry)
         self.stride = getattr(recipe.generator, "stride", 1)
@@ -330,8 +336,7 @@ class _Run:
             self.log = MetricsLog(self.run_dir / "metrics.jsonl")  # appends
 
         self.memory_format = _prepare_networks(recipe, config, device, group)
-        self.engine = StepEngine(self.precision, device, group)
-        self.engine.watch(list(recipe.networks().values()))
+        self.engine = StepEngine(self.precision, device, group, recipe.networks().values())
         recipe.engine = self.engine
         optim = config.optim
         self.optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))

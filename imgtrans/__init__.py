@@ -54,11 +54,12 @@ def create_recipe(name: str, **kwargs: Any):
     return get_registry().create("recipe", name, **kwargs)
 
 
-def load_model(source: str, device: str = "cpu") -> "TranslationModel":
-    """Load a checkpoint (path) into a ready-to-run :class:`TranslationModel`."""
+def load_model(source: str, device: str = "cpu", direction: str | None = None) -> "TranslationModel":
+    """Load a model file or ``zoo:NAME`` into a ready-to-run :class:`TranslationModel` for
+    ``direction`` (``AtoB``/``BtoA``; default: the model's only direction, else AtoB)."""
     from .inference.model import load_model as _load
 
-    return _load(source, device=device)
+    return _load(source, device=device, direction=direction)
 
 
 def translate(*args: Any, **kwargs: Any):

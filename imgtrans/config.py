@@ -76,6 +76,7 @@ class RunConfig:
     checkpoint_every_steps: int = 0  # 0: only at epoch ends
     keep_checkpoints: int = 3  # newest checkpoints/step_*.safetensors kept
     validate_every: int = 0  # epochs; 0: no validation
+    validate_split: str = "val"  # the split scored (unpaired data: only where A and B are aligned by name)
     tensorboard: bool = False
     progress: bool = True
     precision: str = "auto"  # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)

@@ -47,7 +47,18 @@ class Loss(nn.Module):
     role: ClassVar[str] = "pixel"
 
 
-class PairedDataset(Dataset, abc.ABC):
+class _EpochAware:
+    """What the trainer may tell any dataset at the start of each epoch."""
+
+    #: True when items depend on the epoch (unpaired B draws): loader workers are then not kept
+    #: across epochs, so each sees the new draws
+    draws_per_epoch: ClassVar[bool] = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch (1, 2, ...); datasets whose items do not depend on it ignore it."""
+
+
+class PairedDataset(_EpochAware, Dataset, abc.ABC):
     """Aligned pairs.  Items are dicts ``{"A": tensor, "B": tensor, "path": str}`` in [-1, 1],
     already in the training direction (``A`` is always the network input)."""
 
@@ -58,7 +69,7 @@ class PairedDataset(Dataset, abc.ABC):
     def __getitem__(self, index: int) -> dict[str, Any]: ...
 
 
-class UnpairedDataset(Dataset, abc.ABC):
+class UnpairedDataset(_EpochAware, Dataset, abc.ABC):
     """Two unaligned image sets.  Items are ``{"A", "B", "path_A", "path_B"}``; ``B`` is drawn
     independently of ``A`` (randomly, or serially with ``serial=True``), so the length is the
     larger of the two sets."""
@@ -68,6 +79,11 @@ class UnpairedDataset(Dataset, abc.ABC):
 
     @abc.abstractmethod
     def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    def aligned(self) -> bool:
+        """True when item ``i``'s ``B`` is the ground truth of its ``A`` (test sets laid out that way,
+        such as basemap_unpaired's test band), so the split can be scored with paired metrics."""
+        return False
 
 
 @dataclass(frozen=True)
@@ -79,24 +95,58 @@ class Slot:
     args: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class RecipeOption:
+    """A command-line option a recipe adds to ``imgtrans train RECIPE`` (shown by its ``--help``).
+
+    ``keys`` are the config settings (``SECTION.KEY``) the value is written to; one option may set
+    several (CycleGAN's ``--generator`` names both of its generators).  ``type`` is a Python type
+    (``int``, ``float``, ``str``, ``bool`` for a flag) or a tuple of allowed strings.
+    """
+
+    flag: str
+    keys: tuple[str, ...]
+    help: str
+    type: Any = str
+
+
+#: the two directions a model can translate: dataset domain A to B, and back
+DIRECTIONS: tuple[str, ...] = ("AtoB", "BtoA")
+
+
 class Recipe(abc.ABC):
     """A training method: which components it needs, its defaults, and one optimisation step.
 
-    Everything generic (devices, data loading, schedules, logging, checkpoints) belongs to the
-    trainer, so a recipe stays a small file.  The trainer calls, in order: ``__init__`` with the
-    built components and the recipe's hyper-parameters, ``configure_optimizers``, then
+    Everything generic (devices, data loading, schedules, logging, checkpoints, validation) belongs
+    to the trainer, so a recipe stays a small file.  The trainer calls, in order: ``__init__`` with
+    the built components and the recipe's hyper-parameters, ``configure_optimizers``, then
     ``train_step`` once per batch (under autocast when the run trains in mixed precision).
 
     Inside ``train_step``, call ``self.backward(loss)`` and ``self.step(optimizer)`` rather than
     ``loss.backward()`` and ``optimizer.step()``: the trainer routes them through its step engine,
     which scales fp16 losses and averages gradients across the processes of a distributed run.
     A recipe that calls PyTorch directly still trains in fp32 and bf16 on one process.
+
+    What the trainer asks of a recipe, and nothing else (docs/recipes.md):
+
+    * ``slots``: the components to build, by slot name;
+    * ``directions``: which generator slot translates which way (in the training data's terms:
+      ``AtoB`` maps the batch's ``A`` to ``B``); the final model file holds all of them;
+    * ``paired``: whether batches must be aligned pairs (an unpaired dataset is then refused);
+    * ``options``: the recipe's own command-line options;
+    * ``state_dict``/``load_state_dict``: state of the recipe's own (image pools, counters) that a
+      resumed run must get back;
+    * ``previews``: the image columns of a preview.
     """
 
     #: component slots, e.g. ``{"generator": Slot("generator", "unet_256"), ...}``
     slots: ClassVar[dict[str, Slot]]
+    #: generator slot per translation direction (``{"AtoB": "generator"}`` for a one-way recipe)
+    directions: ClassVar[dict[str, str]] = {"AtoB": "generator"}
     #: True when the recipe trains on aligned pairs (pix2pix), False for unpaired (CycleGAN)
     paired: ClassVar[bool] = True
+    #: the recipe's own options of ``imgtrans train RECIPE``
+    options: ClassVar[tuple[RecipeOption, ...]] = ()
     #: defaults for the ``[data]`` and ``[optim]`` sections of the run config
     data_defaults: ClassVar[dict[str, Any]] = {}
     optim_defaults: ClassVar[dict[str, Any]] = {}
@@ -104,14 +154,27 @@ class Recipe(abc.ABC):
     def __init__(self, components: dict[str, nn.Module], **hparams: Any):
         self.components = components
 
+    @classmethod
+    def derived_args(cls, specs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Component arguments that follow from other components' (``specs``: slot -> ComponentSpec),
+        e.g. a conditional discriminator's input channels; applied where the config leaves them unset."""
+        return {}
+
+    def generators(self) -> dict[str, Generator]:
+        """The networks inference uses, by direction."""
+        return {d: self.components[slot] for d, slot in self.directions.items()}  # type: ignore[misc]
+
     @property
     def generator(self) -> Generator:
-        """The network that does the translation (what a checkpoint for inference holds)."""
-        return self.components["generator"]  # type: ignore[return-value]
+        """The ``AtoB`` generator (or the only one)."""
+        gens = self.generators()
+        return gens.get("AtoB") or next(iter(gens.values()))
 
     def networks(self) -> dict[str, nn.Module]:
-        """Trainable modules, by name, for checkpoints and device placement."""
-        return {k: v for k, v in self.components.items() if any(True for _ in v.parameters())}
+        """Trained modules, by slot name, for checkpoints, devices and gradient averaging: every
+        component with parameters except losses (a loss with frozen weights is not a network)."""
+        return {k: v for k, v in self.components.items()
+                if self.slots[k].kind != "loss" and any(True for _ in v.parameters())}
 
     @abc.abstractmethod
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
@@ -120,6 +183,23 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         """Run one optimisation step on ``batch``; return the named losses (detached scalars)."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The recipe's own state as tensors (saved in every checkpoint); empty for most recipes."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned (on resume)."""
+
+    def previews(self, batch: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        """Captioned image columns of a preview grid, computed without gradients in eval mode;
+        by default input | output | target of every direction."""
+        columns: list[tuple[str, torch.Tensor]] = []
+        for direction, gen in self.generators().items():
+            source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
+            columns += [(f"real_{source}", batch[source]), (f"fake_{target}", gen(batch[source])),
+                        (f"real_{target}", batch[target])]
+        return columns
 
     #: set by the trainer (:class:`imgtrans.training.engine.StepEngine`); None means plain PyTorch
     engine: Any = None
@@ -137,8 +217,3 @@ class Recipe(abc.ABC):
             optimizer.step()
         else:
             self.engine.step(optimizer)
-
-    def translate(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The output used for previews and validation."""
-        return self.generator(batch["A"])
-

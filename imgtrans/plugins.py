@@ -174,3 +174,13 @@ def reset_host(host: PluginHost | None = None) -> None:
     global _host
     with _lock:
         _host = host
+
+
+def provenance(kind: str, name: str) -> dict[str, str | None]:
+    """Which plugin and distribution registered component ``name`` (recorded in checkpoints, so a
+    file whose generator is missing can say what to install)."""
+    host = get_host()
+    plugin = host.registry.get(kind, name).plugin
+    info = host.plugins.get(plugin)
+    return {"plugin": plugin, "distribution": info.distribution if info else None,
+            "version": info.version if info else None}

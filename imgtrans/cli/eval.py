@@ -16,9 +16,12 @@ import click
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the model's translations here.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), help="Write a PNG of input | output | target rows.")
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
+              help="Which way to translate with a two-way (CycleGAN) model [its only direction, else AtoB].")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def eval_command(model: str, data: str, split: str, baselines: tuple[str, ...], norm_stats: str | None,
-                 out_dir: str | None, contact_sheet: str | None, device: str, as_json: bool) -> None:
+                 out_dir: str | None, contact_sheet: str | None, device: str, direction: str | None,
+                 as_json: bool) -> None:
     """Score a model against the targets of a paired dataset split.
 
     Images are translated at native size and quantised to 8 bits before scoring.  L1 is the
@@ -31,7 +34,7 @@ def eval_command(model: str, data: str, split: str, baselines: tuple[str, ...], 
     from ..inference.model import load_model
     from ..metrics.evaluate import evaluate, untrained_like
 
-    loaded = load_model(model, device=device)
+    loaded = load_model(model, device=device, direction=direction)
     models = {"model": loaded}
     if "untrained" in baselines:
         models["untrained"] = untrained_like(loaded)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..config import PRECISIONS
+from .recipe_options import META_KEY, TrainCommand, recipe_layer
 
 #: command-line option -> (config section, key)
 OPTION_KEYS: dict[str, tuple[str, str]] = {
@@ -30,10 +31,6 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
     "precision": ("run", "precision"),
     "compile": ("run", "compile"),
     "sync_bn": ("run", "sync_bn"),
-    "generator": ("generator", "name"),
-    "discriminator": ("discriminator", "name"),
-    "gan_loss": ("gan_loss", "name"),
-    "lambda_l1": ("recipe", "lambda_l1"),
 }
 
 
@@ -46,7 +43,7 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return layer
 
 
-@click.command("train")
+@click.command("train", cls=TrainCommand)
 @click.argument("recipe", required=False)
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False),
               help="Continue the run in this directory from its newest checkpoint, with its own settings "
@@ -68,10 +65,6 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--strict", is_flag=True, default=None,
               help="Stop at the first unreadable image instead of skipping it.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), help="Which side is the input [AtoB].")
-@click.option("--generator", help="Generator name, e.g. unet_256 (see `imgtrans list generator`).")
-@click.option("--discriminator", help="Discriminator name, e.g. patchgan_70.")
-@click.option("--gan-loss", help="Adversarial loss: bce (the paper's) or lsgan.")
-@click.option("--lambda-l1", type=click.FloatRange(0), help="Weight of the L1 term [100].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
 @click.option("--validate-every", type=click.IntRange(0), metavar="N",
@@ -91,16 +84,18 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
                   nproc: int | None, overwrite: bool, quiet: bool, **options: Any) -> None:
-    """Train RECIPE (e.g. pix2pix) on a dataset.
+    """Train RECIPE (pix2pix, cyclegan, ...) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
-    options below.  The run directory receives config.toml (the resolved settings),
-    metrics.jsonl, previews/ (input | output | target) and .safetensors checkpoints;
-    model.safetensors is the final generator, ready for `imgtrans translate`.
+    options below (`imgtrans train RECIPE --help` adds the recipe's own).  The run directory
+    receives config.toml (the resolved settings), metrics.jsonl, previews/ and .safetensors
+    checkpoints; model.safetensors holds the generator of every direction the recipe trains,
+    ready for `imgtrans translate` (--direction BtoA picks the way back of a CycleGAN).
 
     \b
     Examples:
       imgtrans train pix2pix --data facades --direction BtoA
+      imgtrans train cyclegan --data horse2zebra --lambda-identity 0
       imgtrans train pix2pix --data basemap --set generator.ngf=32 --epochs 5 --epochs-decay 5
       imgtrans train pix2pix --data ./my_pairs --config configs/cpu_demo.toml
       imgtrans train --resume runs/basemap --epochs-decay 150
@@ -115,7 +110,15 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
 
     host = get_host()
     console = Console(stderr=True)
+    declared = click.get_current_context().meta.get(META_KEY, ([], {}))[1]
+    recipe_values = {name: options.pop(name) for name in list(options) if name in declared}
     if resume_dir is not None:
+        given = [declared[n].flag for n, v in recipe_values.items() if v is not None]
+        if given:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"--resume continues a run with its own settings: {', '.join(given)} cannot be "
+                              "given with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")
         config = _resume_config(recipe, resume_dir, config_file, sets, overwrite, options, host.registry)
         config.run.progress = not quiet
         if nproc is not None and nproc > 1:
@@ -133,6 +136,8 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     # One command-line layer: `--generator unet --set generator.num_downs=6` picks the component
     # and sets its arguments together (a separate layer would drop them on the name change).
     command_line = options_layer(options)
+    for section, values in recipe_layer(recipe_values, declared).items():
+        command_line.setdefault(section, {}).update(values)
     for section, values in cfg.parse_set_options(sets).items():
         command_line.setdefault(section, {}).update(values)
     layers.append(command_line)

@@ -58,7 +58,10 @@ class _BatchSize(click.ParamType):
                    "image by --seed and the image's path, so results do not depend on batching.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --dropout.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
-def translate_command(model: str, inputs: str, output: str, recursive: bool, fmt: str | None, overwrite: bool,
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
+              help="Which way to translate with a two-way (CycleGAN) model: BtoA runs its generator back "
+                   "[the model's only direction, else AtoB].")
+def translate_command(model: str, inputs: str, output: str, direction: str | None, recursive: bool, fmt: str | None, overwrite: bool,
                       skip_existing: bool, batch_size: int | str, precision: str, channels_last: bool | None,
                       compile_: bool, tile: int, tile_overlap: int, norm_stats: str | None, dropout: bool,
                       seed: int, device: str) -> None:
@@ -81,7 +84,7 @@ def translate_command(model: str, inputs: str, output: str, recursive: bool, fmt
     from ..inference.translate import collect_inputs, translate
 
     console = Console(stderr=True)
-    loaded = load_model(model, device=device)
+    loaded = load_model(model, device=device, direction=direction)
     total = len(collect_inputs(inputs, recursive=recursive, exclude=Path(output)))
     start = time.perf_counter()
     try:

@@ -103,12 +103,20 @@ class UnpairedFolders(UnpairedDataset):
         root = Path(root)
         return any((root / f"{s}A").is_dir() and (root / f"{s}B").is_dir() for s in ("train", "test"))
 
+    draws_per_epoch = True
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the random ``B`` draws of ``epoch`` (no effect with ``serial=True``)."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return max(len(self.paths_A), len(self.paths_B))
+
+    def aligned(self) -> bool:
+        """Whether item ``i`` pairs equally named files (``serial`` on sets of the same names, like
+        basemap_unpaired's test band): then B is ground truth for A and the split can be scored."""
+        return (self.serial and len(self.paths_A) == len(self.paths_B)
+                and all(a.name == b.name for a, b in zip(self.paths_A, self.paths_B)))
 
     def indices(self, index: int) -> tuple[int, int]:
         """The ``(A, B)`` file indices item ``index`` reads in the current epoch."""

@@ -1,26 +1,35 @@
-"""Load a self-describing checkpoint (a file, ``zoo:NAME`` or a bare zoo name) into a ready-to-run generator."""
+"""Load a self-describing checkpoint (a file, ``zoo:NAME`` or a bare zoo name) into a ready-to-run
+generator for one translation direction.
+
+A model file lists the directions it translates under the metadata field ``directions``
+(``{"AtoB": {"network": ..., "generator": {...}, "in_channels": ..., ...}, "BtoA": {...}}``, in
+the terms of the dataset it was trained on).  Files written before directions existed hold one
+network, ``generator``, serving the direction recorded in ``direction``.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, read_metadata
 from ..errors import CheckpointError
-from ..interfaces import Generator
+from ..interfaces import DIRECTIONS, Generator
 
 NORM_STATS = ("running", "instance")
 
 
 @dataclass
 class TranslationModel:
-    """A generator in eval mode plus the metadata it was saved with."""
+    """A generator in eval mode, the direction it translates, and the metadata it was saved with."""
 
     generator: Generator
     metadata: dict[str, Any]
     source: str = ""
+    direction: str = "AtoB"
+    info: dict[str, Any] = field(default_factory=dict)  # this direction's entry of ``directions``
 
     @property
     def device(self) -> torch.device:
@@ -28,44 +37,89 @@ class TranslationModel:
 
     @property
     def in_channels(self) -> int:
-        return int(self.metadata.get("in_channels", self.generator.in_channels))
+        return int(self.info.get("in_channels", self.generator.in_channels))
 
     @property
     def out_channels(self) -> int:
-        return int(self.metadata.get("out_channels", self.generator.out_channels))
+        return int(self.info.get("out_channels", self.generator.out_channels))
 
     @property
     def stride(self) -> int:
-        return int(self.metadata.get("stride", getattr(self.generator, "stride", 1)))
+        return int(self.info.get("stride", getattr(self.generator, "stride", 1)))
 
     @property
     def recommended_norm_stats(self) -> str:
-        return self.metadata.get("norm_stats", "running")
+        return self.info.get("norm_stats", self.metadata.get("norm_stats", "running"))
+
+    @property
+    def directions(self) -> list[str]:
+        return list(model_directions(self.metadata))
 
 
-def build_generator(metadata: dict[str, Any]) -> Generator:
+def model_directions(metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Direction -> how to build and run its network (``network``, ``generator``, channels, stride,
+    ``norm_stats``), for new and pre-direction files alike."""
+    directions = metadata.get("directions")
+    if isinstance(directions, dict) and directions:
+        return directions
+    if not isinstance(metadata.get("generator"), dict):
+        raise CheckpointError("checkpoint metadata does not say which generator it holds")
+    legacy = {k: metadata[k] for k in ("in_channels", "out_channels", "stride", "norm_stats") if k in metadata}
+    return {metadata.get("direction", "AtoB"): {"network": "generator", "generator": metadata["generator"], **legacy}}
+
+
+def choose_direction(available: dict[str, Any], requested: str | None, source: str,
+                     default: str | None = None) -> str:
+    """``requested`` when the model has it; else the model's only direction, or ``default``/AtoB."""
+    if requested is not None:
+        if requested not in DIRECTIONS:
+            raise CheckpointError(f"direction must be AtoB or BtoA, not {requested!r}")
+        if requested not in available:
+            raise CheckpointError(f"{source} translates {', '.join(available)} only, not {requested} "
+                                  "(it is a one-way model)")
+        return requested
+    if len(available) == 1:
+        return next(iter(available))
+    for candidate in (default, "AtoB"):
+        if candidate in available:
+            return candidate
+    return next(iter(available))
+
+
+def build_generator(spec: Any) -> Generator:
+    """The generator a ``directions`` entry (or legacy metadata) describes, with fresh weights."""
     from ..plugins import get_host
 
-    spec = metadata.get("generator")
+    if isinstance(spec, dict) and "generator" in spec and isinstance(spec["generator"], dict):
+        spec = spec["generator"]
     if not isinstance(spec, dict) or "name" not in spec:
         raise CheckpointError("checkpoint metadata does not say which generator it holds")
     args = {k: v for k, v in spec.items() if k != "name"}
     return get_host().registry.create("generator", spec["name"], **args)
 
 
-def load_model(source: str | Path, device: str | torch.device = "cpu") -> TranslationModel:
-    from ..zoo.store import resolve_model
+def load_model(source: str | Path, device: str | torch.device = "cpu", direction: str | None = None) -> TranslationModel:
+    """The generator that translates ``direction`` (default: the model's only one, or for a
+    two-way model the zoo entry's direction or AtoB), on ``device`` in eval mode."""
+    from ..zoo.store import resolve_model, zoo_default_direction
 
     path = resolve_model(source)
-    ckpt = load_checkpoint(path, networks=["generator"])
-    generator = build_generator(ckpt.metadata)
-    state = ckpt.state_dict("generator")
+    if path.is_dir():
+        hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""
+        raise CheckpointError(f"{path} is a directory, not a model file{hint}")
+    available = model_directions(read_metadata(path))
+    chosen = choose_direction(available, direction, str(path), zoo_default_direction(source))
+    info = available[chosen]
+    network = info.get("network", "generator")
+    ckpt = load_checkpoint(path, networks=[network])
+    generator = build_generator(info)
+    state = ckpt.state_dict(network)
     result = generator.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(
-            f"{path}: weights do not fit generator {ckpt.metadata['generator']['name']!r}: "
+            f"{path}: weights do not fit generator {info['generator']['name']!r}: "
             f"missing {result.missing_keys[:5]}{'...' if len(result.missing_keys) > 5 else ''}, "
             f"unexpected {result.unexpected_keys[:5]}{'...' if len(result.unexpected_keys) > 5 else ''}"
         )
     generator.to(device).eval()
-    return TranslationModel(generator, ckpt.metadata, str(path))
+    return TranslationModel(generator, ckpt.metadata, str(path), chosen, info)

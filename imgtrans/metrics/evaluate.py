@@ -17,6 +17,8 @@ from ..data.images import save_image, to_pixels
 from ..inference.engine import run_generator
 from ..inference.model import TranslationModel, build_generator
 from ..training.outputs import preview_grid
+from ..errors import DataError
+from ..interfaces import UnpairedDataset
 from . import METRICS, quantise
 
 
@@ -35,8 +37,8 @@ class EvalResult:
 def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
     """The same architecture, freshly initialised: the floor a trained model must clear."""
     torch.manual_seed(seed)
-    gen = build_generator(model.metadata).to(model.device).eval()
-    return TranslationModel(gen, dict(model.metadata), source="untrained")
+    gen = build_generator(model.info or model.metadata).to(model.device).eval()
+    return TranslationModel(gen, dict(model.metadata), "untrained", model.direction, dict(model.info))
 
 
 def load_pairs(data: str | Path, split: str, model: TranslationModel, direction: str | None = None):
@@ -46,9 +48,14 @@ def load_pairs(data: str | Path, split: str, model: TranslationModel, direction:
     root = resolve_dataset(str(data), host.catalog)
     formats = {c.name: c.factory for c in host.registry.components("dataset_format")}
     fmt = detect_format(root, formats)
-    return host.registry.create("dataset_format", fmt, root=root, split=split, transform=None,
-                                direction=direction or model.metadata.get("direction", "AtoB"),
-                                in_channels=model.in_channels, out_channels=model.out_channels)
+    pairs = host.registry.create("dataset_format", fmt, root=root, split=split, transform=None,
+                                 direction=direction or model.direction,
+                                 in_channels=model.in_channels, out_channels=model.out_channels,
+                                 **({"serial": True} if fmt == "unpaired" else {}))
+    if isinstance(pairs, UnpairedDataset) and not pairs.aligned():
+        raise DataError(f"{data} split {split!r} is unpaired: its B images are not the ground truth of its A "
+                        "images, so L1/PSNR/SSIM would score against unrelated targets")
+    return pairs
 
 
 def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split: str = "test", *,
@@ -79,7 +86,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
                 if out_dir is not None:
                     save_image(to_pixels(out[0]), Path(out_dir) / f"{Path(item['path']).stem}.png")
                 if contact_sheet is not None and len(sheet) < sheet_rows:
-                    sheet.append(preview_grid(a, out, b))
+                    sheet.append(preview_grid([a, out, b]))
         if on_progress:
             on_progress(1)
     if contact_sheet is not None and sheet:

@@ -177,6 +177,10 @@ def _previews(run_dir: Path) -> list[tuple[Path, str]]:
     return [(p, caption) for *_, p, caption in sorted(found, reverse=True)]
 
 
+#: the preview columns' captions, written next to the grids (``real_A | fake_B | rec_A | ...``)
+COLUMNS_FILE = "columns.txt"
+
+
 def write_html(run_dir: Path) -> Path:
     """Write ``RUN/index.html`` (and ``RUN/loss_curve.png``): config, latest metrics, validation, curves, previews."""
     run_dir = Path(run_dir)
@@ -207,7 +211,9 @@ def write_html(run_dir: Path) -> Path:
     parts.append("<h2>Loss curves</h2><img src='loss_curve.png' alt='loss curves' width='900'>")
     previews = _previews(run_dir)
     if previews:
-        parts.append("<h2>Previews</h2><p>Rows: input | output | target. Newest first.</p>")
+        columns_file = run_dir / "previews" / COLUMNS_FILE
+        columns = columns_file.read_text(encoding="utf-8").strip() if columns_file.is_file() else "input | output | target"
+        parts.append(f"<h2>Previews</h2><p>Columns: {e(columns)}. Newest first.</p>")
     for path, caption in previews:
         href = "previews/" + quote(path.name)
         parts.append(f"<figure><figcaption>{e(caption)}</figcaption>"

@@ -27,13 +27,15 @@ from ..data.robust import SkipBadItems, collate_skipping
 from ..data.transforms import PairedTransform
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_path
-from ..interfaces import Recipe
+from ..data.views import UnpairedView
+from ..interfaces import PairedDataset, Recipe, UnpairedDataset
 from ..registry import Registry
 from ..terminal import warn_stderr
 from . import resume as rs
 from .distributed import ProcessGroup, weights_digest
 from .engine import StepEngine, resolve_precision
 from .memory import keep_freed_memory
+from .model_file import model_metadata, model_networks, recommended_norm_stats
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
 from .report import TensorBoardLogger, write_html
@@ -87,41 +89,21 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
     root = resolve_dataset(data.source, catalog, progress=progress)
     formats = {c.name: c.factory for c in registry.components("dataset_format")}
     name = detect_format(root, formats) if data.format == "auto" else data.format
-    g = config.components["generator"].args
+    recipe_cls = registry.get("recipe", config.recipe.name).factory
+    first = recipe_cls.directions.get("AtoB") or next(iter(recipe_cls.directions.values()))
+    g = config.components[first].args
     transform = None if native else PairedTransform(data.load_size, data.crop_size, flip=data.flip and train,
                                                     train=train, seed=config.run.seed)
-    return registry.create("dataset_format", name, root=root, split=split, transform=transform,
-                           direction=data.direction, in_channels=g.get("in_channels", 3),
-                           out_channels=g.get("out_channels", 3), max_items=data.max_items,
-                           **({"cache": True} if data.cache else {}))
+    dataset = registry.create("dataset_format", name, root=root, split=split, transform=transform,
+                              direction=data.direction, in_channels=g.get("in_channels", 3),
+                              out_channels=g.get("out_channels", 3), max_items=data.max_items,
+                              **({"cache": True} if data.cache else {}),
+                              **({"seed": config.run.seed, "serial": not train} if name == "unpaired" else {}))
+    if not recipe_cls.paired and isinstance(dataset, PairedDataset) and train:
+        dataset = UnpairedView(dataset, seed=config.run.seed)  # B drawn independently of A
+    return dataset
 
 
-def generator_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step: int,
-                       world_size: int = 1) -> dict[str, Any]:
-    """Everything ``translate`` needs to rebuild and run the generator, and where it came from."""
-    gen = recipe.generator
-    return {
-        "recipe": config.recipe.name,
-        "generator": config.components["generator"].as_dict(),
-        "in_channels": gen.in_channels,
-        "out_channels": gen.out_channels,
-        "stride": getattr(gen, "stride", 1),
-        "direction": config.data.direction,
-        "value_range": "[-1, 1]",
-        "norm_stats": recommended_norm_stats(config, world_size),
-        "dataset": config.data.source,
-        "config": config.to_dict(),
-        "epoch": epoch,
-        "step": step,
-    }
-
-
-def recommended_norm_stats(config: TrainConfig, world_size: int = 1) -> str:
-    """Batch norm trained at batch size 1 only ever normalised with per-image statistics, which is
-    what 'instance' reproduces at test time; the running averages are a looser fit (docs/translate.md).
-    With --sync-bn the statistics span the processes, so the batch that counts is the combined one."""
-    batch = config.data.batch_size * (world_size if config.run.sync_bn else 1)
-    return "instance" if batch == 1 else "running"
 
 
 def prepare_run_dir(config: TrainConfig, overwrite: bool) -> Path:
@@ -195,7 +177,8 @@ def place_networks(recipe: Recipe, config: TrainConfig, device: torch.device) ->
                for name, net in recipe.components.items()}
     for name, net in recipe.components.items():
         net.to(device=device, memory_format=formats[name]).train()
-    return formats["generator"]
+    first = recipe.directions.get("AtoB") or next(iter(recipe.directions.values()))
+    return formats[first]
 
 
 def check_processes(config: TrainConfig, world_size: int) -> None:
@@ -290,9 +273,9 @@ class _Run:
                 self.tensorboard.close()
         model_path = self.run_dir / "model.safetensors"
         if self.main:
-            save_checkpoint(model_path, {"generator": self.recipe.generator},
-                            generator_metadata(self.config, self.recipe, epoch=self.epoch, step=self.step,
-                                               world_size=self.group.world_size))
+            save_checkpoint(model_path, model_networks(self.recipe),
+                            model_metadata(self.config, self.recipe, epoch=self.epoch, step=self.step,
+                                           world_size=self.group.world_size))
             write_html(self.run_dir)
         self.group.barrier()  # every process returns once the model exists
         return TrainResult(self.run_dir, model_path, self.step, self.history, skipped=len(self.dataset.skipped))
@@ -315,12 +298,13 @@ class _Run:
             ckpt.metadata["path"] = path
         seed_everything(config.run.seed)  # the same initial weights in every process
         recipe = self.recipe = build_recipe(config, registry)
-        self.stride = getattr(recipe.generator, "stride", 1)
-        if config.data.crop_size % self.stride:
-            suggestion = max(self.stride, config.data.crop_size // self.stride * self.stride)
-            raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {self.stride}, the input size "
-                              f"step of generator {config.components['generator'].name!r}; use --crop-size "
-                              f"{suggestion} or a smaller generator (e.g. --generator unet_128)")
+        for slot in recipe.directions.values():
+            stride = recipe.components[slot].stride
+            if config.data.crop_size % stride:
+                suggestion = max(stride, config.data.crop_size // stride * stride)
+                raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size "
+                                  f"step of {slot} {config.components[slot].name!r}; use --crop-size "
+                                  f"{suggestion} or a generator with a smaller step")
         say = (lambda msg: self.console.print(msg)) if self.console is not None and self.main else None
         dataset = self.dataset = SkipBadItems(
             build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
@@ -351,7 +335,7 @@ class _Run:
             rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=self.sampler,
             num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
             # workers live across epochs unless the dataset redraws per epoch in the main process
-            persistent_workers=config.data.num_workers > 0 and not hasattr(dataset.dataset, "set_epoch"),
+            persistent_workers=config.data.num_workers > 0 and not dataset.dataset.draws_per_epoch,
             generator=self.loader_generator, drop_last=False, collate_fn=collate_skipping)
 
         self.total_epochs = optim.epochs + optim.epochs_decay
@@ -382,8 +366,7 @@ class _Run:
         """Train epoch ``self.epoch`` from its batch ``start_batch``; returns the batches consumed."""
         config, group, device, epoch = self.config, self.group, self.device, self.epoch
         self.progress.start_epoch(epoch)
-        if hasattr(self.dataset.dataset, "set_epoch"):  # unpaired data draws new pairs each epoch
-            self.dataset.dataset.set_epoch(epoch)
+        self.dataset.dataset.set_epoch(epoch)  # unpaired data draws new pairs each epoch
         # a resumed epoch leaves out the batches consumed before the checkpoint
         self.sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
         self.loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
@@ -418,6 +401,17 @@ class _Run:
             raise DataError(f"none of the {len(self.dataset)} training items could be read (see the warnings above)")
         return batch_index
 
+    def _validate(self) -> dict[str, Any]:
+        """Scores of every direction the recipe trains (``val_l1``...; ``val_BtoA_l1``... for the way back)."""
+        record: dict[str, Any] = {}
+        norm_stats = recommended_norm_stats(self.config, self.group.world_size)
+        for direction, gen in self.recipe.generators().items():
+            view = self.val_data if direction == "AtoB" else _Swapped(self.val_data)
+            scores = validate(gen, view, stride=gen.stride, norm_stats=norm_stats, device=self.device)
+            prefix = "val_" if direction == "AtoB" else f"val_{direction}_"
+            record.update({prefix + k[len("val_"):]: v for k, v in scores.items()})
+        return record
+
     def _checkpoint_at_end(self) -> bool:
         return self.epoch % self.config.run.checkpoint_every == 0 or self.epoch == self.total_epochs
 
@@ -436,9 +430,7 @@ class _Run:
             _write_preview(self.recipe, self.preview, self.run_dir / "previews" / f"epoch_{epoch:04d}.png")
         if self.val_data is not None and (epoch % config.run.validate_every == 0 or last):
             # not part of `history`: _log_window's averages count steps between training records
-            scores = validate(self.recipe.generator, self.val_data, stride=self.stride,
-                              norm_stats=recommended_norm_stats(config, self.group.world_size), device=self.device)
-            self._write_record({"step": self.step, "epoch": epoch, **scores})
+            self._write_record({"step": self.step, "epoch": epoch, **self._validate()})
         if self.main:
             write_html(self.run_dir)
         if cut_short:
@@ -513,8 +505,9 @@ class _Run:
                  "window": {"sums": window_sums, "images": self.window_images * group.world_size,
                             "last_logged": self.last_logged},
                  "skipped": {str(k): v for k, v in skipped.items()}}
-        meta = generator_metadata(self.config, self.recipe, epoch=max(self.epoch, 1), step=self.step,
-                                  world_size=group.world_size)
+        tensors["recipe"] = self.recipe.state_dict()  # image pools and the like (rank 0's)
+        meta = model_metadata(self.config, self.recipe, epoch=max(self.epoch, 1), step=self.step,
+                              world_size=group.world_size)
         path = save_checkpoint(rs.step_path(self.run_dir, self.step), self.recipe.networks(),
                                {**meta, rs.STATE_KEY: state}, state=tensors)
         rs.publish(path, self.config.run.keep_checkpoints)
@@ -529,6 +522,7 @@ class _Run:
             rs.load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
             rs.load_scheduler_state(self.schedulers[name], state["schedulers"][name])
         self.engine.load_state_dict(state.get("scaler", {}))
+        self.recipe.load_state_dict(ckpt.state.get("recipe", {}))
         self.step, self.epoch = state["step"], state["epoch"]
         window = state["window"]
         share = group.world_size
@@ -551,13 +545,33 @@ class _Run:
 
 
 def _validation_data(config: TrainConfig, registry: Registry, catalog: DatasetCatalog) -> Dataset | None:
-    """The val split at native size (skipping unreadable files), or None with a warning."""
+    """The validation split at native size (skipping unreadable files), or None with a warning.
+    Unpaired data is scored only where its two sets are aligned by file name (ground truth)."""
+    split = config.run.validate_split
     try:
-        return SkipBadItems(build_dataset(config, registry, catalog, split="val", train=False, native=True),
-                            strict=config.data.strict, warn=warn_stderr)
+        dataset = build_dataset(config, registry, catalog, split=split, train=False, native=True)
     except DataError:
-        warn_stderr("the dataset has no 'val' split; --validate-every is ignored")
+        warn_stderr(f"the dataset has no {split!r} split; --validate-every is ignored "
+                    "(choose another with --set run.validate_split=test)")
         return None
+    if isinstance(dataset, UnpairedDataset) and not dataset.aligned():
+        warn_stderr(f"the {split!r} split is unpaired (no ground truth for its images); --validate-every is ignored")
+        return None
+    return SkipBadItems(dataset, strict=config.data.strict, warn=warn_stderr)
+
+
+class _Swapped:
+    """A validation set seen the other way round: ``A`` and ``B`` exchanged (None items stay None)."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[index]
+        return None if item is None else {**item, "A": item["B"], "B": item["A"]}
 
 
 def check_finite(record: dict[str, Any]) -> None:
@@ -569,10 +583,13 @@ def check_finite(record: dict[str, Any]) -> None:
 
 @torch.no_grad()
 def _write_preview(recipe: Recipe, batch: dict[str, torch.Tensor], path: Path) -> None:
-    gen = recipe.generator
-    gen.eval()
+    """The recipe's preview columns, computed with every network in eval mode."""
+    modes = [(m, m.training) for net in recipe.networks().values() for m in net.modules()]
+    for net in recipe.networks().values():
+        net.eval()
     try:
-        out = recipe.translate(batch)
+        columns = recipe.previews(batch)
     finally:
-        gen.train()
-    save_preview(path, batch["A"], out, batch["B"])
+        for module, training in modes:
+            module.training = training
+    save_preview(path, columns)

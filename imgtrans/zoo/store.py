@@ -150,6 +150,16 @@ def resolve_model(source: str | Path) -> Path:
     raise CheckpointError(f"model not found: {text} is neither a file nor a zoo model (see `imgtrans zoo list`)")
 
 
+def zoo_default_direction(source: str | Path) -> str | None:
+    """The direction a ``zoo:NAME`` entry serves (None for files): entries may share a two-way file."""
+    text = str(source)
+    name = text[len(PREFIX):] if text.startswith(PREFIX) else text
+    if not text.startswith(PREFIX) and Path(text).expanduser().exists():
+        return None
+    entry = entries().get(name)
+    return entry.direction if entry is not None else None
+
+
 # verification --------------------------------------------------------------------------------
 @dataclass
 class VerifyRow:

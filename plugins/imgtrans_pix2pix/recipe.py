@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from imgtrans.config import ComponentSpec
-from imgtrans.interfaces import Recipe, Slot
+from imgtrans.interfaces import Recipe, RecipeOption, Slot
 from imgtrans.training.optim import fast_adam
 
 
@@ -25,12 +25,20 @@ class Pix2Pix(Recipe):
         "gan_loss": Slot("loss", "bce"),
         "pixel_loss": Slot("loss", "l1"),
     }
+    directions: ClassVar[dict[str, str]] = {"AtoB": "generator"}
     paired = True
+    options: ClassVar[tuple[RecipeOption, ...]] = (
+        RecipeOption("--generator", ("generator.name",), "Generator, e.g. unet_256 or unet_128 "
+                     "(`imgtrans list generator`) [unet_256]."),
+        RecipeOption("--discriminator", ("discriminator.name",), "Discriminator [patchgan_70]."),
+        RecipeOption("--gan-loss", ("gan_loss.name",), "Adversarial loss: bce (the paper's) or lsgan [bce]."),
+        RecipeOption("--lambda-l1", ("recipe.lambda_l1",), "Weight of the L1 term [100].", float),
+    )
 
     def __init__(self, components: dict[str, nn.Module], lambda_l1: float = 100.0):
         super().__init__(components)
         self.lambda_l1 = lambda_l1
-        self.discriminator = components["discriminator"]
+        self.net_g, self.discriminator = components["generator"], components["discriminator"]
         self.gan_loss, self.pixel_loss = components["gan_loss"], components["pixel_loss"]
 
     @classmethod
@@ -40,12 +48,12 @@ class Pix2Pix(Recipe):
         return {"discriminator": {"in_channels": g.get("in_channels", 3) + g.get("out_channels", 3)}}
 
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": fast_adam(self.generator.parameters(), lr, betas),
+        return {"generator": fast_adam(self.net_g.parameters(), lr, betas),
                 "discriminator": fast_adam(self.discriminator.parameters(), lr, betas)}
 
     def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
         real_a, real_b = batch["A"], batch["B"]
-        fake_b = self.generator(real_a)
+        fake_b = self.net_g(real_a)
 
         # Discriminator: halve the loss so D learns more slowly than G, as in the paper.
         _set_requires_grad(self.discriminator, True)

@@ -1,0 +1,74 @@
+"""What a run's model file and checkpoints say about their generators: one self-describing entry
+per translation direction the recipe declares (docs/recipes.md).
+
+Directions are recorded in the terms of the dataset: a recipe's ``AtoB`` generator maps the
+batch's ``A`` to ``B``, which is the dataset's ``B`` to ``A`` when the run trained with
+``--direction BtoA``.  So ``imgtrans translate --direction BtoA`` always means "domain B to domain A".
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import TrainConfig
+from ..interfaces import Recipe
+
+_SWAP = {"AtoB": "BtoA", "BtoA": "AtoB"}
+
+
+def recommended_norm_stats(config: TrainConfig, world_size: int = 1) -> str:
+    """Batch norm trained at batch size 1 only ever normalised with per-image statistics, which is
+    what 'instance' reproduces at test time; the running averages are a looser fit (docs/translate.md).
+    With --sync-bn the statistics span the processes, so the batch that counts is the combined one."""
+    batch = config.data.batch_size * (world_size if config.run.sync_bn else 1)
+    return "instance" if batch == 1 else "running"
+
+
+def direction_entries(config: TrainConfig, recipe: Recipe, world_size: int = 1) -> dict[str, dict[str, Any]]:
+    """Dataset direction -> the network (slot) that translates it and how to rebuild and run it."""
+    from ..plugins import provenance
+
+    entries: dict[str, dict[str, Any]] = {}
+    for direction, slot in recipe.directions.items():
+        gen = recipe.components[slot]
+        spec = config.components[slot]
+        model_direction = direction if config.data.direction == "AtoB" else _SWAP[direction]
+        entries[model_direction] = {
+            "network": slot,
+            "generator": spec.as_dict(),
+            "in_channels": gen.in_channels,
+            "out_channels": gen.out_channels,
+            "stride": gen.stride,
+            "norm_stats": recommended_norm_stats(config, world_size),
+            "provided_by": provenance("generator", spec.name),
+        }
+    return entries
+
+
+def model_metadata(config: TrainConfig, recipe: Recipe, *, epoch: int, step: int,
+                   world_size: int = 1) -> dict[str, Any]:
+    """Everything ``translate`` needs to rebuild and run each direction, and where it came from.
+    The first direction's fields are also written flat (``generator``, ``in_channels``, ...) for
+    tools that read files of imgtrans 0.1."""
+    entries = direction_entries(config, recipe, world_size)
+    primary_direction = "AtoB" if "AtoB" in entries else next(iter(entries))
+    primary = entries[primary_direction]
+    return {
+        "recipe": config.recipe.name,
+        "directions": entries,
+        "generator": primary["generator"],
+        "in_channels": primary["in_channels"],
+        "out_channels": primary["out_channels"],
+        "stride": primary["stride"],
+        "direction": primary_direction,
+        "value_range": "[-1, 1]",
+        "norm_stats": primary["norm_stats"],
+        "dataset": config.data.source,
+        "config": config.to_dict(),
+        "epoch": epoch,
+        "step": step,
+    }
+
+
+def model_networks(recipe: Recipe) -> dict[str, Any]:
+    """The networks a model file holds: every direction's generator, by slot name."""
+    return {slot: recipe.components[slot] for slot in recipe.directions.values()}

@@ -150,6 +150,9 @@ class Recipe(abc.ABC):
     #: defaults for the ``[data]`` and ``[optim]`` sections of the run config
     data_defaults: ClassVar[dict[str, Any]] = {}
     optim_defaults: ClassVar[dict[str, Any]] = {}
+    #: a config layer that makes the recipe train in seconds (small networks, small crops): what
+    #: the conformance tests (``imgtrans.testing``) train every registered recipe with
+    tiny_config: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init__(self, components: dict[str, nn.Module], **hparams: Any):
         self.components = components

@@ -56,6 +56,11 @@ class CycleGAN(Recipe):
                      "Generated images remembered for the discriminators; 0 turns the pool off [50].", int),
     )
 
+    tiny_config: ClassVar[dict[str, dict[str, Any]]] = {
+        "generator_a": {"ngf": 4}, "generator_b": {"ngf": 4},
+        "discriminator_a": {"ndf": 4}, "discriminator_b": {"ndf": 4}, "recipe": {"pool_size": 3},
+        "data": {"load_size": 32, "crop_size": 32}}
+
     def __init__(self, components: dict[str, nn.Module], lambda_a: float = 10.0, lambda_b: float = 10.0,
                  lambda_identity: float = 0.5, pool_size: int = 50):
         super().__init__(components)

@@ -35,6 +35,10 @@ class Pix2Pix(Recipe):
         RecipeOption("--lambda-l1", ("recipe.lambda_l1",), "Weight of the L1 term [100].", float),
     )
 
+    tiny_config: ClassVar[dict[str, dict[str, Any]]] = {
+        "generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "discriminator": {"ndf": 4},
+        "data": {"load_size": 32, "crop_size": 32}}
+
     def __init__(self, components: dict[str, nn.Module], lambda_l1: float = 100.0):
         super().__init__(components)
         self.lambda_l1 = lambda_l1

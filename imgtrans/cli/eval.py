@@ -7,15 +7,15 @@ import click
 
 
 @click.command("eval")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint.")
-@click.option("--data", required=True, help="Dataset name or folder with pairs.")
+@click.option("--model", "-m", required=True, help="A .safetensors checkpoint, or zoo:NAME.")
+@click.option("--data", required=True, help="Dataset name or folder whose targets are ground truth for its inputs (paired data).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate.")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["untrained", "identity"]),
               help="Also score a freshly initialised network of the same architecture, or the input itself.")
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]), help="Batch-norm statistics mode.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the model's translations here.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), help="Write a PNG of input | output | target rows.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="Which way to translate with a two-way (CycleGAN) model [its only direction, else AtoB].")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -31,10 +31,13 @@ def eval_command(model: str, data: str, split: str, baselines: tuple[str, ...], 
     from rich.console import Console
     from rich.table import Table
 
+    from ..devices import resolve_device
     from ..inference.model import load_model
-    from ..metrics.evaluate import evaluate, untrained_like
+    from ..metrics.evaluate import check_outputs, evaluate, untrained_like
 
-    loaded = load_model(model, device=device, direction=direction)
+    dev = resolve_device(device)
+    check_outputs(out_dir, contact_sheet)  # before any work, not after the last image
+    loaded = load_model(model, device=dev, direction=direction)
     models = {"model": loaded}
     if "untrained" in baselines:
         models["untrained"] = untrained_like(loaded)

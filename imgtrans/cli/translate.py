@@ -28,10 +28,10 @@ class _BatchSize(click.ParamType):
 @click.argument("output", type=click.Path())
 @click.option("--recursive", "-r", is_flag=True,
               help="Also translate the images in sub-folders of INPUTS, keeping the sub-folder structure under OUTPUT.")
-@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp"]),
-              help="Output format: png (lossless), jpg or webp (quality 95).  [default: png, or the suffix of "
-                   "a single output file]")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("--format", "fmt", type=click.Choice(["png", "jpg", "webp", "tif"]),
+              help="Output format: png (lossless), jpg or webp (quality 95), tif (lossless).  [default: png, or "
+                   "the suffix of a single output file]")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never an input).")
 @click.option("--skip-existing", is_flag=True,
               help="Skip inputs whose output already exists (to resume a big job); they are counted as skipped.")
 @click.option("--batch-size", type=_BatchSize(), default="auto", show_default=True,
@@ -57,7 +57,7 @@ class _BatchSize(click.ParamType):
               help="Keep dropout active at inference, as the pix2pix paper did (varied outputs); seeded per "
                    "image by --seed and the image's path, so results do not depend on batching.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --dropout.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="Which way to translate with a two-way (CycleGAN) model: BtoA runs its generator back "
                    "[the model's only direction, else AtoB].")
@@ -72,6 +72,11 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
     describes its own architecture; no other flag is needed.  Unreadable inputs are listed at the
     end and the exit status is 1; the others are still written.  Outputs are written atomically,
     so an interrupted run leaves no partial file: rerun it with --skip-existing to resume.
+
+    Inputs are never overwritten.  Before the model is loaded, the job is refused (exit status 2)
+    when two inputs would write the same output, an output would be one of the inputs, OUTPUT
+    cannot be written, or INPUTS holds no supported image.  Exit status: 0 all written (or
+    skipped), 1 some inputs failed, 2 refused, 130 interrupted.
     """
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing contradict each other: pass one of them")
@@ -80,12 +85,16 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
     from rich.console import Console
     from rich.progress import Progress
 
+    from ..devices import resolve_device
     from ..inference.model import load_model
-    from ..inference.translate import collect_inputs, translate
+    from ..inference.translate import plan, translate
 
     console = Console(stderr=True)
-    loaded = load_model(model, device=device, direction=direction)
-    total = len(collect_inputs(inputs, recursive=recursive, exclude=Path(output)))
+    dev = resolve_device(device)
+    # every refusal (colliding names, an input as output, unwritable OUTPUT, no images) before the model
+    total = len(plan(Path(inputs), output, recursive=recursive, format=fmt, overwrite=overwrite,
+                     skip_existing=skip_existing).inputs)
+    loaded = load_model(model, device=dev, direction=direction)
     start = time.perf_counter()
     try:
         with Progress(console=console, transient=True) as progress:
@@ -106,6 +115,7 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
         console.print(f"skipped {len(report.skipped)} input(s) whose output exists")
     if report.failed:
         console.print(f"[red]{len(report.failed)} input(s) failed:")
-        for path, reason in report.failed:
-            console.print(f"  {path}: {reason}", markup=False, highlight=False, soft_wrap=True)
+        for path, reason in report.failed:  # most reasons already name the input (DataError's rule)
+            line = reason if str(path) in reason else f"{path}: {reason}"
+            console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

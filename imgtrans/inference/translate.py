@@ -8,9 +8,13 @@ Files go through a three-stage pipeline so that the CPU never waits on I/O:
                               same-size batches fill             of pending writes)
 
 Decoding (Pillow / torchvision) and encoding (Pillow) release the GIL, so they overlap the
-forward pass.  Memory stays bounded: at most about two batches are decoded ahead, and the
-writer queue holds at most about two batches.  Images with a side larger than ``tile`` go
-through :func:`imgtrans.inference.tiling.translate_tiled`, one at a time.
+forward pass.  Memory stays bounded by pixels, not by image count (:func:`in_flight_limits`): the
+images decoded ahead and the outputs waiting for the writers each hold at most about two
+``auto`` batches' worth of pixels, whatever ``--batch-size`` says.  Images with a side larger
+than ``tile`` go through :func:`imgtrans.inference.tiling.translate_tiled`, one at a time.
+
+Which output each input becomes, and every refusal that must come before any work, is
+:mod:`imgtrans.inference.plan`.
 """
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ import contextlib
 import hashlib
 import itertools
 import math
-import os
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -30,20 +33,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import is_image, list_images, load_image, to_pixels
+from ..data.images import load_image, to_pixels
+from ..devices import resolve_device
 from ..errors import DataError, ImgtransError
 from ..fileio import atomic_path
 from .engine import default_channels_last, resolve_precision, run_generator
 from .model import NORM_STATS, TranslationModel, load_model
-
-#: output formats: file suffix and Pillow save options (PNG is lossless at any zlib level; level 1
-#: writes about 3x faster than Pillow's default 6 for files about 9% larger)
-FORMATS = {
-    "png": (".png", {"format": "PNG", "compress_level": 1}),
-    "jpg": (".jpg", {"format": "JPEG", "quality": 95}),
-    "webp": (".webp", {"format": "WEBP", "quality": 95}),
-}
-_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp"}
+from .plan import FORMATS, Job, collect_inputs, output_path, plan  # noqa: F401  (collect_inputs, output_path: public here too)
 
 #: ``batch_size="auto"``: padded pixels per forward pass (8 images of 256x256 on CPU, 32 on CUDA) ...
 PIXEL_BUDGET = {"cpu": 8 * 256 * 256, "cuda": 32 * 256 * 256}
@@ -59,52 +55,6 @@ class TranslateReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)    # (input, reason)
     skipped: list[Path] = field(default_factory=list)               # inputs whose output existed (skip_existing)
     precision: str = "fp32"                                         # what the forward passes ran in
-
-
-@dataclass
-class _Job:
-    index: int      # position in the input list: the report's order
-    src: Path
-    rel: Path       # relative to the input folder: names the output, keys the dropout seed
-    dst: Path
-    size: tuple[int, int] = (0, 0)  # (width, height) from the file header: sort key and memory bound
-
-
-# ----------------------------------------------------------------------------- inputs and outputs
-
-def collect_inputs(source: str | Path, recursive: bool = False, exclude: Path | None = None) -> list[Path]:
-    """The images of ``source``: the file itself, or a folder's images (sorted; with ``recursive``,
-    those of every sub-folder too, skipping hidden folders and ``exclude``)."""
-    return [src for src, _ in _input_items(source, recursive, exclude)]
-
-
-def _input_items(source: str | Path, recursive: bool = False, exclude: Path | None = None) -> list[tuple[Path, Path]]:
-    """(path, path relative to the input folder) for each input."""
-    path = Path(source)
-    if path.is_file():
-        return [(path, Path(path.name))]
-    if not path.is_dir():
-        raise DataError(f"input not found: {path}")
-    if not recursive:
-        return [(p, p.relative_to(path)) for p in list_images(path)]
-    skip = exclude.resolve() if exclude is not None else None
-    items = []
-    for folder, dirs, files in os.walk(path):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(folder, d).resolve() != skip))
-        for name in sorted(files):
-            p = Path(folder, name)
-            if is_image(p) and p.is_file():
-                items.append((p, p.relative_to(path)))
-    return items
-
-
-def output_path(src: Path, out: Path, single: bool, fmt: str = "png", rel: Path | None = None) -> Path:
-    """Where ``src``'s translation goes: ``out`` itself for a single input and a file name with an
-    image suffix, else ``out/<relative folder>/<stem>.<format>``."""
-    if single and out.suffix.lower() in _SUFFIX_FORMATS:
-        return out
-    rel = rel if rel is not None else Path(src.name)
-    return out / rel.parent / f"{rel.stem}{FORMATS[fmt][0]}"
 
 
 def write_image(pixels: np.ndarray, path: Path, fmt: str = "png") -> None:
@@ -145,19 +95,18 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
     * a file, a folder or a list of files writes one image per input into ``output`` (a folder, or
       an image path for a single input) and returns a :class:`TranslateReport`.  Unreadable inputs
       are reported and skipped; existing outputs are kept unless ``overwrite`` (or skipped, and
-      counted as such, with ``skip_existing``).
+      counted as such, with ``skip_existing``).  An input is never replaced: colliding output names,
+      an output that is an input, a folder without supported images or an unwritable ``output``
+      raise :class:`ImgtransError` before the model is loaded or anything is written.
 
     Options (docs/translate.md has the details): ``batch_size`` (int or ``"auto"``), ``norm_stats``
     (``running``/``instance``; default: the checkpoint's), ``precision`` (``auto``/``fp32``/``bf16``/
     ``fp16``), ``channels_last`` (default: where it helps), ``compile``, ``tile``/``tile_overlap``
     (images with a side above ``tile`` are translated in overlapping tiles; 0 = never),
     ``dropout``/``seed`` (dropout kept on, seeded per image), ``recursive``, ``format``
-    (``png``/``jpg``/``webp``), ``on_progress(n)`` (called as inputs are done).
+    (``png``/``jpg``/``webp``/``tif``), ``on_progress(n)`` (called as inputs are done).
     """
-    if not isinstance(model, TranslationModel):
-        model = load_model(model, device=device)
-    norm_stats = norm_stats or model.recommended_norm_stats
-    if norm_stats not in NORM_STATS:
+    if norm_stats is not None and norm_stats not in NORM_STATS:
         raise ImgtransError(f"--norm-stats must be one of {', '.join(NORM_STATS)}, not {norm_stats!r}")
     if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
         raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
@@ -168,8 +117,9 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
                             f"the tile, not {tile} / {tile_overlap}")
     if format is not None and format not in FORMATS:
         raise ImgtransError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
-    dev = model.device
     if isinstance(inputs, torch.Tensor):
+        model = _loaded(model, device)
+        dev, norm_stats = model.device, norm_stats or model.recommended_norm_stats
         # tensors are a numeric API: the plain fp32 forward unless asked otherwise
         precision = resolve_precision(precision or "fp32", dev)
         if channels_last is None:
@@ -180,57 +130,32 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
 
     if output is None:
         raise ImgtransError("an output folder is needed when translating files")
+    # every refusal (no images, colliding names, an input as output, unwritable OUTPUT) comes before the model
+    planned = plan(inputs if isinstance(inputs, (str, Path)) else list(inputs), output, recursive=recursive,
+                   format=format, overwrite=overwrite, skip_existing=skip_existing)
+    model = _loaded(model, device)
+    dev = model.device
     precision = resolve_precision(precision, dev)
-    out = Path(output)
-    single = isinstance(inputs, (str, Path)) and Path(inputs).is_file()
-    if single and out.suffix.lower() in _SUFFIX_FORMATS:
-        implied = _SUFFIX_FORMATS[out.suffix.lower()]
-        if format is not None and format != implied:
-            raise ImgtransError(f"--format {format} does not match the output file {out.name}")
-        format = implied
-    if isinstance(inputs, (str, Path)):
-        items = _input_items(inputs, recursive, exclude=out)
-    else:
-        items = [(Path(p), Path(Path(p).name)) for p in inputs]
-    runner = _Runner(model, batch_size=batch_size, norm_stats=norm_stats, precision=precision,
+    runner = _Runner(model, batch_size=batch_size, norm_stats=norm_stats or model.recommended_norm_stats,
+                     precision=precision,
                      channels_last=default_channels_last(precision, dev) if channels_last is None else channels_last,
                      compile=compile, tile=tile, tile_overlap=tile_overlap, dropout=dropout, seed=seed,
-                     fmt=format or "png")
-    report = TranslateReport(precision=precision)
-    jobs = _plan(items, out, single, runner.fmt, overwrite, skip_existing, report)
+                     fmt=planned.fmt)
+    report = TranslateReport(failed=list(planned.failed), skipped=list(planned.skipped), precision=precision)
     if on_progress and (report.failed or report.skipped):
         on_progress(len(report.failed) + len(report.skipped))
-    runner.run(jobs, report, on_progress)
-    order = {src: i for i, (src, _) in enumerate(items)}  # the report lists inputs in their order
-    by_dst = {job.dst: job.index for job in jobs}
+    runner.run(planned.jobs, report, on_progress)
+    order = {src: i for i, src in enumerate(planned.inputs)}  # the report lists inputs in their order
+    by_dst = {job.dst: job.index for job in planned.jobs}
     report.written.sort(key=lambda p: by_dst[p])
     report.failed.sort(key=lambda f: order.get(f[0], -1))
     return report
 
 
-def _plan(items: list[tuple[Path, Path]], out: Path, single: bool, fmt: str, overwrite: bool,
-          skip_existing: bool, report: TranslateReport) -> list[_Job]:
-    """One job per input that will be translated; inputs that will not are recorded in ``report``."""
-    jobs: list[_Job] = []
-    claimed: dict[Path, Path] = {}
-    for i, (src, rel) in enumerate(items):
-        dst = output_path(src, out, single, fmt, rel)
-        if dst in claimed:
-            report.failed.append((src, f"{dst} is also the output of {claimed[dst]}; rename one of them"))
-            continue
-        claimed[dst] = src
-        if dst.exists() or dst.is_symlink():
-            if skip_existing:
-                report.skipped.append(src)
-                continue
-            if not overwrite:
-                report.failed.append((src, f"{dst} exists (pass --overwrite to replace it, or --skip-existing)"))
-                continue
-            if dst.resolve() == src.resolve():
-                report.failed.append((src, f"{dst} is the input itself; it is never replaced"))
-                continue
-        jobs.append(_Job(i, src, rel, dst))
-    return jobs
+def _loaded(model: TranslationModel | str | Path, device: str) -> TranslationModel:
+    if isinstance(model, TranslationModel):
+        return model
+    return load_model(model, device=resolve_device(device))
 
 
 # ----------------------------------------------------------------------------- the pipeline
@@ -281,8 +206,8 @@ class _Runner:
             return auto_batch_size(height, width, self.model.stride, self.model.device)
         return int(self.batch_size)
 
-    def run(self, jobs: list[_Job], report: TranslateReport, on_progress: Callable[[int], None] | None) -> None:
-        def done(job: _Job, error: str | None) -> None:
+    def run(self, jobs: list[Job], report: TranslateReport, on_progress: Callable[[int], None] | None) -> None:
+        def done(job: Job, error: str | None) -> None:
             if error is None:
                 report.written.append(job.dst)
             else:
@@ -294,11 +219,10 @@ class _Runner:
             for job, size in zip(jobs, readers.map(_peek_size, [j.src for j in jobs])):
                 job.size = size
             jobs = sorted(jobs, key=lambda j: (j.size[1], j.size[0], j.index))  # same sizes side by side
-            most = self.batch_limit(256, 256) if self.batch_size == "auto" else int(self.batch_size)
-            budget = 2 * most * 256 * 256 if self.batch_size == "auto" else None
-            writer = _Writer(writers, self.fmt, limit=2 * most, done=done)
-            batch: list[tuple[_Job, np.ndarray]] = []
-            for job, decoded in _prefetch(readers, jobs, self.model.in_channels, 2 * most, budget):
+            items, pixels_limit = in_flight_limits(self.batch_size, self.model.device, self.model.stride)
+            writer = _Writer(writers, self.fmt, items, pixels_limit, done=done)
+            batch: list[tuple[Job, np.ndarray]] = []
+            for job, decoded in _prefetch(readers, jobs, self.model.in_channels, items, pixels_limit):
                 try:
                     pixels = decoded.result()
                 except DataError as exc:
@@ -316,7 +240,7 @@ class _Runner:
             self.flush(batch, writer)
             writer.finish()
 
-    def flush(self, batch: list[tuple[_Job, np.ndarray]], writer: _Writer) -> None:
+    def flush(self, batch: list[tuple[Job, np.ndarray]], writer: _Writer) -> None:
         """Translate one batch of same-size images and hand the results to the writer."""
         if not batch:
             return
@@ -328,7 +252,7 @@ class _Runner:
             writer.submit(job, p)
         batch.clear()
 
-    def tiled(self, job: _Job, pixels: np.ndarray) -> np.ndarray:
+    def tiled(self, job: Job, pixels: np.ndarray) -> np.ndarray:
         from .tiling import translate_tiled
 
         base, counter = image_seed(self.seed, job.rel.as_posix()), itertools.count()
@@ -343,17 +267,28 @@ class _Runner:
 
 
 
-def _prefetch(pool: ThreadPoolExecutor, jobs: list[_Job], channels: int, max_items: int,
-              max_pixels: int | None) -> Iterator[tuple[_Job, Future]]:
-    """Decode ahead in ``pool``, in order: at most ``max_items`` images (and ``max_pixels`` pixels, by
+def in_flight_limits(batch_size: int | str, device: str | torch.device = "cpu", stride: int = 1) -> tuple[int, int]:
+    """(images, pixels) allowed to wait decoded ahead of the network, and, separately, translated
+    outputs waiting for the writers: two batches' worth of images, and at most twice the ``auto``
+    pixel budget (or two batches of 256x256 images for a larger explicit ``batch_size``).  The pixel
+    bound does not grow with the images' size, so 8000x8000 inputs wait one at a time whatever
+    ``--batch-size`` says (one image is always let through, however large)."""
+    most = auto_batch_size(256, 256, stride, device) if batch_size == "auto" else int(batch_size)
+    budget = PIXEL_BUDGET.get(torch.device(device).type, PIXEL_BUDGET["cpu"])
+    return 2 * most, 2 * max(budget, most * 256 * 256)
+
+
+def _prefetch(pool: ThreadPoolExecutor, jobs: list[Job], channels: int, max_items: int,
+              max_pixels: int) -> Iterator[tuple[Job, Future]]:
+    """Decode ahead in ``pool``, in order: at most ``max_items`` images and ``max_pixels`` pixels (by
     their headers) in flight, but always the next one, however large."""
-    pending: deque[tuple[_Job, Future]] = deque()
+    pending: deque[tuple[Job, Future]] = deque()
     queued_pixels = 0
     upcoming = iter(jobs)
     nxt = next(upcoming, None)
     while pending or nxt is not None:
-        while nxt is not None and (not pending or (len(pending) < max_items and (
-                max_pixels is None or queued_pixels + nxt.size[0] * nxt.size[1] <= max_pixels))):
+        while nxt is not None and (not pending or (
+                len(pending) < max_items and queued_pixels + nxt.size[0] * nxt.size[1] <= max_pixels)):
             pending.append((nxt, pool.submit(load_image, nxt.src, channels)))
             queued_pixels += nxt.size[0] * nxt.size[1]
             nxt = next(upcoming, None)
@@ -363,23 +298,32 @@ def _prefetch(pool: ThreadPoolExecutor, jobs: list[_Job], channels: int, max_ite
 
 
 class _Writer:
-    """Encodes and writes outputs in ``pool``; at most ``limit`` writes pending (the caller waits)."""
+    """Encodes and writes outputs in ``pool``; at most ``max_items`` writes and ``max_pixels`` pixels
+    pending (the caller waits; one output is always accepted, however large)."""
 
-    def __init__(self, pool: ThreadPoolExecutor, fmt: str, limit: int, done: Callable[[_Job, str | None], None]):
-        self.pool, self.fmt, self.limit, self.done = pool, fmt, max(limit, 1), done
-        self.pending: deque[tuple[_Job, Future]] = deque()
+    def __init__(self, pool: ThreadPoolExecutor, fmt: str, max_items: int, max_pixels: int,
+                 done: Callable[[Job, str | None], None]):
+        self.pool, self.fmt, self.done = pool, fmt, done
+        self.max_items, self.max_pixels = max(max_items, 1), max_pixels
+        self.pending: deque[tuple[Job, Future, int]] = deque()
+        self.pending_pixels = 0
 
-    def submit(self, job: _Job, pixels: np.ndarray) -> None:
-        self.pending.append((job, self.pool.submit(write_image, pixels, job.dst, self.fmt)))
-        self._collect(self.limit)
+    def submit(self, job: Job, pixels: np.ndarray) -> None:
+        size = pixels.shape[0] * pixels.shape[1]
+        self.pending.append((job, self.pool.submit(write_image, pixels, job.dst, self.fmt), size))
+        self.pending_pixels += size
+        self._collect(self.max_items, self.max_pixels)
 
     def finish(self) -> None:
-        self._collect(0)
+        self._collect(0, 0)
 
-    def _collect(self, keep: int) -> None:
-        """Record finished writes, in order; wait while more than ``keep`` are pending."""
-        while self.pending and (len(self.pending) > keep or self.pending[0][1].done()):
-            job, future = self.pending.popleft()
+    def _collect(self, keep: int, keep_pixels: int) -> None:
+        """Record finished writes, in order; wait while more than ``keep`` writes, or more than one
+        write and more than ``keep_pixels`` pixels, are pending."""
+        while self.pending and (len(self.pending) > keep or self.pending[0][1].done() or (
+                len(self.pending) > 1 and self.pending_pixels > keep_pixels)):
+            job, future, size = self.pending.popleft()
+            self.pending_pixels -= size
             try:
                 future.result()  # a KeyboardInterrupt raised in a writer thread comes out here
             except Exception as exc:

@@ -14,11 +14,12 @@ import torch
 from ..data.catalog import resolve_dataset
 from ..data.formats import detect_format
 from ..data.images import save_image, to_pixels
+from ..destinations import check_writable_file, check_writable_folder
+from ..errors import DataError, ImgtransError
 from ..inference.engine import run_generator
 from ..inference.model import TranslationModel, build_generator
+from ..interfaces import PairedDataset, UnpairedDataset
 from ..training.outputs import preview_grid
-from ..errors import DataError
-from ..interfaces import UnpairedDataset
 from . import METRICS, quantise
 
 
@@ -42,6 +43,9 @@ def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
 
 
 def load_pairs(data: str | Path, split: str, model: TranslationModel, direction: str | None = None):
+    """The split as aligned (input, target) pairs.  Anything else is refused: scores against targets
+    that are not the inputs' own counterparts (an unpaired set pairs each input with an unrelated B;
+    a folder of single images has no targets) would be numbers without meaning."""
     from ..plugins import get_host
 
     host = get_host()
@@ -55,7 +59,25 @@ def load_pairs(data: str | Path, split: str, model: TranslationModel, direction:
     if isinstance(pairs, UnpairedDataset) and not pairs.aligned():
         raise DataError(f"{data} split {split!r} is unpaired: its B images are not the ground truth of its A "
                         "images, so L1/PSNR/SSIM would score against unrelated targets")
+    if not isinstance(pairs, (PairedDataset, UnpairedDataset)):
+        raise DataError(f"eval needs aligned ground truth, but {data} is {fmt!r} data with no target for each "
+                        f"input; use paired data (aligned A|B images, or A/ and B/ folders with matching names)")
     return pairs
+
+
+def check_outputs(out_dir: str | Path | None, contact_sheet: str | Path | None) -> None:
+    """Refuse an unwritable ``--out`` or ``--contact-sheet`` before anything is computed."""
+    if out_dir is not None:
+        check_writable_folder(out_dir, "--out")
+    if contact_sheet is not None:
+        check_writable_file(contact_sheet, "--contact-sheet")
+
+
+def _save(pixels, path: Path, what: str) -> None:
+    try:
+        save_image(pixels, path)
+    except OSError as exc:
+        raise ImgtransError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
 def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split: str = "test", *,
@@ -66,6 +88,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     Writes the first model's translations into ``out_dir`` and a contact sheet (input | output |
     target rows) when asked.
     """
+    check_outputs(out_dir, contact_sheet)
     first = next(m for m in models.values() if m is not None)
     pairs = load_pairs(data, split, first)
     totals = {name: {k: 0.0 for k in METRICS} for name in models}
@@ -84,12 +107,12 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
                 totals[name][metric] += float(fn(out, b)[0])
             if j == 0:
                 if out_dir is not None:
-                    save_image(to_pixels(out[0]), Path(out_dir) / f"{Path(item['path']).stem}.png")
+                    _save(to_pixels(out[0]), Path(out_dir) / f"{Path(item['path']).stem}.png", "--out")
                 if contact_sheet is not None and len(sheet) < sheet_rows:
                     sheet.append(preview_grid([a, out, b]))
         if on_progress:
             on_progress(1)
     if contact_sheet is not None and sheet:
-        save_image(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet))
+        _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet")
     n = len(pairs)
     return [EvalResult(name, n, *(totals[name][k] / n for k in ("l1", "psnr", "ssim"))) for name in models]

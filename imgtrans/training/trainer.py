@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
+from ..devices import resolve_device  # lived here; still importable from here
 from ..data.catalog import DatasetCatalog, resolve_dataset
 from ..data.formats import detect_format
 from ..data.robust import SkipBadItems, collate_skipping
@@ -52,17 +53,6 @@ class TrainResult:
     steps: int
     history: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0  # unreadable training items that were skipped (each warned about once)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was requested but no CUDA device is available (use --device cpu or auto)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
 
 
 def seed_everything(seed: int) -> None:

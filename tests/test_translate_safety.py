@@ -287,7 +287,8 @@ def test_eval_refuses_data_without_targets(model: Path, tmp_path: Path, monkeypa
         _image(flat / f"{i}.png", (0, 40 * i, 0), size=64)
     import imgtrans.metrics.evaluate as evaluate_module
 
-    monkeypatch.setattr(evaluate_module, "detect_format", lambda root, formats: "single")
+    # detection may already call such a folder 'single' (then the patch is unused: raising=False)
+    monkeypatch.setattr(evaluate_module, "detect_format", lambda root, formats: "single", raising=False)
     line = _one_line_error(_run("eval", "--model", model, "--data", flat))
     assert "eval needs aligned ground truth" in line and "'single'" in line
 

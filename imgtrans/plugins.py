@@ -1,13 +1,17 @@
 """Plugin manager: discovers plugins through the ``imgtrans`` entry-point group and isolates failures.
 
 Plugins are loaded lazily, on first use of the registry, so ``import imgtrans`` stays cheap.
-A plugin that fails to import, or whose hook raises, is recorded with its error, reported once
-on stderr, and skipped; everything else keeps working.  ``IMGTRANS_DISABLE_PLUGINS`` (comma
-separated entry-point names, or ``*``) turns plugins off without uninstalling them.
+A plugin that fails to import, implements a hook that does not exist, whose hook raises, or
+whose registrations do not validate (see :mod:`imgtrans.staging`) is recorded with its error,
+reported once on stderr, and skipped as a whole; everything else keeps working.
+``IMGTRANS_DISABLE_PLUGINS`` (comma separated entry-point names, or ``*``) turns plugins off
+without uninstalling them.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -18,11 +22,20 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .registry import PluginRegistrar, Registry
+from .registry import Registry
+from .staging import STAGED_HOOKS, Staging, check_hook_names, plugin_anchor
 from .terminal import warn_stderr
 
 ENTRY_POINT_GROUP = "imgtrans"
 DISABLE_ENV = "IMGTRANS_DISABLE_PLUGINS"
+DEBUG_ENV = "IMGTRANS_DEBUG"
+#: checkpoint metadata key under which :func:`provenance` records are stored, by component slot
+PROVENANCE_KEY = "provenance"
+
+
+def debug_enabled() -> bool:
+    """True under ``imgtrans --debug`` or ``IMGTRANS_DEBUG=1``: show tracebacks behind one-line errors."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass
@@ -48,9 +61,12 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.catalog = DatasetCatalog()
-        self.zoo_manifests: list[Any] = []
+        self.zoo_manifests: list[Any] = []  # validated {name: ZooEntry} batches, one per plugin
+        self.commands: dict[str, Any] = {}  # command name -> click command, from accepted plugins
+        self.command_plugins: dict[str, str] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self._warned: set[str] = set()
+        self._zoo_owners: dict[str, str] | None = None
 
     # discovery -----------------------------------------------------------------------------
     def register_builtin(self) -> None:
@@ -91,45 +107,62 @@ class PluginHost:
         self.plugins.setdefault(info.name, info)
         try:
             self.pm.register(module, name=info.name)
-        except Exception as exc:  # noqa: BLE001 - e.g. a hook with a misspelt name
+        except Exception as exc:  # noqa: BLE001 - e.g. a hook with arguments the spec does not have
+            self._fail(info, _describe(exc))
+            return
+        try:
+            check_hook_names(module, self.pm.get_hookcallers(module) or [], _spec_names(), self.pm.project_name)
+        except Exception as exc:  # noqa: BLE001 - a misspelt hook: the whole plugin is rejected
+            self.pm.unregister(module)
             self._fail(info, _describe(exc))
             return
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
 
     # running hooks -------------------------------------------------------------------------
     def collect(self) -> None:
-        """Run the registration hooks of every loaded plugin, one plugin at a time."""
-        for impl in self.pm.hook.register_components.get_hookimpls():
-            registrar = PluginRegistrar(impl.plugin_name)
-            if self._call(impl, registry=registrar):
-                try:
-                    registrar.commit(self.registry)
-                except Exception as exc:  # noqa: BLE001
-                    self._fail(self.plugins[impl.plugin_name], _describe(exc))
-        for impl in self.pm.hook.register_datasets.get_hookimpls():
-            view = self.catalog.for_plugin(impl.plugin_name)
-            if self._call(impl, catalog=view):
-                try:
-                    view.commit()
-                except Exception as exc:  # noqa: BLE001
-                    self._fail(self.plugins[impl.plugin_name], _describe(exc))
-        for impl in self.pm.hook.register_zoo.get_hookimpls():
-            self._call(impl, manifests=self.zoo_manifests)
+        """Run every hook of one plugin at a time into a staging area; keep all of it or none."""
+        for name, info in list(self.plugins.items()):
+            plugin = self.pm.get_plugin(name)
+            if plugin is not None and not info.error and not info.disabled:
+                self._collect_plugin(plugin, info)
+
+    def _collect_plugin(self, plugin: object, info: PluginInfo) -> None:
+        staging = Staging(self, info.name, plugin_anchor(plugin))
+        try:
+            for hook in STAGED_HOOKS:
+                for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                    if impl.plugin is plugin:
+                        kwargs = staging.hook_arguments(hook)
+                        impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            staging.validate()
+        except Exception as exc:  # noqa: BLE001 - anything a plugin does wrong rejects that plugin only
+            self._fail(info, _describe(exc))
+            return
+        staging.commit()
+        for name in staging.zoo:
+            self.zoo_owners()[name] = f"plugin {info.name!r}"
 
     def add_commands(self, cli: Any) -> None:
-        for impl in self.pm.hook.register_commands.get_hookimpls():
-            self._call(impl, cli=cli)
+        """Add the commands of accepted plugins (validated at collection: no clash with built-ins)."""
+        for name, command in self.commands.items():
+            if name not in cli.commands:
+                cli.add_command(command, name)
 
-    def _call(self, impl: pluggy.HookImpl, **kwargs: Any) -> bool:
-        info = self.plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name, impl.plugin_name)
-        if info.error:
-            return False
-        try:
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self._fail(info, _describe(exc))
-            return False
+    def zoo_owners(self) -> dict[str, str]:
+        """Zoo model names taken so far, and by whom (the bundled manifest, then plugins)."""
+        if self._zoo_owners is None:
+            from .zoo.manifest import load_zoo
+
+            try:
+                self._zoo_owners = {name: f"the bundled manifest {entry.origin}" for name, entry in load_zoo().items()}
+            except Exception:  # noqa: BLE001 - a broken bundled manifest is reported by zoo commands
+                self._zoo_owners = {}
+        return self._zoo_owners
+
+    def builtin_commands(self) -> set[str]:
+        from .cli import cli
+
+        return set(cli.commands)
 
     def _fail(self, info: PluginInfo, error: str, key: str | None = None) -> None:
         info.error = error
@@ -137,6 +170,9 @@ class PluginHost:
         if key not in self._warned:
             self._warned.add(key)
             warn_stderr(f"plugin {info.name!r} ({info.module}) failed and is skipped: {error}")
+            current = sys.exc_info()[1]
+            if debug_enabled() and current is not None:
+                traceback.print_exception(type(current), current, current.__traceback__)
 
 
 def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -144,6 +180,10 @@ def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
     if dist is None:
         return None, None
     return dist.metadata["Name"], dist.version
+
+
+def _spec_names() -> list[str]:
+    return sorted(name for name in vars(hookspecs) if name.startswith("register_"))
 
 
 def _describe(exc: BaseException) -> str:
@@ -167,6 +207,35 @@ def get_host() -> PluginHost:
             host.collect()
             _host = host
         return _host
+
+
+def provenance(kind: str, name: str) -> dict[str, str | None]:
+    """Which plugin, distribution and version provide component ``name`` of ``kind``.
+
+    Recorded in checkpoint metadata (under :data:`PROVENANCE_KEY`, by slot) so that a checkpoint
+    whose component is not installed can say what to install.
+    """
+    host = get_host()
+    component = host.registry.get(kind, name)
+    info = host.plugins.get(component.plugin)
+    return {"plugin": component.plugin, "distribution": info.distribution if info else None,
+            "version": info.version if info else None}
+
+
+def provenance_note(metadata: dict[str, Any], slot: str) -> str:
+    """What to install for a checkpoint's ``slot`` component, from its recorded provenance ("" if none)."""
+    recorded = metadata.get(PROVENANCE_KEY) or {}
+    if isinstance(recorded, str):  # checkpoint metadata values stay strings unless decoded as JSON
+        try:
+            recorded = json.loads(recorded)
+        except json.JSONDecodeError:
+            return ""
+    origin = recorded.get(slot) if isinstance(recorded, dict) else None
+    if not isinstance(origin, dict) or not origin.get("distribution"):
+        return ""
+    dist, version = origin["distribution"], origin.get("version")
+    return (f"The checkpoint's {slot} came from plugin {origin.get('plugin')!r} of distribution "
+            f"{dist}{' ' + version if version else ''}: install it (pip install {dist}).")
 
 
 def reset_host(host: PluginHost | None = None) -> None:

@@ -95,7 +95,14 @@ def build_generator(spec: Any) -> Generator:
     if not isinstance(spec, dict) or "name" not in spec:
         raise CheckpointError("checkpoint metadata does not say which generator it holds")
     args = {k: v for k, v in spec.items() if k != "name"}
-    return get_host().registry.create("generator", spec["name"], **args)
+    registry = get_host().registry
+    if spec["name"] not in registry.names("generator"):  # say what to install, when the checkpoint knows
+        from ..errors import UnknownNameError
+        from ..plugins import provenance_note
+
+        raise UnknownNameError("generator", spec["name"], registry.names("generator"),
+                               note=provenance_note(metadata, "generator"))
+    return registry.create("generator", spec["name"], **args)
 
 
 def load_model(source: str | Path, device: str | torch.device = "cpu", direction: str | None = None) -> TranslationModel:

@@ -22,6 +22,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import ImgtransError
 from .registry import Registry
 from .staging import STAGED_HOOKS, Staging, check_hook_names, plugin_anchor
 from .terminal import warn_stderr
@@ -160,9 +161,9 @@ class PluginHost:
         return self._zoo_owners
 
     def builtin_commands(self) -> set[str]:
-        from .cli import cli
+        from .cli import BUILTIN_COMMANDS
 
-        return set(cli.commands)
+        return set(BUILTIN_COMMANDS)
 
     def _fail(self, info: PluginInfo, error: str, key: str | None = None) -> None:
         info.error = error
@@ -183,13 +184,17 @@ def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
 
 
 def _spec_names() -> list[str]:
-    return sorted(name for name in vars(hookspecs) if name.startswith("register_"))
+    return sorted(name for name, f in vars(hookspecs).items() if hasattr(f, "imgtrans_spec"))
 
 
 def _describe(exc: BaseException) -> str:
+    """One line; the raising line of code only for unexpected errors (ours already name the culprit)."""
+    message = " ".join(str(exc).split())
+    if isinstance(exc, ImgtransError):
+        return f"{type(exc).__name__}: {message}"
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return f"{type(exc).__name__}: {message}{where}"
 
 
 _host: PluginHost | None = None

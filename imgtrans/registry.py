@@ -49,7 +49,7 @@ def plugin_code(plugin: str, what: str) -> Iterator[None]:
 def first_sentence(doc: str | None) -> str:
     """The first sentence of a docstring's summary paragraph (colons and dotted names stay inside it)."""
     summary = " ".join(re.split(r"\n\s*\n", inspect.cleandoc(doc or ""))[0].split()).replace("``", "")
-    match = re.search(r"[.!?](?=\s|$)", summary)
+    match = re.search(r"[.!?](?=\s+[^a-z]|$)", summary)  # "e.g. maps" does not end a sentence
     return (summary[:match.start()] if match else summary).strip()
 
 

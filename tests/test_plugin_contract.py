@@ -260,7 +260,7 @@ def test_description_is_the_first_sentence_colons_included() -> None:
         registry.generator("tiny", Tiny)
 
     registry = host_with(("d", plugin(register_components=register_components))).registry
-    assert registry.get("generator", "colon").description == "Generator: maps A to B (e.g"  # abbreviations end it
+    assert registry.get("generator", "colon").description == "Generator: maps A to B (e.g. maps)"
     assert registry.get("generator", "tiny").description == "A tiny module: registered by the fake plugins below"
     assert registry.get("generator", "nodoc").description == ""  # not the base class's text
 

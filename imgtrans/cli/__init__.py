@@ -47,6 +47,8 @@ class _Group(click.Group):
         except FloatingPointError as exc:  # a diverged training run
             raise _user_error(exc, 1) from exc
         except Exception as exc:
+            if not self._plugins_loaded:  # then no plugin command ran
+                raise
             from ..plugins import get_host
 
             owner = get_host().command_plugins.get(ctx.invoked_subcommand or "")
@@ -113,6 +115,8 @@ cli.add_command(list_command)
 cli.add_command(info_command)
 cli.add_command(zoo_group)
 cli.add_command(data_group)
+#: names a plugin's command may not take
+BUILTIN_COMMANDS = frozenset(cli.commands)
 
 
 def main(argv: list[str] | None = None) -> None:

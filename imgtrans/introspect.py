@@ -25,8 +25,9 @@ def describe(kind: str, name: str) -> dict[str, Any]:
     """Description, origin (plugin, distribution, version) and settable arguments of ``name``.
 
     ``kind`` is a component kind (plurals such as ``generators`` are accepted) or ``dataset``.
-    Recipes add their ``slots`` (component kind, default, role when declared) and defaults for
-    the ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
+    Recipes add their ``slots`` (component kind, default, role when declared), command-line
+    ``options`` of ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and
+    defaults for the ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
     """
     from .plugins import get_host
 
@@ -46,6 +47,9 @@ def describe(kind: str, name: str) -> dict[str, Any]:
         out["slots"] = [{"name": slot, "kind": getattr(spec, "kind", None), "default": getattr(spec, "default", None),
                          "role": getattr(spec, "role", None), "args": _jsonable(dict(getattr(spec, "args", None) or {}))}
                         for slot, spec in (getattr(factory, "slots", None) or {}).items()]
+        out["options"] = [{"flag": o.flag, "keys": list(o.keys), "help": o.help, "type": _option_type(o.type)}
+                          for o in getattr(factory, "options", ()) or ()]
+        out["directions"] = dict(getattr(factory, "directions", None) or {})
         out["paired"] = getattr(factory, "paired", None)
         out["data_defaults"] = _jsonable(dict(getattr(factory, "data_defaults", {}) or {}))
         out["optim_defaults"] = _jsonable(dict(getattr(factory, "optim_defaults", {}) or {}))
@@ -122,6 +126,15 @@ def _describe_dataset(host: Any, name: str) -> dict[str, Any]:
             "paired": entry.paired, "domains": list(entry.domains), "layout": entry.layout, "how": entry.how,
             "url": entry.url, "splits": dict(entry.splits), "licence": entry.licence, "notes": entry.notes,
             "size_mb": entry.size_mb}
+
+
+def _option_type(kind: Any) -> str:
+    """``int``, ``flag`` for bool, ``a|b`` for a tuple of choices."""
+    if kind is bool:
+        return "flag"
+    if isinstance(kind, tuple):
+        return "|".join(map(str, kind))
+    return type_name(kind)
 
 
 def _jsonable(value: Any) -> Any:

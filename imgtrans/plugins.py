@@ -30,8 +30,8 @@ from .terminal import warn_stderr
 ENTRY_POINT_GROUP = "imgtrans"
 DISABLE_ENV = "IMGTRANS_DISABLE_PLUGINS"
 DEBUG_ENV = "IMGTRANS_DEBUG"
-#: checkpoint metadata key under which :func:`provenance` records are stored, by component slot
-PROVENANCE_KEY = "provenance"
+#: key of a model file's ``directions`` entry holding the :func:`provenance` record of its generator
+PROVENANCE_KEY = "provided_by"
 
 
 def debug_enabled() -> bool:
@@ -68,6 +68,7 @@ class PluginHost:
         self.plugins: dict[str, PluginInfo] = {}
         self._warned: set[str] = set()
         self._zoo_owners: dict[str, str] | None = None
+        self._collected: set[str] = set()
 
     # discovery -----------------------------------------------------------------------------
     def register_builtin(self) -> None:
@@ -121,10 +122,14 @@ class PluginHost:
 
     # running hooks -------------------------------------------------------------------------
     def collect(self) -> None:
-        """Run every hook of one plugin at a time into a staging area; keep all of it or none."""
+        """Run every hook of one plugin at a time into a staging area; keep all of it or none.
+
+        Plugins already collected are skipped, so plugins registered later can be collected too.
+        """
         for name, info in list(self.plugins.items()):
             plugin = self.pm.get_plugin(name)
-            if plugin is not None and not info.error and not info.disabled:
+            if plugin is not None and not info.error and not info.disabled and name not in self._collected:
+                self._collected.add(name)
                 self._collect_plugin(plugin, info)
 
     def _collect_plugin(self, plugin: object, info: PluginInfo) -> None:
@@ -217,8 +222,8 @@ def get_host() -> PluginHost:
 def provenance(kind: str, name: str) -> dict[str, str | None]:
     """Which plugin, distribution and version provide component ``name`` of ``kind``.
 
-    Recorded in checkpoint metadata (under :data:`PROVENANCE_KEY`, by slot) so that a checkpoint
-    whose component is not installed can say what to install.
+    Recorded in model files (each ``directions`` entry, under :data:`PROVENANCE_KEY`) so that a
+    file whose generator is not installed can say what to install.
     """
     host = get_host()
     component = host.registry.get(kind, name)
@@ -227,19 +232,19 @@ def provenance(kind: str, name: str) -> dict[str, str | None]:
             "version": info.version if info else None}
 
 
-def provenance_note(metadata: dict[str, Any], slot: str) -> str:
-    """What to install for a checkpoint's ``slot`` component, from its recorded provenance ("" if none)."""
-    recorded = metadata.get(PROVENANCE_KEY) or {}
-    if isinstance(recorded, str):  # checkpoint metadata values stay strings unless decoded as JSON
+def provenance_note(entry: Any, kind: str = "generator") -> str:
+    """What to install for a model file's component, from the :func:`provenance` record in its
+    ``directions`` entry (under :data:`PROVENANCE_KEY`); "" when the file records none."""
+    origin = entry.get(PROVENANCE_KEY) if isinstance(entry, dict) else None
+    if isinstance(origin, str):  # tolerate a record stored as a JSON string
         try:
-            recorded = json.loads(recorded)
+            origin = json.loads(origin)
         except json.JSONDecodeError:
             return ""
-    origin = recorded.get(slot) if isinstance(recorded, dict) else None
     if not isinstance(origin, dict) or not origin.get("distribution"):
         return ""
     dist, version = origin["distribution"], origin.get("version")
-    return (f"The checkpoint's {slot} came from plugin {origin.get('plugin')!r} of distribution "
+    return (f"The model's {kind} came from plugin {origin.get('plugin')!r} of distribution "
             f"{dist}{' ' + version if version else ''}: install it (pip install {dist}).")
 
 
@@ -249,12 +254,3 @@ def reset_host(host: PluginHost | None = None) -> None:
     with _lock:
         _host = host
 
-
-def provenance(kind: str, name: str) -> dict[str, str | None]:
-    """Which plugin and distribution registered component ``name`` (recorded in checkpoints, so a
-    file whose generator is missing can say what to install)."""
-    host = get_host()
-    plugin = host.registry.get(kind, name).plugin
-    info = host.plugins.get(plugin)
-    return {"plugin": plugin, "distribution": info.distribution if info else None,
-            "version": info.version if info else None}

@@ -20,7 +20,7 @@ import imgtrans.plugins as plugins_module
 from imgtrans.cli import cli
 from imgtrans.errors import PluginCodeError, UnknownNameError
 from imgtrans.hookspecs import hookimpl
-from imgtrans.interfaces import Slot
+from imgtrans.interfaces import RecipeOption, Slot
 from imgtrans.plugins import PluginHost, PluginInfo, provenance
 from imgtrans.zoo.manifest import load_zoo
 
@@ -166,6 +166,15 @@ def test_a_dataset_registered_twice_by_one_plugin_rejects_it() -> None:
     assert "mine" not in host.catalog
 
 
+def test_plugins_registered_later_are_collected_alone() -> None:
+    host = host_with(("first", plugin(register_datasets=lambda catalog: catalog.add("first_data", "one"))))
+    late = plugin(register_datasets=lambda catalog: catalog.add("late_data", "two"))
+    host.register_module(late, PluginInfo("late", "late"))
+    host.collect()  # the first plugin is not run again (it would clash with itself)
+    assert host.plugins["first"].error is None and host.plugins["late"].error is None
+    assert {"first_data", "late_data"} <= set(host.catalog.names())
+
+
 # 4. misspelt or unmarked hooks --------------------------------------------------------------------
 def test_misspelt_hook_is_an_error_for_that_plugin(capsys) -> None:
     def register_component(registry):
@@ -236,12 +245,14 @@ def test_provenance_and_the_missing_distribution_of_a_checkpoint(use_host) -> No
     from imgtrans.inference.model import build_generator
 
     use_host(host_with())  # the plugin is no longer installed
-    for recorded in ({"generator": record}, json.dumps({"generator": record})):
-        with pytest.raises(UnknownNameError) as err:
-            build_generator({"generator": {"name": "fancy_gen"}, "provenance": recorded})
-        assert "imgtrans-fancy 1.2" in str(err.value) and "pip install imgtrans-fancy" in str(err.value)
-    with pytest.raises(UnknownNameError, match="unknown generator 'fancy_gen'"):
+    with pytest.raises(UnknownNameError) as err:  # a model file's ``directions`` entry
+        build_generator({"network": "generator", "generator": {"name": "fancy_gen"}, "provided_by": record})
+    message = str(err.value)
+    assert "unknown generator 'fancy_gen'" in message and "\n" not in message
+    assert "distribution imgtrans-fancy 1.2" in message and "pip install imgtrans-fancy" in message
+    with pytest.raises(UnknownNameError) as err:  # files that record no provenance still get the plain message
         build_generator({"generator": {"name": "fancy_gen"}})
+    assert "imgtrans-fancy" not in str(err.value)
 
 
 # 6. descriptions, --help, exit status ------------------------------------------------------------------
@@ -308,6 +319,7 @@ class MyRecipe:
     """A recipe with one declared role."""
 
     slots = {"generator": Slot("generator", "documented"), "pixel_loss": RoleSlot()}
+    options = (RecipeOption("--lambda-x", ("recipe.lambda_x",), "Weight of the pixel loss [10].", float),)
     optim_defaults = {"lr": 0.001}
 
     def __init__(self, components: dict, lambda_x: float = 10.0):
@@ -338,6 +350,8 @@ def test_describe_and_info(use_host) -> None:
     assert recipe["arguments"][0]["help"] == "weight of the pixel loss."
     assert recipe["slots"][1] == {"name": "pixel_loss", "kind": "loss", "default": "l1", "role": "pixel", "args": {}}
     assert recipe["optim_defaults"] == {"lr": 0.001}
+    assert recipe["options"] == [{"flag": "--lambda-x", "keys": ["recipe.lambda_x"], "type": "float",
+                                  "help": "Weight of the pixel loss [10]."}]
 
     result = run("info", "generator", "documented")
     assert result.exit_code == 0, result.output
@@ -346,7 +360,8 @@ def test_describe_and_info(use_host) -> None:
         assert text in result.output
     assert json.loads(run("info", "generators", "documented", "--json").output) == data
     shown = run("info", "recipes", "my_recipe").output
-    assert "pixel_loss" in shown and "pixel" in shown and "lambda_x" in shown
+    assert "pixel_loss" in shown and "role" in shown and "--lambda-x" in shown and "lambda_x" in shown
+    assert max(len(line) for line in shown.splitlines()) <= 80
     assert run("list", "generators").exit_code == 0 and "documented" in run("list", "generators").output
     wrong = run("info", "genrator", "documented")
     assert wrong.exit_code == 2 and "Did you mean 'generator'?" in wrong.output

@@ -57,10 +57,17 @@ def render(data: dict[str, Any]) -> None:
         return
     if data.get("slots"):
         console.print("component slots (--set SLOT.name=NAME)")
-        slots = Table("slot", "kind", "default", "role")
+        roles = any(s["role"] for s in data["slots"])
+        slots = Table("slot", "kind", "default", *(["role"] if roles else []))
         for s in data["slots"]:
-            slots.add_row(s["name"], s["kind"] or "", s["default"] or "", s["role"] or "")
+            slots.add_row(s["name"], s["kind"] or "", s["default"] or "", *([s["role"] or ""] if roles else []))
         console.print(slots)
+    if data.get("options"):
+        console.print(f"options of `imgtrans train {data['name']}`")
+        options = Table("option", "type", "sets", "help")
+        for o in data["options"]:
+            options.add_row(o["flag"], escape(o["type"]), escape(", ".join(o["keys"])), escape(o["help"]))
+        console.print(options)
     heading = "hyper-parameters (--set recipe.ARG=VALUE)" if data["kind"] == "recipe" else "arguments"
     if not data["arguments"]:
         console.print(f"{heading}: none")

@@ -90,6 +90,7 @@ def build_generator(spec: Any) -> Generator:
     """The generator a ``directions`` entry (or legacy metadata) describes, with fresh weights."""
     from ..plugins import get_host
 
+    entry = spec
     if isinstance(spec, dict) and "generator" in spec and isinstance(spec["generator"], dict):
         spec = spec["generator"]
     if not isinstance(spec, dict) or "name" not in spec:
@@ -101,7 +102,7 @@ def build_generator(spec: Any) -> Generator:
         from ..plugins import provenance_note
 
         raise UnknownNameError("generator", spec["name"], registry.names("generator"),
-                               note=provenance_note(metadata, "generator"))
+                               note=provenance_note(entry))
     return registry.create("generator", spec["name"], **args)
 
 

@@ -3,8 +3,9 @@
 Commands from plugins (``register_commands`` hook) are loaded when a name is not built in or
 when the commands are listed (``imgtrans --help``), so running a built-in command stays fast.
 Every :class:`ImgtransError` becomes a one-line message and exit status 2: users never see a
-traceback for bad input.  ``--debug`` (or ``IMGTRANS_DEBUG=1``) adds the traceback behind it,
-which is what a plugin author needs when their code fails.
+traceback for bad input.  Failing plugin code (:class:`PluginCodeError`, or an exception from a
+plugin's command) is one line too, with status 1; ``--debug`` (or ``IMGTRANS_DEBUG=1``) adds the
+traceback behind any of these, which is what a plugin author needs when their code fails.
 """
 from __future__ import annotations
 

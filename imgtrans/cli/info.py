@@ -17,7 +17,7 @@ def info_command(kind: str, name: str, as_json: bool) -> None:
     """Describe component NAME of KIND: description, plugin, distribution, and every argument.
 
     Arguments are shown with their type, default and help (from the component's docstring);
-    a recipe also shows its component slots and section defaults.  Set arguments with
+    a recipe also shows its component slots, its `imgtrans train` options and section defaults.  Set arguments with
     `--set SLOT.ARG=VALUE` (recipe hyper-parameters: `--set recipe.ARG=VALUE`).
 
     \b

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "__version__", "hookimpl", "get_registry", "list_components",
     "create_generator", "create_discriminator", "create_loss", "create_dataset_format", "create_recipe",
-    "load_model", "translate", "train", "evaluate",
+    "load_model", "translate", "train", "evaluate", "describe",
 ]
 
 
@@ -52,6 +52,15 @@ def create_dataset_format(name: str, **kwargs: Any):
 
 def create_recipe(name: str, **kwargs: Any):
     return get_registry().create("recipe", name, **kwargs)
+
+
+def describe(kind: str, name: str) -> dict[str, Any]:
+    """What ``imgtrans info KIND NAME`` shows, as a dict: description, plugin, distribution, version,
+    ``arguments`` (name, type, default, required, help) and, for a recipe, ``slots`` and section
+    defaults.  ``kind`` accepts plurals (``generators``) and ``dataset``."""
+    from .introspect import describe as _describe
+
+    return _describe(kind, name)
 
 
 def load_model(source: str, device: str = "cpu", direction: str | None = None) -> "TranslationModel":

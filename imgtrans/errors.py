@@ -16,15 +16,16 @@ class ImgtransError(Exception):
 class UnknownNameError(ImgtransError, KeyError):
     """A name (component, dataset, option key) that is not among the valid choices."""
 
-    def __init__(self, what: str, name: str, choices: Iterable[str]):
-        self.what, self.name, self.choices = what, name, sorted(choices)
+    def __init__(self, what: str, name: str, choices: Iterable[str], note: str = ""):
+        self.what, self.name, self.choices, self.note = what, name, sorted(choices), note
         super().__init__(self._message())
 
     def _message(self) -> str:
         close = difflib.get_close_matches(self.name, self.choices, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         listed = ", ".join(self.choices) if self.choices else "(none)"
-        return f"unknown {self.what} {self.name!r}.{hint} Valid choices: {listed}"
+        note = f" {self.note}" if self.note else ""
+        return f"unknown {self.what} {self.name!r}.{hint}{note} Valid choices: {listed}"
 
     def __str__(self) -> str:  # KeyError would otherwise quote the message
         return self._message()
@@ -44,3 +45,18 @@ class CheckpointError(ImgtransError):
 
 class DataError(ImgtransError):
     """A dataset or image that cannot be used."""
+
+
+class PluginCodeError(ImgtransError):
+    """Code inside a plugin (a component's constructor, a recipe's step) raised.
+
+    The message names the plugin, the component and the exception on one line, so a user knows
+    whom to report it to; the original exception is kept as ``__cause__`` and its traceback is
+    shown with ``imgtrans --debug`` or ``IMGTRANS_DEBUG=1``.
+    """
+
+    def __init__(self, plugin: str, what: str, exc: BaseException):
+        self.plugin, self.what = plugin, what
+        detail = " ".join(str(exc).split())
+        super().__init__(f"{what} (plugin {plugin!r}) failed: {type(exc).__name__}"
+                         + (f": {detail}" if detail else ""))

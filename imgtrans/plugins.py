@@ -1,13 +1,17 @@
 """Plugin manager: discovers plugins through the ``imgtrans`` entry-point group and isolates failures.
 
 Plugins are loaded lazily, on first use of the registry, so ``import imgtrans`` stays cheap.
-A plugin that fails to import, or whose hook raises, is recorded with its error, reported once
-on stderr, and skipped; everything else keeps working.  ``IMGTRANS_DISABLE_PLUGINS`` (comma
-separated entry-point names, or ``*``) turns plugins off without uninstalling them.
+A plugin that fails to import, implements a hook that does not exist, whose hook raises, or
+whose registrations do not validate (see :mod:`imgtrans.staging`) is recorded with its error,
+reported once on stderr, and skipped as a whole; everything else keeps working.
+``IMGTRANS_DISABLE_PLUGINS`` (comma separated entry-point names, or ``*``) turns plugins off
+without uninstalling them.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -18,11 +22,21 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .registry import PluginRegistrar, Registry
+from .errors import ImgtransError
+from .registry import Registry
+from .staging import STAGED_HOOKS, Staging, check_hook_names, plugin_anchor
 from .terminal import warn_stderr
 
 ENTRY_POINT_GROUP = "imgtrans"
 DISABLE_ENV = "IMGTRANS_DISABLE_PLUGINS"
+DEBUG_ENV = "IMGTRANS_DEBUG"
+#: key of a model file's ``directions`` entry holding the :func:`provenance` record of its generator
+PROVENANCE_KEY = "provided_by"
+
+
+def debug_enabled() -> bool:
+    """True under ``imgtrans --debug`` or ``IMGTRANS_DEBUG=1``: show tracebacks behind one-line errors."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 @dataclass
@@ -48,9 +62,13 @@ class PluginHost:
         self.pm.add_hookspecs(hookspecs)
         self.registry = Registry()
         self.catalog = DatasetCatalog()
-        self.zoo_manifests: list[Any] = []
+        self.zoo_manifests: list[Any] = []  # validated {name: ZooEntry} batches, one per plugin
+        self.commands: dict[str, Any] = {}  # command name -> click command, from accepted plugins
+        self.command_plugins: dict[str, str] = {}
         self.plugins: dict[str, PluginInfo] = {}
         self._warned: set[str] = set()
+        self._zoo_owners: dict[str, str] | None = None
+        self._collected: set[str] = set()
 
     # discovery -----------------------------------------------------------------------------
     def register_builtin(self) -> None:
@@ -91,45 +109,66 @@ class PluginHost:
         self.plugins.setdefault(info.name, info)
         try:
             self.pm.register(module, name=info.name)
-        except Exception as exc:  # noqa: BLE001 - e.g. a hook with a misspelt name
+        except Exception as exc:  # noqa: BLE001 - e.g. a hook with arguments the spec does not have
+            self._fail(info, _describe(exc))
+            return
+        try:
+            check_hook_names(module, self.pm.get_hookcallers(module) or [], _spec_names(), self.pm.project_name)
+        except Exception as exc:  # noqa: BLE001 - a misspelt hook: the whole plugin is rejected
+            self.pm.unregister(module)
             self._fail(info, _describe(exc))
             return
         info.hooks = sorted(h.name for h in self.pm.get_hookcallers(module) or [])
 
     # running hooks -------------------------------------------------------------------------
     def collect(self) -> None:
-        """Run the registration hooks of every loaded plugin, one plugin at a time."""
-        for impl in self.pm.hook.register_components.get_hookimpls():
-            registrar = PluginRegistrar(impl.plugin_name)
-            if self._call(impl, registry=registrar):
-                try:
-                    registrar.commit(self.registry)
-                except Exception as exc:  # noqa: BLE001
-                    self._fail(self.plugins[impl.plugin_name], _describe(exc))
-        for impl in self.pm.hook.register_datasets.get_hookimpls():
-            view = self.catalog.for_plugin(impl.plugin_name)
-            if self._call(impl, catalog=view):
-                try:
-                    view.commit()
-                except Exception as exc:  # noqa: BLE001
-                    self._fail(self.plugins[impl.plugin_name], _describe(exc))
-        for impl in self.pm.hook.register_zoo.get_hookimpls():
-            self._call(impl, manifests=self.zoo_manifests)
+        """Run every hook of one plugin at a time into a staging area; keep all of it or none.
+
+        Plugins already collected are skipped, so plugins registered later can be collected too.
+        """
+        for name, info in list(self.plugins.items()):
+            plugin = self.pm.get_plugin(name)
+            if plugin is not None and not info.error and not info.disabled and name not in self._collected:
+                self._collected.add(name)
+                self._collect_plugin(plugin, info)
+
+    def _collect_plugin(self, plugin: object, info: PluginInfo) -> None:
+        staging = Staging(self, info.name, plugin_anchor(plugin))
+        try:
+            for hook in STAGED_HOOKS:
+                for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                    if impl.plugin is plugin:
+                        kwargs = staging.hook_arguments(hook)
+                        impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            staging.validate()
+        except Exception as exc:  # noqa: BLE001 - anything a plugin does wrong rejects that plugin only
+            self._fail(info, _describe(exc))
+            return
+        staging.commit()
+        for name in staging.zoo:
+            self.zoo_owners()[name] = f"plugin {info.name!r}"
 
     def add_commands(self, cli: Any) -> None:
-        for impl in self.pm.hook.register_commands.get_hookimpls():
-            self._call(impl, cli=cli)
+        """Add the commands of accepted plugins (validated at collection: no clash with built-ins)."""
+        for name, command in self.commands.items():
+            if name not in cli.commands:
+                cli.add_command(command, name)
 
-    def _call(self, impl: pluggy.HookImpl, **kwargs: Any) -> bool:
-        info = self.plugins.get(impl.plugin_name) or PluginInfo(impl.plugin_name, impl.plugin_name)
-        if info.error:
-            return False
-        try:
-            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
-            return True
-        except Exception as exc:  # noqa: BLE001
-            self._fail(info, _describe(exc))
-            return False
+    def zoo_owners(self) -> dict[str, str]:
+        """Zoo model names taken so far, and by whom (the bundled manifest, then plugins)."""
+        if self._zoo_owners is None:
+            from .zoo.manifest import load_zoo
+
+            try:
+                self._zoo_owners = {name: f"the bundled manifest {entry.origin}" for name, entry in load_zoo().items()}
+            except Exception:  # noqa: BLE001 - a broken bundled manifest is reported by zoo commands
+                self._zoo_owners = {}
+        return self._zoo_owners
+
+    def builtin_commands(self) -> set[str]:
+        from .cli import BUILTIN_COMMANDS
+
+        return set(BUILTIN_COMMANDS)
 
     def _fail(self, info: PluginInfo, error: str, key: str | None = None) -> None:
         info.error = error
@@ -137,6 +176,9 @@ class PluginHost:
         if key not in self._warned:
             self._warned.add(key)
             warn_stderr(f"plugin {info.name!r} ({info.module}) failed and is skipped: {error}")
+            current = sys.exc_info()[1]
+            if debug_enabled() and current is not None:
+                traceback.print_exception(type(current), current, current.__traceback__)
 
 
 def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -146,10 +188,18 @@ def _dist(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
+def _spec_names() -> list[str]:
+    return sorted(name for name, f in vars(hookspecs).items() if hasattr(f, "imgtrans_spec"))
+
+
 def _describe(exc: BaseException) -> str:
+    """One line; the raising line of code only for unexpected errors (ours already name the culprit)."""
+    message = " ".join(str(exc).split())
+    if isinstance(exc, ImgtransError):
+        return f"{type(exc).__name__}: {message}"
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     where = f" ({last[0].filename}:{last[0].lineno})" if last else ""
-    return f"{type(exc).__name__}: {exc}{where}"
+    return f"{type(exc).__name__}: {message}{where}"
 
 
 _host: PluginHost | None = None
@@ -169,18 +219,38 @@ def get_host() -> PluginHost:
         return _host
 
 
+def provenance(kind: str, name: str) -> dict[str, str | None]:
+    """Which plugin, distribution and version provide component ``name`` of ``kind``.
+
+    Recorded in model files (each ``directions`` entry, under :data:`PROVENANCE_KEY`) so that a
+    file whose generator is not installed can say what to install.
+    """
+    host = get_host()
+    component = host.registry.get(kind, name)
+    info = host.plugins.get(component.plugin)
+    return {"plugin": component.plugin, "distribution": info.distribution if info else None,
+            "version": info.version if info else None}
+
+
+def provenance_note(entry: Any, kind: str = "generator") -> str:
+    """What to install for a model file's component, from the :func:`provenance` record in its
+    ``directions`` entry (under :data:`PROVENANCE_KEY`); "" when the file records none."""
+    origin = entry.get(PROVENANCE_KEY) if isinstance(entry, dict) else None
+    if isinstance(origin, str):  # tolerate a record stored as a JSON string
+        try:
+            origin = json.loads(origin)
+        except json.JSONDecodeError:
+            return ""
+    if not isinstance(origin, dict) or not origin.get("distribution"):
+        return ""
+    dist, version = origin["distribution"], origin.get("version")
+    return (f"The model's {kind} came from plugin {origin.get('plugin')!r} of distribution "
+            f"{dist}{' ' + version if version else ''}: install it (pip install {dist}).")
+
+
 def reset_host(host: PluginHost | None = None) -> None:
     """Forget loaded plugins (tests use this to load a different set)."""
     global _host
     with _lock:
         _host = host
 
-
-def provenance(kind: str, name: str) -> dict[str, str | None]:
-    """Which plugin and distribution registered component ``name`` (recorded in checkpoints, so a
-    file whose generator is missing can say what to install)."""
-    host = get_host()
-    plugin = host.registry.get(kind, name).plugin
-    info = host.plugins.get(plugin)
-    return {"plugin": plugin, "distribution": info.distribution if info else None,
-            "version": info.version if info else None}

@@ -9,13 +9,48 @@ from __future__ import annotations
 
 import fnmatch
 import inspect
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ConfigError, DuplicateComponentError, UnknownNameError
+from .errors import ConfigError, DuplicateComponentError, ImgtransError, PluginCodeError, UnknownNameError
 
 KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe")
+
+
+def normalize_kind(text: str, extra: tuple[str, ...] = ()) -> str:
+    """``generators``, ``dataset-format`` and ``losses`` name the same kinds as their canonical forms,
+    because users type what they read in plural headings; anything else is an error listing the kinds."""
+    valid = KINDS + extra
+    base = text.strip().lower().replace("-", "_")
+    for candidate in (base, base[:-1] if base.endswith("s") else "", base[:-2] if base.endswith("es") else ""):
+        if candidate in valid:
+            return candidate
+    raise UnknownNameError("component kind", text, valid)
+
+
+@contextmanager
+def plugin_code(plugin: str, what: str) -> Iterator[None]:
+    """Run plugin code so that its failures read as one line naming the plugin and ``what`` failed.
+
+    Errors that are already the project's own (a plugin validating its arguments with
+    :class:`ConfigError`) pass through unchanged: their message is meant for the user as is.
+    """
+    try:
+        yield
+    except ImgtransError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything a plugin raises is attributed to it
+        raise PluginCodeError(plugin, what, exc) from exc
+
+
+def first_sentence(doc: str | None) -> str:
+    """The first sentence of a docstring's summary paragraph (colons and dotted names stay inside it)."""
+    summary = " ".join(re.split(r"\n\s*\n", inspect.cleandoc(doc or ""))[0].split()).replace("``", "")
+    match = re.search(r"[.!?](?=\s+[^a-z]|$)", summary)  # "e.g. maps" does not end a sentence
+    return (summary[:match.start()] if match else summary).strip()
 
 
 @dataclass(frozen=True)
@@ -85,7 +120,8 @@ class Registry:
         """Build component ``name`` of ``kind``; unknown keyword arguments are an error listing the valid ones."""
         component = self.get(kind, name)
         check_arguments(component, kwargs)
-        obj = component.factory(**kwargs)
+        with plugin_code(component.plugin, f"{kind.replace('_', ' ')} {name!r}"):
+            obj = component.factory(**kwargs)
         try:
             obj.imgtrans_spec = {"name": name, "args": dict(kwargs)}
         except AttributeError:  # objects with __slots__ cannot carry their spec; that is fine
@@ -123,9 +159,8 @@ class PluginRegistrar:
     def add(self, kind: str, name: str, factory: Callable[..., Any], description: str = "") -> None:
         if kind not in KINDS:
             raise UnknownNameError("component kind", kind, KINDS)
-        if not description:  # first sentence of the docstring
-            doc = " ".join((inspect.getdoc(factory) or "").split()).replace("``", "")
-            description = doc.split(". ")[0].split(": ")[0].rstrip(".")
+        if not description:  # the factory's own docstring: a base class's would describe the wrong thing
+            description = first_sentence(getattr(factory, "__doc__", None))
         self.staged.append(Component(kind, name, factory, self.plugin, description))
 
     def generator(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
@@ -143,7 +178,8 @@ class PluginRegistrar:
     def recipe(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
         self.add("recipe", name, factory, description)
 
-    def commit(self, registry: Registry) -> None:
+    def validate(self, registry: Registry) -> None:
+        """Raise if committing would fail, leaving ``registry`` untouched."""
         names = [(c.kind, c.name) for c in self.staged]
         dup = {x for x in names if names.count(x) > 1}
         if dup:
@@ -153,5 +189,8 @@ class PluginRegistrar:
             taken = registry._items[c.kind].get(c.name)
             if taken is not None:
                 registry.add(c)  # raises, naming both plugins
+
+    def commit(self, registry: Registry) -> None:
+        self.validate(registry)
         for c in self.staged:
             registry.add(c)

@@ -46,7 +46,12 @@ def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[
 
 
 def plugins_json(plugin_dirs: list[Path], home: Path) -> dict[str, dict]:
-    return {p["name"]: p for p in json.loads(ok(run_cli(["plugins", "--json"], plugin_dirs, home)).stdout)}
+    """``imgtrans plugins --json``, whose exit status is 1 exactly when some plugin failed."""
+    result = run_cli(["plugins", "--json"], plugin_dirs, home)
+    found = {p["name"]: p for p in json.loads(result.stdout)}
+    failed = any(p["error"] for p in found.values())
+    assert result.returncode == (1 if failed else 0), result.stderr
+    return found
 
 
 def write_dist(target: Path, dist: str, entry_point: str, module: str, source: str) -> Path:

@@ -1,16 +1,24 @@
 """The ``imgtrans`` command line: thin Click commands over the library API.
 
-Commands from plugins (``register_commands`` hook) are loaded only when a name is not built in,
-so ``imgtrans --help`` and friends stay fast.  Every :class:`ImgtransError` becomes a one-line
-message and exit status 2: users never see a traceback for bad input.
+Commands from plugins (``register_commands`` hook) are loaded when a name is not built in or
+when the commands are listed (``imgtrans --help``), so running a built-in command stays fast.
+Every :class:`ImgtransError` becomes a one-line message and exit status 2: users never see a
+traceback for bad input.  Failing plugin code (:class:`PluginCodeError`, or an exception from a
+plugin's command) is one line too, with status 1; ``--debug`` (or ``IMGTRANS_DEBUG=1``) adds the
+traceback behind any of these, which is what a plugin author needs when their code fails.
 """
 from __future__ import annotations
 
+import os
+import sys
+import traceback
+
 import click
 
-from ..errors import ImgtransError
+from ..errors import ImgtransError, PluginCodeError
 from .data import data_group
 from .eval import eval_command
+from .info import info_command
 from .inspect import list_command, plugins_command
 from .train import train_command
 from .translate import translate_command
@@ -32,12 +40,23 @@ class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except ImgtransError as exc:
-            raise UserError(str(exc)) from exc
+            # plugin code failing is not bad input: status 1, like a diverged run
+            raise _user_error(exc, 1 if isinstance(exc, PluginCodeError) else 2) from exc
         except FloatingPointError as exc:  # a diverged training run
-            err = UserError(str(exc))
-            err.exit_code = 1
-            raise err from exc
+            raise _user_error(exc, 1) from exc
+        except Exception as exc:
+            if not self._plugins_loaded:  # then no plugin command ran
+                raise
+            from ..plugins import get_host
+
+            owner = get_host().command_plugins.get(ctx.invoked_subcommand or "")
+            if owner is None:
+                raise
+            wrapped = PluginCodeError(owner, f"command {ctx.invoked_subcommand!r}", exc)
+            raise _user_error(exc, 1, str(wrapped)) from exc
 
     def _load_plugin_commands(self) -> None:
         if not self._plugins_loaded:
@@ -53,10 +72,26 @@ class _Group(click.Group):
             cmd = super().get_command(ctx, name)
         return cmd
 
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+
+def _user_error(exc: BaseException, status: int, message: str | None = None) -> UserError:
+    """One line for the user; the traceback too under --debug / IMGTRANS_DEBUG=1."""
+    from ..plugins import debug_enabled
+
+    if debug_enabled():
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    err = UserError(message or str(exc))
+    err.exit_code = status
+    return err
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="imgtrans")
-def cli() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback behind an error (also: IMGTRANS_DEBUG=1).")
+def cli(debug: bool) -> None:
     """Image-to-image translation: train pix2pix-style models, translate images, manage models and data.
 
     \b
@@ -67,7 +102,10 @@ def cli() -> None:
       imgtrans eval --model runs/basemap/model.safetensors --data basemap
       imgtrans list generator 'unet*'
       imgtrans zoo list        imgtrans data list        imgtrans plugins
+      imgtrans info generator unet_256                  (arguments, types, defaults)
     """
+    if debug:  # through the environment, so plugin loading and worker processes see it too
+        os.environ["IMGTRANS_DEBUG"] = "1"
 
 
 cli.add_command(train_command)
@@ -75,8 +113,11 @@ cli.add_command(translate_command)
 cli.add_command(eval_command)
 cli.add_command(plugins_command)
 cli.add_command(list_command)
+cli.add_command(info_command)
 cli.add_command(zoo_group)
 cli.add_command(data_group)
+#: names a plugin's command may not take
+BUILTIN_COMMANDS = frozenset(cli.commands)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,21 @@ import json
 
 import click
 
-from ..registry import KINDS
+from ..registry import KINDS, normalize_kind
+
+
+class KindType(click.ParamType):
+    """A component kind, or ``dataset``; plurals (``generators``) are accepted."""
+
+    name = "KIND"
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from ..errors import UnknownNameError
+
+        try:
+            return normalize_kind(value, extra=("dataset",))
+        except UnknownNameError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.command("plugins")
@@ -13,12 +27,15 @@ from ..registry import KINDS
 def plugins_command(as_json: bool) -> None:
     """List loaded plugins: name, version, distribution, hooks, and any error.
 
-    A plugin that failed to import is shown with its error; everything else keeps working.
-    Set IMGTRANS_DISABLE_PLUGINS=name1,name2 to switch plugins off.
+    A plugin that failed (to import, a misspelt hook, a clash or malformed registration) is
+    shown with its error and none of it is used; everything else keeps working.  The exit
+    status is 1 when any plugin failed, so CI catches it.  Set IMGTRANS_DISABLE_PLUGINS=name1,name2
+    to switch plugins off.
     """
     from dataclasses import asdict
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from ..plugins import get_host
@@ -26,16 +43,18 @@ def plugins_command(as_json: bool) -> None:
     infos = list(get_host().plugins.values())
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
-        return
-    table = Table("plugin", "version", "distribution", "hooks", "status")
-    for i in infos:
-        status = "[red]error: " + i.error if i.error else ("[yellow]disabled" if i.disabled else "[green]ok")
-        table.add_row(i.name, i.version or "", i.distribution or "", ", ".join(i.hooks), status)
-    Console().print(table)
+    else:
+        table = Table("plugin", "version", "distribution", "hooks", "status")
+        for i in infos:
+            status = "[red]error: " + escape(i.error) if i.error else ("[yellow]disabled" if i.disabled else "[green]ok")
+            table.add_row(i.name, i.version or "", i.distribution or "", ", ".join(i.hooks), status)
+        Console().print(table)
+    if any(i.error for i in infos):
+        click.get_current_context().exit(1)
 
 
 @click.command("list")
-@click.argument("kind", required=False, type=click.Choice(KINDS + ("dataset",)))
+@click.argument("kind", required=False, type=KindType())
 @click.argument("pattern", required=False, default="*")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_command(kind: str | None, pattern: str, as_json: bool) -> None:
@@ -46,6 +65,8 @@ def list_command(kind: str | None, pattern: str, as_json: bool) -> None:
       imgtrans list                      everything
       imgtrans list generator 'unet*'    generators whose name starts with unet
       imgtrans list dataset              named datasets (built or downloadable)
+
+    KIND is one of generator, discriminator, loss, dataset_format, recipe, dataset (plurals work).
     """
     from rich.console import Console
     from rich.table import Table
@@ -65,7 +86,9 @@ def list_command(kind: str | None, pattern: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([dict(zip(("kind", "name", "plugin", "description"), r)) for r in rows], indent=2))
         return
+    from rich.markup import escape
+
     table = Table("kind", "name", "plugin", "description")
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*map(escape, r))
     Console().print(table)

@@ -93,10 +93,18 @@ class PluginCatalog:
     def add(self, name: str, description: str, **fields: Any) -> None:
         self._staged.append(DatasetEntry(name=name, description=description, plugin=self.plugin, **fields))
 
-    def commit(self) -> None:
+    def validate(self) -> None:
+        """Raise if committing would fail, leaving the catalog untouched."""
+        names = [entry.name for entry in self._staged]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise DuplicateComponentError(f"plugin {self.plugin!r} registers dataset {twice[0]!r} twice")
         for entry in self._staged:
             if entry.name in self._catalog:
                 self._catalog.add(entry)  # raises, naming both plugins
+
+    def commit(self) -> None:
+        self.validate()
         for entry in self._staged:
             self._catalog.add(entry)
 

@@ -90,12 +90,20 @@ def build_generator(spec: Any) -> Generator:
     """The generator a ``directions`` entry (or legacy metadata) describes, with fresh weights."""
     from ..plugins import get_host
 
+    entry = spec
     if isinstance(spec, dict) and "generator" in spec and isinstance(spec["generator"], dict):
         spec = spec["generator"]
     if not isinstance(spec, dict) or "name" not in spec:
         raise CheckpointError("checkpoint metadata does not say which generator it holds")
     args = {k: v for k, v in spec.items() if k != "name"}
-    return get_host().registry.create("generator", spec["name"], **args)
+    registry = get_host().registry
+    if spec["name"] not in registry.names("generator"):  # say what to install, when the checkpoint knows
+        from ..errors import UnknownNameError
+        from ..plugins import provenance_note
+
+        raise UnknownNameError("generator", spec["name"], registry.names("generator"),
+                               note=provenance_note(entry))
+    return registry.create("generator", spec["name"], **args)
 
 
 def load_model(source: str | Path, device: str | torch.device = "cpu", direction: str | None = None) -> TranslationModel:

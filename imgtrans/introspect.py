@@ -1,0 +1,146 @@
+"""What a registered component (or named dataset) is and what can be set on it.
+
+``imgtrans info KIND NAME`` and :func:`imgtrans.describe` read the same dictionary, built from
+the factory's signature, type annotations and docstring, so a plugin author documents arguments
+once, in the code.  Per-argument help is taken from a Google-style ``Args:`` section
+(``name (type): help``) or reST ``:param name: help`` lines, of the class or its ``__init__``.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import re
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from .registry import normalize_kind
+
+_SECTION = re.compile(r"^(Args|Arguments|Parameters|Keyword Args|Keyword Arguments|Attributes):\s*$")
+_ENTRY = re.compile(r"^\**(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_PARAM = re.compile(r"^:param\s+(?:[^:]*\s)?(\w+):\s*(.*)$")
+
+
+def describe(kind: str, name: str) -> dict[str, Any]:
+    """Description, origin (plugin, distribution, version) and settable arguments of ``name``.
+
+    ``kind`` is a component kind (plurals such as ``generators`` are accepted) or ``dataset``.
+    Recipes add their ``slots`` (component kind, default, role when declared), command-line
+    ``options`` of ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and
+    defaults for the ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
+    """
+    from .plugins import get_host
+
+    kind = normalize_kind(kind, extra=("dataset",))
+    host = get_host()
+    if kind == "dataset":
+        return _describe_dataset(host, name)
+    component = host.registry.get(kind, name)
+    info = host.plugins.get(component.plugin)
+    out: dict[str, Any] = {
+        "kind": kind, "name": name, "description": component.description, "plugin": component.plugin,
+        "distribution": info.distribution if info else None, "version": info.version if info else None,
+        "arguments": [a for a in arguments(component.factory) if not (kind == "recipe" and a["name"] == "components")],
+    }
+    if kind == "recipe":
+        factory = component.factory
+        out["slots"] = [{"name": slot, "kind": getattr(spec, "kind", None), "default": getattr(spec, "default", None),
+                         "role": getattr(spec, "role", None), "args": _jsonable(dict(getattr(spec, "args", None) or {}))}
+                        for slot, spec in (getattr(factory, "slots", None) or {}).items()]
+        out["options"] = [{"flag": o.flag, "keys": list(o.keys), "help": o.help, "type": _option_type(o.type)}
+                          for o in getattr(factory, "options", ()) or ()]
+        out["directions"] = dict(getattr(factory, "directions", None) or {})
+        out["paired"] = getattr(factory, "paired", None)
+        out["data_defaults"] = _jsonable(dict(getattr(factory, "data_defaults", {}) or {}))
+        out["optim_defaults"] = _jsonable(dict(getattr(factory, "optim_defaults", {}) or {}))
+    return out
+
+
+def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
+    """Each keyword argument of ``factory``: name, type, default (``required`` when there is none), help."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    params = list(inspect.signature(target).parameters.values())
+    if inspect.isclass(factory):
+        params = params[1:]
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - an unresolvable annotation: show it as written
+        hints = {}
+    helps = {**docstring_arguments(getattr(factory, "__doc__", None)),
+             **(docstring_arguments(target.__doc__) if target is not factory else {})}
+    out = []
+    for p in params:
+        if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            continue
+        required = p.default is inspect.Parameter.empty
+        out.append({"name": p.name, "type": type_name(hints.get(p.name, p.annotation)),
+                    "default": None if required else _jsonable(p.default), "required": required,
+                    "help": helps.get(p.name, "")})
+    return out
+
+
+def type_name(annotation: Any) -> str:
+    """A short, readable type: ``int``, ``str | None``, ``Module | None`` (module paths dropped)."""
+    if annotation is inspect.Parameter.empty:
+        return ""
+    if isinstance(annotation, str):
+        text = annotation
+    elif isinstance(annotation, type) and not typing.get_args(annotation):
+        text = annotation.__qualname__
+    else:
+        text = str(annotation)
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", text.replace("typing.", ""))
+
+
+def docstring_arguments(doc: str | None) -> dict[str, str]:
+    """``{argument: help}`` from a docstring's ``Args:`` section or ``:param x:`` lines."""
+    out: dict[str, str] = {}
+    current: str | None = None
+    in_section, indent = False, 0
+    for line in inspect.cleandoc(doc or "").splitlines():
+        stripped, lead = line.strip(), len(line) - len(line.lstrip())
+        if not stripped:
+            continue
+        param = _PARAM.match(stripped)
+        if param:
+            current, in_section = param[1], False
+            out[current] = param[2].strip()
+        elif _SECTION.match(stripped):
+            in_section, indent, current = True, 0, None
+        elif lead == 0:  # unindented prose ends a section and any help being continued
+            in_section, current = False, None
+        elif in_section and (indent == 0 or lead == indent) and _ENTRY.match(stripped):
+            entry = _ENTRY.match(stripped)
+            indent, current = lead, entry[1]
+            out[current] = entry[2].strip()
+        elif current is not None:
+            out[current] = f"{out[current]} {stripped}".strip()
+    return out
+
+
+def _describe_dataset(host: Any, name: str) -> dict[str, Any]:
+    entry = host.catalog.get(name)
+    info = host.plugins.get(entry.plugin)
+    return {"kind": "dataset", "name": name, "description": entry.description, "plugin": entry.plugin,
+            "distribution": info.distribution if info else None, "version": info.version if info else None,
+            "paired": entry.paired, "domains": list(entry.domains), "layout": entry.layout, "how": entry.how,
+            "url": entry.url, "splits": dict(entry.splits), "licence": entry.licence, "notes": entry.notes,
+            "size_mb": entry.size_mb}
+
+
+def _option_type(kind: Any) -> str:
+    """``int``, ``flag`` for bool, ``a|b`` for a tuple of choices."""
+    if kind is bool:
+        return "flag"
+    if isinstance(kind, tuple):
+        return "|".join(map(str, kind))
+    return type_name(kind)
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` if JSON can carry it, else its ``repr`` (a default that is an object, say)."""
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)

@@ -10,7 +10,10 @@ The resolved configuration is a plain nested mapping with one section per concer
 ``--set section.key=value`` addresses any of them (``--set generator.ngf=32``).  Changing a
 component's ``name`` drops the arguments meant for the previous component.  Every key is
 checked against the component's signature or the dataclass fields, so a typo is an error
-that lists the valid keys rather than a silently ignored setting.
+that lists the valid keys rather than a silently ignored setting.  Every value is checked against
+its declared type and constraint (:mod:`imgtrans.typecheck`: the dataclass fields' ``metadata``,
+a component's annotations and ``arg_constraints``), and a slot that declares a ``role`` only
+accepts a component with that role.
 """
 from __future__ import annotations
 
@@ -21,10 +24,14 @@ import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, UnknownNameError
-from .registry import Registry, check_arguments, factory_arguments
+from .registry import Component, Registry, check_arguments, factory_arguments
+from .typecheck import argument_rules, check_values, field_rules
+
+if TYPE_CHECKING:  # interfaces imports torch; the command line imports this module for its help text
+    from .interfaces import Slot
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -32,20 +39,31 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+PRECISIONS = ("auto", "fp32", "bf16-mixed", "fp16-mixed")
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+def _at_least(n: int) -> dict[str, Any]:
+    return {"min": n}
+
+
 @dataclass
 class DataConfig:
-    """What to train on and how to augment it."""
+    """What to train on and how to augment it.
+
+    Each field's type and ``metadata`` constraint are what ``resolve`` checks (:mod:`imgtrans.typecheck`).
+    """
 
     source: str = ""
-    format: str = "auto"
+    format: str = "auto"  # auto, or a registered dataset format (checked in resolve)
     split: str = "train"
-    direction: str = "AtoB"
-    load_size: int = 286
-    crop_size: int = 256
+    direction: str = field(default="AtoB", metadata={"choices": DIRECTIONS})
+    load_size: int = field(default=286, metadata=_at_least(1))
+    crop_size: int = field(default=256, metadata=_at_least(1))  # and <= load_size (checked in resolve)
     flip: bool = True
-    batch_size: int = 1
-    num_workers: int = 0
-    max_items: int | None = None
+    batch_size: int = field(default=1, metadata=_at_least(1))
+    num_workers: int = field(default=0, metadata=_at_least(0))
+    max_items: int | None = field(default=None, metadata=_at_least(1))
     cache: bool = False
     strict: bool = False  # stop at the first unreadable image instead of skipping it with a warning
 
@@ -54,12 +72,12 @@ class DataConfig:
 class OptimConfig:
     """Optimiser and the reference's linear-decay schedule (``epochs`` flat, then ``epochs_decay`` to zero)."""
 
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    epochs: int = 100
-    epochs_decay: int = 100
-    max_steps: int | None = None
+    lr: float = field(default=2e-4, metadata={"gt": 0})
+    beta1: float = field(default=0.5, metadata={"min": 0, "lt": 1})
+    beta2: float = field(default=0.999, metadata={"min": 0, "lt": 1})
+    epochs: int = field(default=100, metadata=_at_least(0))
+    epochs_decay: int = field(default=100, metadata=_at_least(0))
+    max_steps: int | None = field(default=None, metadata=_at_least(1))
 
 
 @dataclass
@@ -67,32 +85,27 @@ class RunConfig:
     """Where results go and how the run behaves."""
 
     out: str = ""
-    seed: int = 0
+    seed: int = field(default=0, metadata=_at_least(0))
     device: str = "auto"
-    log_every: int = 10
-    preview_every: int = 1  # epochs
-    preview_every_steps: int = 0  # 0: only at epoch ends
-    checkpoint_every: int = 1  # epochs
-    checkpoint_every_steps: int = 0  # 0: only at epoch ends
-    keep_checkpoints: int = 3  # newest checkpoints/step_*.safetensors kept
-    validate_every: int = 0  # epochs; 0: no validation
+    log_every: int = field(default=10, metadata=_at_least(1))
+    preview_every: int = field(default=1, metadata=_at_least(1))  # epochs
+    preview_every_steps: int = field(default=0, metadata=_at_least(0))  # 0: only at epoch ends
+    checkpoint_every: int = field(default=1, metadata=_at_least(1))  # epochs
+    checkpoint_every_steps: int = field(default=0, metadata=_at_least(0))  # 0: only at epoch ends
+    keep_checkpoints: int = field(default=3, metadata=_at_least(1))  # newest checkpoints/step_*.safetensors kept
+    validate_every: int = field(default=0, metadata=_at_least(0))  # epochs; 0: no validation
     validate_split: str = "val"  # the split scored (unpaired data: only where A and B are aligned by name)
     tensorboard: bool = False
     progress: bool = True
-    precision: str = "auto"  # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
-    channels_last: str = "auto"  # auto | on | off (auto: see trainer.wants_channels_last)
+    # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
+    precision: str = field(default="auto", metadata={"choices": PRECISIONS})
+    # auto | on | off (auto: see trainer.wants_channels_last)
+    channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off")})
     compile: bool = False  # torch.compile the networks
     sync_bn: bool = False  # batch statistics over all processes of a distributed run (CUDA)
 
 
 SECTIONS: dict[str, type] = {"data": DataConfig, "optim": OptimConfig, "run": RunConfig}
-
-PRECISIONS = ("auto", "fp32", "bf16-mixed", "fp16-mixed")
-#: settings with a fixed set of values (section, key) -> choices
-CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("run", "precision"): PRECISIONS,
-    ("run", "channels_last"): ("auto", "on", "off"),
-}
 
 
 @dataclass
@@ -161,8 +174,13 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+                          "TOML config files must be UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
 
 def recipe_defaults(recipe_name: str, registry: Registry) -> dict[str, Any]:
@@ -206,16 +224,19 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
             raise UnknownNameError("config section", section, valid_sections)
 
     hparams = {k: v for k, v in tree["recipe"].items() if k != "name"}
-    _check_keys(f"hyper-parameter of recipe {recipe_name!r}", hparams, _recipe_args(recipe_cls))
-    hparams = _coerce(hparams, _recipe_args(recipe_cls), f"recipe.{recipe_name}")
+    recipe_args = _recipe_args(recipe_cls)
+    _check_keys(f"hyper-parameter of recipe {recipe_name!r}", hparams, recipe_args)
+    hparams = check_values(hparams, argument_rules(recipe_cls, recipe_args, f"recipe {recipe_name!r}"), "recipe")
 
     components: dict[str, ComponentSpec] = {}
     for slot, slot_spec in slots.items():
         values = dict(tree[slot])
         name = values.pop("name")
         component = registry.get(slot_spec.kind, name)
+        check_role(slot, slot_spec, component, registry)
         check_arguments(component, values)
-        components[slot] = ComponentSpec(name, _coerce(values, component.arguments(), slot))
+        rules = argument_rules(component.factory, component.arguments(), f"{component.kind} {name!r}")
+        components[slot] = ComponentSpec(name, check_values(values, rules, slot))
     derive = getattr(recipe_cls, "derived_args", None)
     if derive is not None:
         for slot, extra in derive(components).items():
@@ -225,14 +246,33 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
     sections = {}
     for section, cls in SECTIONS.items():
         values = tree.get(section, {})
-        fields = {f.name: f.default for f in dataclasses.fields(cls)}
-        _check_keys(f"key of [{section}]", values, fields)
-        sections[section] = cls(**_coerce(values, fields, section))
-    for (section, key), choices in CHOICES.items():
-        value = getattr(sections[section], key)
-        if value not in choices:
-            raise ConfigError(f"{section}.{key} must be one of {', '.join(choices)}, not {value!r}")
+        rules = field_rules(cls)
+        _check_keys(f"key of [{section}]", values, rules)
+        sections[section] = cls(**check_values(values, rules, section))
+    _check_data(sections["data"], registry)
     return TrainConfig(ComponentSpec(recipe_name, hparams), components, **sections)
+
+
+def check_role(slot: str, spec: Slot, component: Component, registry: Registry) -> None:
+    """A slot that needs a role (an adversarial loss, a pixel loss) gets a component with that role:
+    a GAN loss in the pixel slot would train nonsense, or fail deep inside a step."""
+    if spec.role is None:
+        return
+    role = getattr(component.factory, "role", None)
+    if role != spec.role:
+        fitting = [c.name for c in registry.components(spec.kind) if getattr(c.factory, "role", None) == spec.role]
+        has = f"has role {role!r}" if role is not None else "declares no role"
+        raise ConfigError(f"{slot}: {component.kind} {component.name!r} {has}, but slot {slot!r} needs role "
+                          f"{spec.role!r} (for example: {', '.join(fitting) or 'none registered'})")
+
+
+def _check_data(data: DataConfig, registry: Registry) -> None:
+    formats = registry.names("dataset_format")
+    if data.format != "auto" and data.format not in formats:
+        raise UnknownNameError("dataset format (data.format)", data.format, ["auto", *formats])
+    if data.crop_size > data.load_size:
+        raise ConfigError(f"data.crop_size {data.crop_size} is larger than data.load_size {data.load_size}: images "
+                          "are resized to load_size, then cropped, so crop_size must be <= load_size")
 
 
 def _recipe_args(recipe_cls: type) -> dict[str, Any]:
@@ -245,21 +285,3 @@ def _check_keys(what: str, values: Mapping[str, Any], valid: Mapping[str, Any]) 
     for key in values:
         if key not in valid:
             raise UnknownNameError(what, key, valid)
-
-
-def _coerce(values: Mapping[str, Any], defaults: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """Check each value against its default's type (ints are accepted where floats are expected)."""
-    out = {}
-    for key, value in values.items():
-        default = defaults.get(key, inspect.Parameter.empty)
-        if default is inspect.Parameter.empty or default is None or value is None:
-            out[key] = value
-        elif isinstance(default, bool) != isinstance(value, bool):
-            raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
-        elif isinstance(default, float) and isinstance(value, int):
-            out[key] = float(value)
-        elif isinstance(default, (int, float, str)) and not isinstance(value, type(default)):
-            raise ConfigError(f"{where}.{key} must be a {type(default).__name__}, got {value!r}")
-        else:
-            out[key] = value
-    return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -25,6 +26,10 @@ class Generator(nn.Module):
     in_channels: int
     out_channels: int
     stride: int = 1
+    #: optional constraints on constructor arguments, checked with their annotations when a config
+    #: is resolved, e.g. ``{"ngf": {"min": 1}, "norm": {"choices": ("batch", "instance")}}``
+    #: (keys: min, gt, max, lt, choices; see :mod:`imgtrans.typecheck`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
 
 class Discriminator(nn.Module):
@@ -35,6 +40,8 @@ class Discriminator(nn.Module):
     """
 
     in_channels: int
+    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
 
 class Loss(nn.Module):
@@ -42,9 +49,14 @@ class Loss(nn.Module):
 
     * ``"adversarial"``: ``loss(logits, target_is_real: bool) -> scalar``
     * ``"pixel"``: ``loss(prediction, target) -> scalar``
+
+    A recipe's :class:`Slot` names the role it needs; a loss of another role is refused when the
+    config is resolved.
     """
 
     role: ClassVar[str] = "pixel"
+    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
 
 class _EpochAware:
@@ -58,9 +70,28 @@ class _EpochAware:
         """Called before each epoch (1, 2, ...); datasets whose items do not depend on it ignore it."""
 
 
-class PairedDataset(_EpochAware, Dataset, abc.ABC):
+class DatasetFormat:
+    """What ``--format auto`` reads from a dataset format class (:func:`imgtrans.data.detect.detect_format`).
+
+    ``detect(root)`` says whether a folder looks like this format.  When several formats recognise
+    a folder, the highest ``specificity`` wins; a tie at the top stops with an error listing them,
+    and the user chooses with ``--format``.  Bundled: ``paired_folders`` and ``unpaired`` 30
+    (named subfolders), ``aligned`` 20 (images twice as wide as high), ``single`` 0 (any images).
+    A format that recognises a special case of another's layout declares a higher specificity.
+    """
+
+    specificity: ClassVar[int] = 0
+
+    @staticmethod
+    def detect(root: Path) -> bool:
+        """Whether ``root`` looks like this format (default: never detected, only chosen by name)."""
+        return False
+
+
+class PairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
     """Aligned pairs.  Items are dicts ``{"A": tensor, "B": tensor, "path": str}`` in [-1, 1],
-    already in the training direction (``A`` is always the network input)."""
+    already in the training direction (``A`` is always the network input).  Recipes with
+    ``paired = True`` train only on formats that subclass this."""
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
@@ -69,7 +100,7 @@ class PairedDataset(_EpochAware, Dataset, abc.ABC):
     def __getitem__(self, index: int) -> dict[str, Any]: ...
 
 
-class UnpairedDataset(_EpochAware, Dataset, abc.ABC):
+class UnpairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
     """Two unaligned image sets.  Items are ``{"A", "B", "path_A", "path_B"}``; ``B`` is drawn
     independently of ``A`` (randomly, or serially with ``serial=True``), so the length is the
     larger of the two sets."""
@@ -88,11 +119,16 @@ class UnpairedDataset(_EpochAware, Dataset, abc.ABC):
 
 @dataclass(frozen=True)
 class Slot:
-    """A component a recipe needs: its kind and the default name (arguments come from the config)."""
+    """A component a recipe needs: its kind and the default name (arguments come from the config).
+
+    ``role``, when set, is the :attr:`Loss.role` the component must have (``Slot("loss", "bce",
+    role="adversarial")``): resolving a config with a component of another role is an error.
+    """
 
     kind: str
     default: str
     args: Mapping[str, Any] | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
+#: argument constraints every pix2pix network shares (``arg_constraints``, checked when a config is resolved)
+NETWORK_CONSTRAINTS = {"in_channels": {"min": 1}, "out_channels": {"min": 1}, "norm": {"choices": NORMS}}
 
 
 def norm_layer(norm: str) -> Callable[[int], nn.Module]:

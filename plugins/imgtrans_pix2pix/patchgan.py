@@ -10,11 +10,14 @@ from torch import nn
 
 from imgtrans.interfaces import Discriminator
 
-from .layers import conv_bias, init_weights, norm_layer
+from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
 
 
 class PatchGAN(Discriminator):
     """Conditional PatchGAN: feed the input and the (real or generated) output concatenated on channels."""
+
+    arg_constraints = {"in_channels": {"min": 1}, "norm": NETWORK_CONSTRAINTS["norm"], "ndf": {"min": 1},
+                       "n_layers": {"min": 1}}
 
     def __init__(self, in_channels: int = 6, ndf: int = 64, n_layers: int = 3, norm: str = "batch"):
         super().__init__()

@@ -22,11 +22,12 @@ class Pix2Pix(Recipe):
     slots: ClassVar[dict[str, Slot]] = {
         "generator": Slot("generator", "unet_256"),
         "discriminator": Slot("discriminator", "patchgan_70"),
-        "gan_loss": Slot("loss", "bce"),
-        "pixel_loss": Slot("loss", "l1"),
+        "gan_loss": Slot("loss", "bce", role="adversarial"),
+        "pixel_loss": Slot("loss", "l1", role="pixel"),
     }
     directions: ClassVar[dict[str, str]] = {"AtoB": "generator"}
     paired = True
+    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {"lambda_l1": {"min": 0}}
     options: ClassVar[tuple[RecipeOption, ...]] = (
         RecipeOption("--generator", ("generator.name",), "Generator, e.g. unet_256 or unet_128 "
                      "(`imgtrans list generator`) [unet_256]."),

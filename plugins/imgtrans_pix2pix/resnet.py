@@ -18,7 +18,7 @@ from torch import nn
 
 from imgtrans.interfaces import Generator
 
-from .layers import conv_bias, init_weights, norm_layer
+from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
 
 PADDINGS = ("reflect", "replicate", "zero")
 
@@ -57,6 +57,8 @@ class ResnetGenerator(Generator):
     """ResNet generator of CycleGAN: two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings."""
 
     n_downsampling = 2
+    arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "n_blocks": {"min": 0},
+                       "padding": {"choices": PADDINGS}}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
                  dropout: bool = False, n_blocks: int = 9, padding: str = "reflect"):

@@ -15,7 +15,7 @@ from torch import nn
 from imgtrans.interfaces import Generator
 
 from .im2col import Conv2d, ConvTranspose2d
-from .layers import conv_bias, init_weights, norm_layer
+from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
 
 
 class UnetSkipBlock(nn.Module):
@@ -51,6 +51,8 @@ class UnetSkipBlock(nn.Module):
 
 class UnetGenerator(Generator):
     """U-Net with ``num_downs`` stride-2 levels: input sides must be multiples of ``2 ** num_downs``."""
+
+    arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "num_downs": {"min": 5}}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
                  norm: str = "batch", dropout: bool = True):

@@ -10,7 +10,8 @@ from helpers import write_aligned
 from PIL import Image
 
 import imgtrans
-from imgtrans.data.formats import AlignedDataset, PairedFoldersDataset, detect_format
+from imgtrans.data.detect import detect_format
+from imgtrans.data.formats import AlignedDataset, PairedFoldersDataset
 from imgtrans.data.transforms import PairedTransform
 from imgtrans.errors import DataError
 

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 import imgtrans
-from imgtrans.data.formats import detect_format
+from imgtrans.data.detect import detect_format
 from imgtrans.data.transforms import PairedTransform
 from imgtrans.data.unpaired import SingleFolder, UnpairedFolders
 from imgtrans.errors import DataError
@@ -150,10 +150,8 @@ def test_detection_of_each_layout(tmp_path: Path, unpaired_root: Path) -> None:
     assert detect_format(paired, formats) == "paired_folders"
     assert detect_format(unpaired_root, formats) == "unpaired"
     assert detect_format(test_only, formats) == "unpaired"
-    # A flat folder is ambiguous (aligned A|B pairs look like any image): the paired formats keep
-    # priority, so ``single`` is what a flat folder is detected as only among unpaired formats.
-    assert detect_format(flat, formats) == "aligned"
-    assert detect_format(flat, {k: v for k, v in formats.items() if k not in ("aligned", "paired_folders")}) == "single"
+    # A flat folder of ordinary (square) images is not side-by-side pairs (tests/test_format_detection.py)
+    assert detect_format(flat, formats) == "single"
 
     assert SingleFolder.detect(flat)
     for structured in (aligned, paired, unpaired_root, test_only):

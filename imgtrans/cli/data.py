@@ -47,10 +47,13 @@ def list_datasets(as_json: bool) -> None:
 
 @data_group.command("info")
 @click.argument("source")
-def info(source: str) -> None:
+@click.option("--format", "data_format", default="auto", show_default=True, metavar="NAME",
+              help="Read the folder as this dataset format; auto: the catalogue's layout, or detected.")
+def info(source: str, data_format: str) -> None:
     """Format, image counts per split and image sizes of a dataset NAME or folder PATH.
 
     A catalogue name that is not cached yet is described from the catalogue without downloading.
+    The format shown is the one train and eval would use (with the same --format).
     """
     from pathlib import Path
 
@@ -78,7 +81,7 @@ def info(source: str) -> None:
         from ..errors import DataError
 
         raise DataError(f"{source} is neither a folder nor a known dataset ({', '.join(host.catalog.names())})")
-    report = describe_folder(path, host.registry)
+    report = describe_folder(path, host.registry, host.catalog, data_format)
     click.echo(f"{path}: format {report.format}")
     for split in report.splits:
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in split.sizes.most_common(3))

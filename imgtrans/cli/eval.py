@@ -10,6 +10,8 @@ import click
 @click.option("--model", "-m", required=True, help="A .safetensors checkpoint, or zoo:NAME.")
 @click.option("--data", required=True, help="Dataset name or folder whose targets are ground truth for its inputs (paired data).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate.")
+@click.option("--format", "data_format", default="auto", show_default=True, metavar="NAME",
+              help="Dataset format (see `imgtrans list dataset_format`); auto: the catalogue's layout, or detected.")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["untrained", "identity"]),
               help="Also score a freshly initialised network of the same architecture, or the input itself.")
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]), help="Batch-norm statistics mode.")
@@ -19,9 +21,9 @@ import click
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="Which way to translate with a two-way (CycleGAN) model [its only direction, else AtoB].")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def eval_command(model: str, data: str, split: str, baselines: tuple[str, ...], norm_stats: str | None,
-                 out_dir: str | None, contact_sheet: str | None, device: str, direction: str | None,
-                 as_json: bool) -> None:
+def eval_command(model: str, data: str, split: str, data_format: str, baselines: tuple[str, ...],
+                 norm_stats: str | None, out_dir: str | None, contact_sheet: str | None, device: str,
+                 direction: str | None, as_json: bool) -> None:
     """Score a model against the targets of a paired dataset split.
 
     Images are translated at native size and quantised to 8 bits before scoring.  L1 is the
@@ -43,7 +45,8 @@ def eval_command(model: str, data: str, split: str, baselines: tuple[str, ...], 
         models["untrained"] = untrained_like(loaded)
     if "identity" in baselines:
         models["identity"] = None
-    results = evaluate(models, data, split, norm_stats=norm_stats, out_dir=out_dir, contact_sheet=contact_sheet)
+    results = evaluate(models, data, split, norm_stats=norm_stats, out_dir=out_dir, contact_sheet=contact_sheet,
+                       format=data_format)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
         return

@@ -13,6 +13,7 @@ from .recipe_options import META_KEY, TrainCommand, recipe_layer
 #: command-line option -> (config section, key)
 OPTION_KEYS: dict[str, tuple[str, str]] = {
     "data": ("data", "source"),
+    "format": ("data", "format"),
     "direction": ("data", "direction"),
     "batch_size": ("data", "batch_size"),
     "load_size": ("data", "load_size"),
@@ -49,6 +50,8 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
               help="Continue the run in this directory from its newest checkpoint, with its own settings "
                    "(only --epochs, --epochs-decay and --max-steps may be given, to extend it).")
 @click.option("--data", help="Dataset name (see `imgtrans list dataset`) or folder (aligned A|B or A/ B/).")
+@click.option("--format", metavar="NAME",
+              help="Dataset format (see `imgtrans list dataset_format`) [auto: the catalogue's layout, or detected].")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/RECIPE-DATA-TIME].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of settings (applied before options).")
 @click.option("--set", "sets", multiple=True, metavar="SECTION.KEY=VALUE",

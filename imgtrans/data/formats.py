@@ -1,9 +1,15 @@
 """On-disk dataset formats.  Each is registered as a ``dataset_format`` component by the core.
 
 * ``aligned``: one image per pair, A on the left half and B on the right (the pix2pix layout),
-  in ``ROOT/train``, ``ROOT/val``, ``ROOT/test``.
+  in ``ROOT/train``, ``ROOT/val``, ``ROOT/test`` (or directly in ``ROOT``).  Detected only when
+  the images are exactly twice as wide as high (two square halves, as in every public pix2pix
+  dataset): a folder of ordinary images is not side-by-side pairs (``--format aligned`` reads
+  other aspect ratios).
 * ``paired_folders``: ``ROOT/SPLIT/A`` and ``ROOT/SPLIT/B`` (or ``ROOT/A``, ``ROOT/B``) with
-  matching file names (matched by stem, so ``x.png`` pairs with ``x.jpg``).
+  matching file names (matched by stem, so ``x.png`` pairs with ``x.jpg``).  Names found on one
+  side only are skipped with a warning that counts and names them; no common name is an error.
+
+How a folder's format is chosen is :mod:`imgtrans.data.detect`.
 """
 from __future__ import annotations
 
@@ -12,12 +18,19 @@ from typing import Any
 
 import numpy as np
 
+from PIL import Image
+
 from ..errors import DataError
 from ..interfaces import PairedDataset
+from ..terminal import warn_stderr
 from .images import list_images, load_image, to_tensor
 from .transforms import PairedTransform
 
 DIRECTIONS = ("AtoB", "BtoA")
+#: images whose header ``AlignedDataset.detect`` reads (the first ones by name)
+DETECT_SAMPLE = 8
+#: unmatched names listed in the paired-folders warning
+NAMES_SHOWN = 5
 
 
 def _split_dir(root: Path, split: str) -> Path:
@@ -77,14 +90,24 @@ class _PairedBase(PairedDataset):
 class AlignedDataset(_PairedBase):
     """Pairs stored side by side in one image (A | B)."""
 
+    specificity = 20
+
     @staticmethod
     def detect(root: Path) -> bool:
-        try:
-            folder = _split_dir(root, "train")
-        except DataError:
-            folder = _split_dir(root, "test")
-        images = list_images(folder) if folder.is_dir() else []
-        return bool(images) and not (folder / "A").is_dir()
+        """Images exactly twice as wide as high in ``train/`` (else ``test/``, ``val/``, else the
+        folder itself when it has none of them); the first few by name are read (headers only)."""
+        root = Path(root)
+        folder = next((root / s for s in ("train", "test", "val") if (root / s).is_dir()), root)
+        if not folder.is_dir() or (folder / "A").is_dir():
+            return False
+        sizes = []
+        for path in list_images(folder)[:DETECT_SAMPLE]:
+            try:
+                with Image.open(path) as img:
+                    sizes.append(img.size)
+            except Exception:  # unreadable files are reported when the dataset is read
+                continue
+        return bool(sizes) and all(w == 2 * h for w, h in sizes)
 
     def _index(self) -> list[Path]:
         return list_images(_split_dir(self.root, self.split))
@@ -103,6 +126,8 @@ class AlignedDataset(_PairedBase):
 class PairedFoldersDataset(_PairedBase):
     """Pairs stored as ``A/name`` and ``B/name``."""
 
+    specificity = 30
+
     @staticmethod
     def detect(root: Path) -> bool:
         return any((d / "A").is_dir() and (d / "B").is_dir() for d in (root, root / "train", root / "test"))
@@ -115,12 +140,18 @@ class PairedFoldersDataset(_PairedBase):
 
     def _index(self) -> list[tuple[Path, Path]]:
         base = self._folder()
-        a = {p.stem: p for p in list_images(base / "A")}
-        b = {p.stem: p for p in list_images(base / "B")}
-        unmatched = sorted(set(a) ^ set(b))
-        if unmatched and not (set(a) & set(b)):
-            raise DataError(f"{base}: no file names in common between A/ and B/")
-        return [(a[s], b[s]) for s in sorted(set(a) & set(b))]
+        a, b = _by_stem(base / "A"), _by_stem(base / "B")
+        common = sorted(set(a) & set(b))
+        if not common:
+            raise DataError(f"{base}: no file names in common between A/ ({len(a)} images) and B/ ({len(b)} "
+                            "images); pairs are matched by name without extension (A/x.png with B/x.jpg)")
+        unmatched = [f"{side}/ only: {_some(sorted(set(mine) - set(other)))}"
+                     for side, mine, other in (("A", a, b), ("B", b, a)) if set(mine) - set(other)]
+        if unmatched:
+            count = len(set(a) ^ set(b))
+            warn_stderr(f"{base}: {count} image(s) with no partner of the same name are skipped "
+                        f"({'; '.join(unmatched)}); {len(common)} pairs used")
+        return [(a[s], b[s]) for s in common]
 
     def _load_pair(self, item: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray, str]:
         c_left, c_right = self._channels()
@@ -129,6 +160,23 @@ class PairedFoldersDataset(_PairedBase):
             raise DataError(f"{item[0].name}: A is {left.shape[1]}x{left.shape[0]} but B is "
                             f"{right.shape[1]}x{right.shape[0]}; paired images must have the same size")
         return left, right, str(item[0])
+
+
+def _by_stem(folder: Path) -> dict[str, Path]:
+    """Images by name without extension; two files of one name (``x.jpg``, ``x.png``) cannot be paired
+    unambiguously, so that is an error rather than a silent choice."""
+    found: dict[str, Path] = {}
+    for path in list_images(folder):
+        if path.stem in found:
+            raise DataError(f"{folder}: {found[path.stem].name} and {path.name} have the same name; pairs are "
+                            "matched by name without extension, so keep one of them")
+        found[path.stem] = path
+    return found
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return f"{shown}, ... ({len(names)} in all)" if len(names) > NAMES_SHOWN else shown
 
 
 def _to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
@@ -141,14 +189,3 @@ def _to_channels(pixels: np.ndarray, channels: int) -> np.ndarray:
 
 
 FORMATS: dict[str, type[_PairedBase]] = {"aligned": AlignedDataset, "paired_folders": PairedFoldersDataset}
-
-
-def detect_format(root: Path, candidates: dict[str, Any]) -> str:
-    """The first registered format whose ``detect`` recognises ``root``."""
-    for name, factory in candidates.items():
-        detect = getattr(factory, "detect", None)
-        if detect is not None and detect(Path(root)):
-            return name
-    raise DataError(f"cannot tell the format of {root}: expected aligned A|B images in train/ val/ test/, "
-                    f"A/ and B/ folders, or trainA/ trainB/ folders; pass --set data.format=NAME to choose one of "
-                    f"{', '.join(candidates)}")

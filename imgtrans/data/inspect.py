@@ -8,7 +8,8 @@ from pathlib import Path
 from PIL import Image
 
 from ..registry import Registry
-from .formats import detect_format
+from .catalog import DatasetCatalog
+from .detect import select_format
 from .images import list_images
 
 SPLIT_FOLDERS = ("train", "val", "test", "trainA", "trainB", "testA", "testB", "A", "B",
@@ -28,9 +29,10 @@ class FolderReport:
     splits: list[SplitReport]
 
 
-def describe_folder(root: Path, registry: Registry) -> FolderReport:
-    formats = {c.name: c.factory for c in registry.components("dataset_format")}
-    fmt = detect_format(root, formats)
+def describe_folder(root: Path, registry: Registry, catalog: DatasetCatalog | None = None,
+                    format: str = "auto") -> FolderReport:
+    """``format`` as ``--format`` gives it; ``auto`` chooses as training does (:mod:`imgtrans.data.detect`)."""
+    fmt = select_format(root, registry, catalog, format)
     folders = [root / s for s in SPLIT_FOLDERS if (root / s).is_dir()] or [root]
     splits = []
     for folder in folders:

@@ -11,14 +11,10 @@
 Both take the same constructor keywords as the paired formats (``root, split, transform,
 direction, in_channels, out_channels, max_items``), so the trainer builds any format the same way.
 
-Auto-detection (:func:`imgtrans.data.formats.detect_format`) tries formats in registry order
-(sorted names: ``aligned``, ``paired_folders``, ``single``, ``unpaired``), and the paired formats
-keep priority.  ``aligned`` never claims a CycleGAN root (it looks for images in ``ROOT/train``,
-``ROOT/test`` or directly in ``ROOT``, and ``trainA`` is none of these), and
-:meth:`SingleFolder.detect` declines any folder with split or domain subfolders, so a CycleGAN
-layout is detected as ``unpaired``.  A flat folder of images is ambiguous (aligned ``A|B`` pairs or
-single images look the same on disk); ``aligned`` comes first and claims it, so ``single`` is chosen
-explicitly (``--set data.format=single``) or by code that knows it holds one domain.
+Auto-detection (:mod:`imgtrans.data.detect`) ranks the formats that recognise a folder by their
+declared ``specificity``: ``unpaired`` (30) recognises ``trainA``/``trainB`` or ``testA``/``testB``
+folders; ``single`` (0) any folder of images without split or domain subfolders, so it is chosen
+only when nothing more specific (such as ``aligned`` for images twice as wide as high) matches.
 """
 from __future__ import annotations
 
@@ -30,7 +26,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DataError
-from ..interfaces import UnpairedDataset
+from ..interfaces import DatasetFormat, UnpairedDataset
 from .formats import DIRECTIONS
 from .images import list_images, load_image, to_tensor
 
@@ -76,6 +72,8 @@ class UnpairedFolders(UnpairedDataset):
     ``transform`` is applied to ``A`` and ``B`` independently (separate crops and flips).
     ``max_items`` caps each set separately, as the reference's ``max_dataset_size`` does.
     """
+
+    specificity = 30
 
     def __init__(self, root: str | Path, split: str = "train", transform: Any = None, direction: str = "AtoB",
                  in_channels: int = 3, out_channels: int = 3, max_items: int | None = None,
@@ -136,7 +134,7 @@ class UnpairedFolders(UnpairedDataset):
         return {"A": to_tensor(a), "B": to_tensor(b), "path_A": str(path_a), "path_B": str(path_b)}
 
 
-class SingleFolder(Dataset):
+class SingleFolder(Dataset, DatasetFormat):
     """A plain folder of images of one domain (for translating or evaluating an unpaired test set).
 
     Reads ``ROOT/split`` when it is a folder (so ``split="testA"`` reads a CycleGAN test set), else
@@ -145,6 +143,8 @@ class SingleFolder(Dataset):
     are accepted so every format is built with the same keywords).  ``transform`` is applied per
     image.
     """
+
+    specificity = 0  # any folder of images: the least specific format
 
     def __init__(self, root: str | Path, split: str = "train", transform: Any = None, direction: str = "AtoB",
                  in_channels: int = 3, out_channels: int = 3, max_items: int | None = None):

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..data.catalog import resolve_dataset
-from ..data.formats import detect_format
+from ..data.detect import select_format
 from ..data.images import save_image, to_pixels
 from ..destinations import check_writable_file, check_writable_folder
 from ..errors import DataError, ImgtransError
@@ -42,7 +42,8 @@ def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
     return TranslationModel(gen, dict(model.metadata), "untrained", model.direction, dict(model.info))
 
 
-def load_pairs(data: str | Path, split: str, model: TranslationModel, direction: str | None = None):
+def load_pairs(data: str | Path, split: str, model: TranslationModel, direction: str | None = None,
+               format: str = "auto"):
     """The split as aligned (input, target) pairs.  Anything else is refused: scores against targets
     that are not the inputs' own counterparts (an unpaired set pairs each input with an unrelated B;
     a folder of single images has no targets) would be numbers without meaning."""
@@ -50,8 +51,7 @@ def load_pairs(data: str | Path, split: str, model: TranslationModel, direction:
 
     host = get_host()
     root = resolve_dataset(str(data), host.catalog)
-    formats = {c.name: c.factory for c in host.registry.components("dataset_format")}
-    fmt = detect_format(root, formats)
+    fmt = select_format(root, host.registry, host.catalog, format)
     pairs = host.registry.create("dataset_format", fmt, root=root, split=split, transform=None,
                                  direction=direction or model.direction,
                                  in_channels=model.in_channels, out_channels=model.out_channels,
@@ -82,15 +82,16 @@ def _save(pixels, path: Path, what: str) -> None:
 
 def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split: str = "test", *,
              norm_stats: str | None = None, out_dir: str | Path | None = None, contact_sheet: str | Path | None = None,
-             sheet_rows: int = 8, on_progress: Callable[[int], None] | None = None) -> list[EvalResult]:
+             sheet_rows: int = 8, on_progress: Callable[[int], None] | None = None,
+             format: str = "auto") -> list[EvalResult]:
     """Score each model (``None`` means the identity mapping) on ``data``/``split``.
 
     Writes the first model's translations into ``out_dir`` and a contact sheet (input | output |
-    target rows) when asked.
+    target rows) when asked.  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
     """
     check_outputs(out_dir, contact_sheet)
     first = next(m for m in models.values() if m is not None)
-    pairs = load_pairs(data, split, first)
+    pairs = load_pairs(data, split, first, format=format)
     totals = {name: {k: 0.0 for k in METRICS} for name in models}
     sheet: list[torch.Tensor] = []
     for i in range(len(pairs)):

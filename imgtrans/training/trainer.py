@@ -23,7 +23,7 @@ from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from ..config import TrainConfig
 from ..devices import resolve_device  # lived here; still importable from here
 from ..data.catalog import DatasetCatalog, resolve_dataset
-from ..data.formats import detect_format
+from ..data.detect import check_pairing, select_format
 from ..data.robust import SkipBadItems, collate_skipping
 from ..data.transforms import PairedTransform
 from ..errors import ConfigError, DataError
@@ -77,8 +77,8 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
     if not data.source:
         raise ConfigError("no training data: pass --data NAME|PATH")
     root = resolve_dataset(data.source, catalog, progress=progress)
-    formats = {c.name: c.factory for c in registry.components("dataset_format")}
-    name = detect_format(root, formats) if data.format == "auto" else data.format
+    name = select_format(root, registry, catalog, data.format)
+    check_pairing(registry.get("recipe", config.recipe.name), registry.get("dataset_format", name), data.source)
     recipe_cls = registry.get("recipe", config.recipe.name).factory
     first = recipe_cls.directions.get("AtoB") or next(iter(recipe_cls.directions.values()))
     g = config.components[first].args

@@ -36,12 +36,14 @@ class CycleGAN(Recipe):
         "generator_b": Slot("generator", "resnet_9blocks", _GENERATOR),
         "discriminator_a": Slot("discriminator", "patchgan_70", _DISCRIMINATOR),
         "discriminator_b": Slot("discriminator", "patchgan_70", _DISCRIMINATOR),
-        "gan_loss": Slot("loss", "lsgan"),
-        "cycle_loss": Slot("loss", "l1"),
-        "identity_loss": Slot("loss", "l1"),
+        "gan_loss": Slot("loss", "lsgan", role="adversarial"),
+        "cycle_loss": Slot("loss", "l1", role="pixel"),
+        "identity_loss": Slot("loss", "l1", role="pixel"),
     }
     directions: ClassVar[dict[str, str]] = {"AtoB": "generator_a", "BtoA": "generator_b"}
     paired = False
+    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
+        "lambda_a": {"min": 0}, "lambda_b": {"min": 0}, "lambda_identity": {"min": 0}, "pool_size": {"min": 0}}
     options: ClassVar[tuple[RecipeOption, ...]] = (
         RecipeOption("--generator", ("generator_a.name", "generator_b.name"),
                      "Both generators, e.g. resnet_9blocks or resnet_6blocks [resnet_9blocks]."),

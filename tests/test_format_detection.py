@@ -121,7 +121,7 @@ def test_format_option_on_data_info_and_eval(tmp_path: Path) -> None:
     photos = _images(tmp_path / "photos", 64, 64)
     result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(photos)])
     lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and "'single' format, which has no target (B)" in lines[0], \
+    assert result.exit_code == 2 and len(lines) == 1 and "'single' data with no target" in lines[0], \
         result.output
 
 

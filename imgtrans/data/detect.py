@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DataError, UnknownNameError
-from ..interfaces import PairedDataset, UnpairedDataset
+from ..interfaces import PairedDataset
 from .catalog import DatasetCatalog, DatasetEntry, dataset_path
 
 if TYPE_CHECKING:
@@ -102,12 +102,3 @@ def check_pairing(recipe: Component, fmt: Component, source: str | Path = "") ->
     raise DataError(f"recipe {recipe.name!r} learns from aligned pairs, but {where} in the {fmt.name!r} format, "
                     f"whose A and B images do not correspond{hint}")
 
-
-def check_targets(fmt: Component, source: str | Path = "") -> None:
-    """Refuse to score against a format whose items have no ``B`` (a folder of single images):
-    evaluation needs a target for every input."""
-    if not inspect.isclass(fmt.factory) or issubclass(fmt.factory, (PairedDataset, UnpairedDataset)):
-        return
-    where = f"{source} is" if source else "the data is"
-    raise DataError(f"{where} in the {fmt.name!r} format, which has no target (B) images to score against; "
-                    "if its images are A|B pairs side by side, pass --format aligned")

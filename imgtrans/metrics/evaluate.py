@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..data.catalog import resolve_dataset
-from ..data.detect import check_targets, select_format
+from ..data.detect import select_format
 from ..data.images import save_image, to_pixels
 from ..destinations import check_writable_file, check_writable_folder
 from ..errors import DataError, ImgtransError
@@ -52,7 +52,6 @@ def load_pairs(data: str | Path, split: str, model: TranslationModel, direction:
     host = get_host()
     root = resolve_dataset(str(data), host.catalog)
     fmt = select_format(root, host.registry, host.catalog, format)
-    check_targets(host.registry.get("dataset_format", fmt), data)
     pairs = host.registry.create("dataset_format", fmt, root=root, split=split, transform=None,
                                  direction=direction or model.direction,
                                  in_channels=model.in_channels, out_channels=model.out_channels,

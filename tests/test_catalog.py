@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from imgtrans.checkpoint import read_metadata
 from imgtrans.cli import cli
 from imgtrans.data.catalog import DatasetCatalog, dataset_path, resolve_dataset
 from imgtrans.errors import DataError
@@ -168,3 +169,36 @@ def test_data_info_on_unpaired_and_single_folders(tmp_path: Path) -> None:
     # a flat folder of images is read as aligned pairs by default (A|B halves): the first registered match
     out = CliRunner().invoke(cli, ["data", "info", str(tmp_path / "flat")]).output
     assert ".              5 images" in out and "10x10 (5)" in out
+
+
+@pytest.fixture
+def fake_horse2zebra(http_server, tmp_path, monkeypatch):
+    """The real CycleGAN `horse2zebra` entry, served by a loopback mirror: a zip of the right shape."""
+    import zipfile
+
+    monkeypatch.setenv("IMGTRANS_HOME", str(tmp_path / "home"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for folder, count in {"trainA": 939, "trainB": 1177, "testA": 3, "testB": 3}.items():
+            for i in range(count):
+                zf.writestr(f"horse2zebra/{folder}/{i}.jpg", _jpeg(32, 32, seed=i % 7))
+    http_server.files["/mirror/horse2zebra.zip"] = buf.getvalue()
+    monkeypatch.setenv("IMGTRANS_DATA_MIRROR", http_server.url("/mirror"))
+    return http_server
+
+
+def test_train_cyclegan_on_horse2zebra_by_its_plain_name(fake_horse2zebra, tmp_path) -> None:
+    """`imgtrans train cyclegan --data horse2zebra`: the catalogue's CycleGAN set, downloaded from the
+    (loopback) mirror, verified, extracted once and trained on."""
+    catalog = get_host().catalog
+    assert catalog.get("horse2zebra") is catalog.get("cyclegan_horse2zebra")
+    assert catalog.get("maps").paired  # a name both servers use stays the pix2pix set
+    result = CliRunner().invoke(cli, [
+        "train", "cyclegan", "--data", "horse2zebra", "--set", "generator_a.ngf=4", "--set", "generator_b.ngf=4",
+        "--set", "discriminator_a.ndf=4", "--set", "discriminator_b.ndf=4", "--load-size", "32",
+        "--crop-size", "32", "--max-steps", "2", "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    root = dataset_path("cyclegan_horse2zebra")
+    assert len(list((root / "trainB").iterdir())) == 1177
+    meta = read_metadata(tmp_path / "run" / "model.safetensors")
+    assert set(meta["directions"]) == {"AtoB", "BtoA"}

@@ -49,6 +49,7 @@ class DatasetEntry:
     licence: str = ""
     notes: str = ""
     size_mb: float | None = None
+    aliases: tuple[str, ...] = ()                  # other names that find this entry (one cache folder)
     plugin: str = ""
 
     @property
@@ -59,26 +60,28 @@ class DatasetEntry:
 class DatasetCatalog:
     def __init__(self) -> None:
         self._entries: dict[str, DatasetEntry] = {}
+        self._aliases: dict[str, str] = {}  # alias -> entry name
 
     def add(self, entry: DatasetEntry) -> None:
-        taken = self._entries.get(entry.name)
-        if taken is not None:
-            raise DuplicateComponentError(
-                f"dataset {entry.name!r} is registered by plugin {taken.plugin!r} and again by plugin {entry.plugin!r}"
-            )
+        for name in (entry.name, *entry.aliases):
+            if name in self:
+                taken = self.get(name)
+                raise DuplicateComponentError(
+                    f"dataset {name!r} is registered by plugin {taken.plugin!r} and again by plugin {entry.plugin!r}")
         self._entries[entry.name] = entry
+        self._aliases.update({alias: entry.name for alias in entry.aliases})
 
     def get(self, name: str) -> DatasetEntry:
         try:
-            return self._entries[name]
+            return self._entries[self._aliases.get(name, name)]
         except KeyError:
-            raise UnknownNameError("dataset", name, self._entries) from None
+            raise UnknownNameError("dataset", name, [*self._entries, *self._aliases]) from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._aliases
 
     def for_plugin(self, plugin: str) -> "PluginCatalog":
         return PluginCatalog(self, plugin)
@@ -95,12 +98,12 @@ class PluginCatalog:
 
     def validate(self) -> None:
         """Raise if committing would fail, leaving the catalog untouched."""
-        names = [entry.name for entry in self._staged]
+        names = [name for entry in self._staged for name in (entry.name, *entry.aliases)]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise DuplicateComponentError(f"plugin {self.plugin!r} registers dataset {twice[0]!r} twice")
         for entry in self._staged:
-            if entry.name in self._catalog:
+            if any(name in self._catalog for name in (entry.name, *entry.aliases)):
                 self._catalog.add(entry)  # raises, naming both plugins
 
     def commit(self) -> None:

@@ -59,8 +59,10 @@ def register(catalog) -> None:
         fields.setdefault("splits", {"trainA": 1, "trainB": 1, "testA": 1, "testB": 1})
         fields.setdefault("tolerance", 0.2)
         fields.setdefault("licence", RESEARCH)
+        # the plain name too where no paired set has it: `--data horse2zebra`
+        aliases = () if name in PAIRED or name == "cityscapes" else (name,)
         catalog.add(f"cyclegan_{name}", f"unpaired {a} <-> {b} (CycleGAN)", paired=False, layout="unpaired",
-                    url=CYCLEGAN_URL.format(name), archive="zip", **fields)
+                    url=CYCLEGAN_URL.format(name), archive="zip", aliases=aliases, **fields)
 
     from .cityscapes import prepare_cityscapes
 

@@ -155,3 +155,27 @@ def test_sync_bn_on_cpu_is_refused_clearly(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "SyncBatchNorm does not run on the CPU" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_cyclegan_two_processes_equal_one_process_with_the_combined_batch(tmp_path: Path) -> None:
+    """Both generators and both discriminators are averaged; the image pools are still filling, so
+    each process's pool returns exactly what the one process's pool returns for its half."""
+    from helpers import write_unpaired
+
+    write_unpaired(tmp_path / "data", count=8)
+    norm_free = [f"--set={slot}.{key}" for slot in ("generator_a", "generator_b") for key in ("norm=none", "ngf=4")]
+    norm_free += [f"--set={slot}.{key}" for slot in ("discriminator_a", "discriminator_b")
+                  for key in ("norm=none", "ndf=4")]
+    common = [*norm_free, "--set", "data.flip=false", "--load-size", "32", "--crop-size", "32", "--precision", "fp32",
+              "--quiet", "--epochs", "1", "--epochs-decay", "1"]
+    two = _imgtrans("train", "cyclegan", "--data", "data", "--out", "two", "--nproc", "2", *common, cwd=tmp_path)
+    assert two.returncode == 0, two.stderr
+    one = _imgtrans("train", "cyclegan", "--data", "data", "--out", "one", "--batch-size", "2", *common, cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    a = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.safetensors")
+    b = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.safetensors")
+    assert a.metadata["training_state"]["step"] == b.metadata["training_state"]["step"] == 8
+    for name in ("generator_a", "generator_b", "discriminator_a", "discriminator_b"):
+        for key, tensor in a.state_dict(name).items():
+            torch.testing.assert_close(tensor, b.state_dict(name)[key], atol=1e-5, rtol=1e-4, msg=f"{name}.{key}")

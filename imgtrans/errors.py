@@ -1,7 +1,8 @@
 """Errors a user can act on.
 
 Every error that reaches the command line is an :class:`ImgtransError`; the CLI prints its
-message on one line and exits with status 2, so users never see a traceback for bad input.
+message on one line and exits with the error's ``exit_code`` (2 for bad input, 1 for a run that
+cannot go on), so users never see a traceback.
 """
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from collections.abc import Iterable
 
 class ImgtransError(Exception):
     """Base class of errors whose message alone tells the user what to do."""
+
+    #: the command line's exit status for this error
+    exit_code = 2
 
 
 class UnknownNameError(ImgtransError, KeyError):
@@ -60,3 +64,10 @@ class PluginCodeError(ImgtransError):
         detail = " ".join(str(exc).split())
         super().__init__(f"{what} (plugin {plugin!r}) failed: {type(exc).__name__}"
                          + (f": {detail}" if detail else ""))
+
+
+class RunError(ImgtransError):
+    """A valid request that cannot be carried out now (the run directory is in use, the disk is
+    full, the data changed under a run): exit status 1, as for any other failure at run time."""
+
+    exit_code = 1

@@ -2,8 +2,10 @@
 
 Commands from plugins (``register_commands`` hook) are loaded when a name is not built in or
 when the commands are listed (``imgtrans --help``), so running a built-in command stays fast.
-Every :class:`ImgtransError` becomes a one-line message and exit status 2: users never see a
-traceback for bad input.  Failing plugin code (:class:`PluginCodeError`, or an exception from a
+Every :class:`ImgtransError` becomes a one-line message and its exit status (2: bad input,
+1: failed at run time); an ``OSError`` that no command turned into one (a full disk, a folder
+that cannot be written) is one line with status 1, and Ctrl-C one line with status 130: users
+never see a traceback.  Failing plugin code (:class:`PluginCodeError`, or an exception from a
 plugin's command) is one line too, with status 1; ``--debug`` (or ``IMGTRANS_DEBUG=1``) adds the
 traceback behind any of these, which is what a plugin author needs when their code fails.
 """
@@ -26,7 +28,7 @@ from .zoo import zoo_group
 
 
 class UserError(click.ClickException):
-    """An :class:`ImgtransError` on its way to the terminal: one line, exit status 2."""
+    """An :class:`ImgtransError` on its way to the terminal: one line, exit status 2 unless set."""
 
     exit_code = 2
 
@@ -44,19 +46,25 @@ class _Group(click.Group):
             raise
         except ImgtransError as exc:
             # plugin code failing is not bad input: status 1, like a diverged run
-            raise _user_error(exc, 1 if isinstance(exc, PluginCodeError) else 2) from exc
+            raise _user_error(exc, 1 if isinstance(exc, PluginCodeError) else exc.exit_code) from exc
         except FloatingPointError as exc:  # a diverged training run
             raise _user_error(exc, 1) from exc
+        except KeyboardInterrupt as exc:  # (click's own handler would say "Aborted!" with status 1)
+            click.echo(str(exc) or "interrupted", err=True)
+            ctx.exit(130)
         except Exception as exc:
-            if not self._plugins_loaded:  # then no plugin command ran
-                raise
-            from ..plugins import get_host
+            owner = None
+            if self._plugins_loaded:  # else no plugin command ran
+                from ..plugins import get_host
 
-            owner = get_host().command_plugins.get(ctx.invoked_subcommand or "")
-            if owner is None:
-                raise
-            wrapped = PluginCodeError(owner, f"command {ctx.invoked_subcommand!r}", exc)
-            raise _user_error(exc, 1, str(wrapped)) from exc
+                owner = get_host().command_plugins.get(ctx.invoked_subcommand or "")
+            if owner is not None:
+                wrapped = PluginCodeError(owner, f"command {ctx.invoked_subcommand!r}", exc)
+                raise _user_error(exc, 1, str(wrapped)) from exc
+            if isinstance(exc, OSError):  # a full disk, an unwritable folder that no command reported
+                where = f"{exc.filename}: " if exc.filename else ""
+                raise _user_error(exc, 1, f"{where}{exc.strerror or exc}") from exc
+            raise
 
     def _load_plugin_commands(self) -> None:
         if not self._plugins_loaded:

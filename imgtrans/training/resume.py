@@ -239,23 +239,63 @@ def publish(path: Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
+def _last_step(last: Path) -> int:
+    """The step last.safetensors was taken at (from its metadata; -1 when unreadable)."""
+    from ..checkpoint import read_metadata
+
+    try:
+        step = read_metadata(last)[STATE_KEY]["step"]
+    except (CheckpointError, KeyError, TypeError):
+        return -1
+    return step if isinstance(step, int) else -1
+
+
+#: the fields of ``training_state`` that a resume reads, and their JSON types
+_STATE_FIELDS = {"step": int, "epoch": int, "batch": int, "optimizers": dict, "schedulers": dict, "rng": dict,
+                 "window": dict, "skipped": dict}
+
+
+def check_state(ckpt: Checkpoint, path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``ckpt`` holds a training state a resume can use
+    (valid JSON of the wrong shape would otherwise fail half-way through restoring it)."""
+    state = ckpt.metadata.get(STATE_KEY)
+    if STATE_KEY not in ckpt.metadata:
+        raise CheckpointError(f"{path} holds no training state (written by an older imgtrans?)")
+    if not isinstance(state, dict) or not isinstance(state.get("version"), int):
+        raise CheckpointError(f"{path}: its training state is malformed")
+    if state["version"] != STATE_VERSION:
+        return  # an unsupported version is reported as such by the caller
+    wrong = [k for k, kind in _STATE_FIELDS.items() if not isinstance(state.get(k), kind) or isinstance(state[k], bool)]
+    window = state.get("window")
+    if isinstance(window, dict) and not (isinstance(window.get("sums"), dict) and isinstance(window.get("images"), int)
+                                         and isinstance(window.get("last_logged"), int)):
+        wrong.append("window")
+    rng = ckpt.state.get("rng", {})
+    if "torch" not in rng or "numpy" not in rng:
+        wrong.append("rng tensors")
+    if wrong or state["step"] < 0:
+        raise CheckpointError(f"{path}: its training state is malformed ({', '.join(wrong) or 'step'})")
+
+
 def latest_checkpoint(run_dir: Path, warn: Callable[[str], None]) -> Checkpoint:
-    """The newest readable training checkpoint of ``run_dir``; unreadable newer ones are warned
-    about and removed (an interrupted run never leaves one: writes are atomic; a full disk might)."""
+    """The newest readable training checkpoint of ``run_dir`` (last.safetensors included: where
+    hard links are not possible it is a copy, and may outlive a damaged step file); unreadable
+    newer ones are warned about and removed (an interrupted run never leaves one: writes are
+    atomic; a full disk or a damaged file might)."""
     run_dir = Path(run_dir)
-    candidates = [p for _, p in reversed(step_checkpoints(run_dir))]
+    candidates = step_checkpoints(run_dir)
     last = run_dir / "checkpoints" / LAST
-    if last.is_file() and not any(last.samefile(p) for p in candidates):
-        candidates.append(last)
+    if last.is_file() and not any(last.samefile(p) for _, p in candidates):
+        candidates.append((_last_step(last), last))
     if not candidates:
         raise CheckpointError(f"{run_dir} has no checkpoint to resume from (it stopped before its first one; "
                               "run.checkpoint_every_steps sets how often they are written)")
+    candidates.sort(key=lambda sp: (-sp[0], sp[1].name == LAST))  # newest first; a step file before its copy
     bad: list[Path] = []
-    for path in candidates:
+    for _, path in candidates:
         try:
             ckpt = load_checkpoint(path)
-            if STATE_KEY not in ckpt.metadata:
-                raise CheckpointError(f"{path} holds no training state (written by an older imgtrans?)")
+            check_state(ckpt, path)
         except CheckpointError as exc:
             warn(f"{exc}; resuming from an earlier checkpoint")
             bad.append(path)
@@ -268,12 +308,6 @@ def latest_checkpoint(run_dir: Path, warn: Callable[[str], None]) -> Checkpoint:
         ckpt.metadata["path"] = str(path)
         return ckpt
     raise CheckpointError(f"none of the {len(candidates)} checkpoint(s) in {run_dir / 'checkpoints'} can be read")
-
-
-def remove_partial_writes(run_dir: Path) -> None:
-    """Temporary files a killed run left behind (``.step_...-XXXX.safetensors``)."""
-    for path in (Path(run_dir) / "checkpoints").glob(".*.safetensors"):
-        path.unlink(missing_ok=True)
 
 
 def trim_metrics(path: Path, step: int) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,9 @@ from ..interfaces import PairedDataset, Recipe, UnpairedDataset
 from ..registry import Registry
 from ..terminal import warn_stderr
 from . import resume as rs
+from . import rundir as rd
+from .checks import check_run_settings
+from .datarecord import RECORD_KEY, check_same_data, data_record
 from .distributed import ProcessGroup, weights_digest
 from .engine import StepEngine, resolve_precision
 from .memory import keep_freed_memory
@@ -40,6 +42,7 @@ from .model_file import model_metadata, model_networks, recommended_norm_stats
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
 from .report import TensorBoardLogger, write_html
+from .runlock import RunLock
 from .schedule import linear_decay
 from .validation import validate
 
@@ -96,18 +99,15 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
 
 
 
-def prepare_run_dir(config: TrainConfig, overwrite: bool) -> Path:
+def prepare_run_dir(config: TrainConfig, overwrite: bool, data_root: Path | None = None) -> tuple[Path, RunLock]:
+    """Create the run directory (``--overwrite``: replace an earlier run there; training/rundir.py
+    says what it may delete) and write config.toml; returns it with its lock, held for the run."""
     out = config.run.out or f"runs/{config.recipe.name}-{Path(config.data.source).name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = Path(out)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --overwrite")
-        shutil.rmtree(run_dir)
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "previews").mkdir(exist_ok=True)
     config.run.out = str(run_dir)
-    (run_dir / "config.toml").write_text(config.to_toml(), encoding="utf-8")
-    return run_dir
+    lock = RunLock(run_dir)
+    rd.open_run_dir(run_dir, overwrite, data_root, lock, config.to_toml())
+    return run_dir, lock
 
 
 def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, fallback: SkipBadItems) -> dict:
@@ -135,19 +135,25 @@ def _preview_batch(config: TrainConfig, registry: Registry, catalog: DatasetCata
     raise DataError(f"none of the {len(fallback)} training items could be read (see the warnings above)")
 
 
-def _resume_run_dir(config: TrainConfig) -> Checkpoint:
-    """The newest readable checkpoint of the run in ``config.run.out``, after tidying the run
-    directory for its continuation (rank 0 only: it writes)."""
+def _resume_run_dir(config: TrainConfig, lock: RunLock) -> Checkpoint:
+    """Lock the run in ``config.run.out`` and find its newest readable checkpoint (rank 0 only)."""
     run_dir = Path(config.run.out)
     if not (run_dir / "config.toml").is_file():
         raise ConfigError(f"cannot resume {run_dir}: it holds no config.toml")
-    ckpt = rs.latest_checkpoint(run_dir, warn_stderr)
-    rs.remove_partial_writes(run_dir)
+    lock.acquire()
+    return rs.latest_checkpoint(run_dir, warn_stderr)
+
+
+def _continue_run_dir(config: TrainConfig, ckpt: Checkpoint, data: dict[str, Any]) -> None:
+    """Once the resume is known to work (same data, everything built): tidy the run directory
+    for its continuation and record its new length (rank 0 only: it writes)."""
+    run_dir = Path(config.run.out)
+    check_same_data(ckpt.metadata[rs.STATE_KEY].get(RECORD_KEY), data, run_dir)
+    rd.remove_stale_temp_files(run_dir)
     with atomic_path(run_dir / "config.toml") as tmp:  # an extended run records its new length
         tmp.write_text(config.to_toml(), encoding="utf-8")
     (run_dir / "previews").mkdir(exist_ok=True)
     rs.trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[rs.STATE_KEY]["step"])
-    return ckpt
 
 
 def wants_channels_last(net: torch.nn.Module, config: TrainConfig, device: torch.device) -> bool:
@@ -217,17 +223,19 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
         registry, catalog = registry or host.registry, catalog or host.catalog
     group = ProcessGroup.from_environment()
     device = group.device(resolve_device(config.run.device))
-    if config.run.checkpoint_every_steps < 0 or config.run.keep_checkpoints < 1 or config.run.checkpoint_every < 1:
-        raise ConfigError("run.checkpoint_every must be >= 1, run.checkpoint_every_steps >= 0 (0: off) and "
-                          "run.keep_checkpoints >= 1")
+    check_run_settings(config)
     precision = resolve_precision(config.run.precision, device)
     if group.distributed:  # every process refuses alike (processes per machine: GPUs needed here)
         check_processes(config, int(os.environ.get("LOCAL_WORLD_SIZE", group.world_size)))
     keep_freed_memory()
     group.start(device)
+    run = None
     try:
-        return _Run(config, registry, catalog, console, group, device, precision).train(overwrite, resume)
+        run = _Run(config, registry, catalog, console, group, device, precision)
+        return run.train(overwrite, resume)
     finally:
+        if run is not None and run.lock is not None:
+            run.lock.release()
         group.close()
 
 
@@ -243,30 +251,32 @@ class _Run:
         self.config, self.registry, self.catalog, self.console = config, registry, catalog, console
         self.group, self.device, self.precision = group, device, precision
         self.main = group.is_main
+        self.lock: RunLock | None = None  # rank 0's lock on the run directory
+        self.data_record: dict[str, Any] | None = None  # which data, recorded in every checkpoint
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed crop size: the autotuned kernels are reused
 
     def train(self, overwrite: bool, resume: bool) -> TrainResult:
         start_batch = self._setup(overwrite, resume)
-        try:
-            with self.progress:
+        model_path = self.run_dir / "model.safetensors"
+        try:  # Ctrl-C and a full disk: one line saying which checkpoint exists
+            with self.progress, rd.stop_reasons(self.run_dir, lambda: self.step):
                 while self.step < self.total_steps and self.epoch < self.total_epochs:
                     self.epoch += 1  # (skipped items make epochs shorter, hence both conditions)
                     batch_index = self._train_epoch(start_batch)
                     start_batch = 0
                     self._end_epoch(batch_index)
-            self._finish()
+                self._finish()
+                if self.main:
+                    save_checkpoint(model_path, model_networks(self.recipe),
+                                    model_metadata(self.config, self.recipe, epoch=self.epoch, step=self.step,
+                                                   world_size=self.group.world_size))
+                    write_html(self.run_dir)
         finally:
             if self.log is not None:
                 self.log.close()
             if self.tensorboard is not None:
                 self.tensorboard.close()
-        model_path = self.run_dir / "model.safetensors"
-        if self.main:
-            save_checkpoint(model_path, model_networks(self.recipe),
-                            model_metadata(self.config, self.recipe, epoch=self.epoch, step=self.step,
-                                           world_size=self.group.world_size))
-            write_html(self.run_dir)
         self.group.barrier()  # every process returns once the model exists
         return TrainResult(self.run_dir, model_path, self.step, self.history, skipped=len(self.dataset.skipped))
 
@@ -280,7 +290,8 @@ class _Run:
             found: list[Checkpoint] = []  # rank 0 reads the checkpoint once; the others read the file it names
 
             def tidy_and_find() -> str:
-                found.append(_resume_run_dir(config))
+                self.lock = RunLock(config.run.out)
+                found.append(_resume_run_dir(config, self.lock))
                 return found[0].metadata["path"]
 
             path = group.from_main(tidy_and_find)
@@ -299,13 +310,14 @@ class _Run:
         dataset = self.dataset = SkipBadItems(
             build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
             strict=config.data.strict, warn=warn_stderr)
-        if not resume:
-            config.run.out = str(group.from_main(lambda: prepare_run_dir(config, overwrite)))
-        self.run_dir = Path(config.run.out)
         self.preview = self.val_data = self.tensorboard = self.log = None
         if self.main:
             self.preview = {k: v.to(device) for k, v in _preview_batch(config, registry, catalog, dataset).items()}
             self.val_data = _validation_data(config, registry, catalog) if config.run.validate_every else None
+        # only now, everything checked: a refused run leaves no run directory (or an unchanged one)
+        config.run.out = group.from_main(lambda: self._open_run_dir(overwrite, ckpt))
+        self.run_dir = Path(config.run.out)
+        if self.main:
             self.tensorboard = TensorBoardLogger.create(self.run_dir) if config.run.tensorboard else None
             self.log = MetricsLog(self.run_dir / "metrics.jsonl")  # appends
 
@@ -349,6 +361,18 @@ class _Run:
         self.progress = TrainingProgress(self.total_steps, self.total_epochs, enabled=config.run.progress and self.main,
                                          console=self.console, completed=min(self.step, self.total_steps))
         return start_batch
+
+    def _open_run_dir(self, overwrite: bool, ckpt: Checkpoint | None) -> str:
+        """Rank 0: record which data this is, then create the run directory (fresh run) or check
+        the data and continue the existing one (resume)."""
+        config = self.config
+        root = resolve_dataset(config.data.source, self.catalog)
+        self.data_record = data_record(root, config.data.split, Path(config.run.out) if config.run.out else None)
+        if ckpt is not None:
+            _continue_run_dir(config, ckpt, self.data_record)
+            return config.run.out
+        run_dir, self.lock = prepare_run_dir(config, overwrite, root)
+        return str(run_dir)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -454,7 +478,8 @@ class _Run:
                   **{k: round(v / (n * group.world_size), 5) for k, v in totals.items()},
                   "img_per_s": round(images / max(elapsed, 1e-9), 3),
                   "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"]}
-        check_finite(record)  # every process sees the same sums, so all stop together
+        # every process sees the same sums, so all stop together
+        check_finite(record, lambda: rd.diverged_note(self.run_dir, self.last_logged))
         if self.main:
             self._write_record(record)
             self.history.append(record)
@@ -494,7 +519,8 @@ class _Run:
                  "rng_processes": [meta for _, meta, _ in per_process[1:]],
                  "window": {"sums": window_sums, "images": self.window_images * group.world_size,
                             "last_logged": self.last_logged},
-                 "skipped": {str(k): v for k, v in skipped.items()}}
+                 "skipped": {str(k): v for k, v in skipped.items()},
+                 RECORD_KEY: self.data_record}
         tensors["recipe"] = self.recipe.state_dict()  # image pools and the like (rank 0's)
         meta = model_metadata(self.config, self.recipe, epoch=max(self.epoch, 1), step=self.step,
                               world_size=group.world_size)
@@ -564,11 +590,13 @@ class _Swapped:
         return None if item is None else {**item, "A": item["B"], "B": item["A"]}
 
 
-def check_finite(record: dict[str, Any]) -> None:
+def check_finite(record: dict[str, Any], checkpoints: Callable[[], str] | None = None) -> None:
+    """Stop a diverged run; ``checkpoints`` says which checkpoint it leaves."""
     bad = [k for k, v in record.items() if isinstance(v, float) and not np.isfinite(v)]
     if bad:
+        left = f"{checkpoints()} " if checkpoints is not None else ""
         raise FloatingPointError(f"loss became NaN or infinite ({', '.join(bad)}) at step {record['step']}; "
-                                 "the last checkpoint in checkpoints/ is intact. Try a lower --lr.")
+                                 f"{left}Try a lower --lr.")
 
 
 @torch.no_grad()

@@ -1,0 +1,252 @@
+"""The run directory's safety rules: what ``--overwrite`` may delete, its creation (only once the
+configuration has been checked), stale temporary files, and what to tell a user whose run stopped.
+
+``--overwrite`` replaces only a directory that ``imgtrans train`` (and ``imgtrans eval --out
+RUN/test``, as ``make demo`` does) wrote: a ``config.toml`` naming a recipe, a ``checkpoints/``
+folder or ``metrics.jsonl``, and nothing else but the files listed in :data:`RUN_FILES` and
+:data:`RUN_FOLDERS`. It never removes a directory that is, holds or lies inside the training data.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..checkpoint import read_metadata
+from ..errors import CheckpointError, ConfigError, RunError
+from ..fileio import atomic_path, is_temp_name, remove_temp_files
+from .runlock import LOCK_NAME, RunLock
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+#: files that imgtrans writes at the top of a run directory
+RUN_FILES = {"config.toml", "metrics.jsonl", "model.safetensors", "index.html", "loss_curve.png",
+             "contact_sheet.png", LOCK_NAME}
+_IMAGE = re.compile(r"^[^.].*\.(png|jpe?g|tiff?|webp|bmp)$", re.IGNORECASE)
+#: folders that imgtrans writes, and the names it writes in each
+RUN_FOLDERS: dict[str, re.Pattern[str]] = {
+    "checkpoints": re.compile(r"^(step_\d+|last)\.safetensors$"),
+    "previews": re.compile(r"^(epoch|step)_\d+\.png$"),
+    "test": _IMAGE,  # imgtrans eval --out RUN/test
+    "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),
+}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, with the one line that says what exists and how to go on."""
+
+
+def _foreign(run_dir: Path) -> str | None:
+    """Why ``run_dir`` is not recognisably a run directory of imgtrans, or None when it is."""
+    toml = run_dir / "config.toml"
+    if not toml.is_file() or toml.is_symlink():
+        return "it holds no config.toml of imgtrans"
+    try:
+        recipe = tomllib.loads(toml.read_text(encoding="utf-8")).get("recipe")
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        recipe = None
+    if not isinstance(recipe, dict) or not isinstance(recipe.get("name"), str):
+        return f"{toml.name} is not the config.toml of an imgtrans run"
+    if not ((run_dir / "checkpoints").is_dir() or (run_dir / "metrics.jsonl").is_file()):
+        return "it holds neither checkpoints/ nor metrics.jsonl"
+    for entry in run_dir.iterdir():
+        name = entry.name
+        if entry.is_symlink():
+            return f"it holds the link {name!r}"
+        if is_temp_name(name) and entry.is_file():
+            continue
+        if name in RUN_FILES and entry.is_file():
+            continue
+        pattern = RUN_FOLDERS.get(name)
+        if pattern is None or not entry.is_dir():
+            return f"it holds {name!r}, which imgtrans did not write"
+        for inner in entry.iterdir():
+            if inner.is_symlink() or not inner.is_file() or not (pattern.match(inner.name) or is_temp_name(inner.name)):
+                return f"it holds {name}/{inner.name}, which imgtrans did not write"
+    return None
+
+
+def _data_overlap(run_dir: Path, data_root: Path | None) -> str | None:
+    if data_root is None:
+        return None
+    run, data = Path(os.path.realpath(run_dir)), Path(os.path.realpath(data_root))
+    if run == data:
+        return "it is the training data folder"
+    if run in data.parents:
+        return f"it contains the training data ({data})"
+    if data in run.parents:
+        return f"it lies inside the training data folder {data}"
+    return None
+
+
+def check_overwritable(run_dir: Path, data_root: Path | None) -> None:
+    """Raise unless ``--overwrite`` may delete everything in ``run_dir``."""
+    reason = _data_overlap(run_dir, data_root) or _foreign(run_dir)
+    if reason:
+        raise ConfigError(f"refusing to --overwrite {run_dir}: {reason}; only a run directory written by "
+                          "`imgtrans train` is replaced; choose another --out")
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove everything in ``run_dir`` but the lock file this process holds."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_NAME:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (``path`` included) that does not exist yet."""
+    missing = None
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _undo(run_dir: Path, top: Path | None, lock: RunLock, lock_existed: bool) -> None:
+    """Undo what this process created for a run that was then refused: the lock file and the
+    folders, if they hold nothing else (another process may have started writing there)."""
+    if not lock.held:  # never another process's lock file: a third one could then lock a new file
+        return
+    if top is not None:
+        for sub in ("checkpoints", "previews"):
+            try:
+                (run_dir / sub).rmdir()
+            except OSError:
+                pass
+    if top is not None or not lock_existed:
+        (run_dir / LOCK_NAME).unlink(missing_ok=True)
+    if top is None:
+        return
+    for p in [run_dir, *run_dir.parents]:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == top:
+            return
+
+
+def _check_contents(run_dir: Path, overwrite: bool, data_root: Path | None) -> bool:
+    """Whether ``run_dir`` holds an earlier run that ``overwrite`` allows replacing; raises if it
+    holds anything that may not be replaced."""
+    if not any(e.name != LOCK_NAME for e in run_dir.iterdir()):
+        return False
+    if not overwrite:
+        raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --overwrite")
+    check_overwritable(run_dir, data_root)
+    return True
+
+
+def open_run_dir(run_dir: Path, overwrite: bool, data_root: Path | None, lock: RunLock, config_toml: str) -> None:
+    """Create (or, with ``overwrite``, empty) ``run_dir``, take its lock for the run and write
+    ``config.toml``.
+
+    Called once the configuration and the data have been checked, so a refused run leaves no
+    folder behind. What is in the folder is checked before the lock is taken (a refusal then
+    leaves not even a lock file in somebody's folder) and again, under the lock, before deleting."""
+    created = _first_missing(run_dir)
+    if created is None and run_dir.is_dir():
+        _check_contents(run_dir, overwrite, data_root)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the run directory {run_dir}: {exc.strerror}") from None
+    lock_existed = lock.path.exists()
+    try:
+        lock.acquire()
+        if _check_contents(run_dir, overwrite, data_root):
+            _clear(run_dir)
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "previews").mkdir()
+        with atomic_path(run_dir / "config.toml") as tmp:
+            tmp.write_text(config_toml, encoding="utf-8")
+    except BaseException as exc:
+        _undo(run_dir, created, lock, lock_existed)
+        lock.release()
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write the run directory {run_dir}: {exc.strerror}") from None
+        raise
+
+
+def remove_stale_temp_files(run_dir: Path) -> None:
+    """Temporary files that a killed run left (no ``except`` runs on SIGKILL). Call with the lock held."""
+    for folder in (run_dir, *(run_dir / name for name in RUN_FOLDERS)):
+        remove_temp_files(folder)
+
+
+# -- what to tell the user when a run stops -----------------------------------------------------
+
+def newest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
+    """``(step, path)`` of the newest checkpoint file of ``run_dir`` (by name, and last.safetensors's metadata)."""
+    from .resume import LAST, STATE_KEY, step_checkpoints
+
+    found = step_checkpoints(run_dir)
+    last = Path(run_dir) / "checkpoints" / LAST
+    if last.is_file():
+        try:
+            step = read_metadata(last)[STATE_KEY]["step"]
+        except (CheckpointError, KeyError, TypeError):
+            step = None
+        if isinstance(step, int) and not any(s >= step for s, _ in found):
+            found.append((step, last))
+    return max(found, key=lambda sp: sp[0]) if found else None
+
+
+def resume_command(run_dir: Path) -> str:
+    return f"imgtrans train --resume {shlex.quote(str(run_dir))}"
+
+
+def interrupted(run_dir: Path, step: int) -> TrainingInterrupted:
+    newest = newest_checkpoint(run_dir)
+    if newest is None:
+        return TrainingInterrupted(f"interrupted at step {step}, before the first checkpoint: there is nothing to "
+                                   f"resume (start the run again with --overwrite)")
+    where = "" if newest[0] == step else f" from the checkpoint of step {newest[0]}"
+    return TrainingInterrupted(f"interrupted at step {step}; continue{where} with: {resume_command(run_dir)}")
+
+
+def diverged_note(run_dir: Path, last_finite: int) -> str:
+    """Which checkpoint a diverged run leaves, and whether it predates the divergence
+    (checkpoints may be written between two checks of the losses)."""
+    newest = newest_checkpoint(run_dir)
+    if newest is None:
+        return "no checkpoint was written before it."
+    step, path = newest
+    name = f"{path.parent.name}/{path.name}"
+    if step <= last_finite:
+        return f"the newest checkpoint, {name} (step {step}), predates it (losses were finite at step {last_finite})."
+    checked = f"after the last finite losses (step {last_finite})" if last_finite else "before any losses were checked"
+    return f"the newest checkpoint, {name} (step {step}), was written {checked} and may hold the diverged weights."
+
+
+@contextmanager
+def stop_reasons(run_dir: Path, step: Callable[[], int]) -> Iterator[None]:
+    """Ctrl-C and failed writes (a full disk) during training become one line that says what
+    exists and how to continue. Files are written atomically, so the older ones are intact."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, TrainingInterrupted):
+            raise
+        raise interrupted(run_dir, step()) from None
+    except OSError as exc:
+        what = f"{exc.filename}: " if exc.filename else ""
+        newest = newest_checkpoint(run_dir)
+        intact = ("no checkpoint was written yet" if newest is None else
+                  f"the checkpoint of step {newest[0]} ({newest[1].name}) is intact; continue with: "
+                  f"{resume_command(run_dir)}")
+        raise RunError(f"training stopped at step {step()}: {what}{exc.strerror or exc}; {intact}") from None

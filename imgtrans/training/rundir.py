@@ -20,6 +20,7 @@ from pathlib import Path
 from ..checkpoint import read_metadata
 from ..errors import CheckpointError, ConfigError, RunError
 from ..fileio import atomic_path, is_temp_name, remove_temp_files
+from .report import COLUMNS_FILE
 from .runlock import LOCK_NAME, RunLock
 
 if sys.version_info >= (3, 11):
@@ -34,7 +35,7 @@ _IMAGE = re.compile(r"^[^.].*\.(png|jpe?g|tiff?|webp|bmp)$", re.IGNORECASE)
 #: folders that imgtrans writes, and the names it writes in each
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "checkpoints": re.compile(r"^(step_\d+|last)\.safetensors$"),
-    "previews": re.compile(r"^(epoch|step)_\d+\.png$"),
+    "previews": re.compile(rf"^((epoch|step)_\d+\.png|{re.escape(COLUMNS_FILE)})$"),
     "test": _IMAGE,  # imgtrans eval --out RUN/test
     "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),
 }

@@ -200,11 +200,11 @@ def test_a_malformed_training_state_falls_back_to_the_previous_checkpoint(regist
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--crop-size", "512", "--load-size", "286"], "--crop-size 512 is larger than --load-size 286"),
+    (["--crop-size", "512", "--load-size", "286"], "crop_size 512 is larger than data.load_size 286"),
     (["--epochs", "0", "--epochs-decay", "0"], "at least one step"),
     (["--set", "optim.max_steps=0"], "max_steps"),
     (["--set", "optim.epochs=-3"], "epochs"),
-    (["--data", "{bad}"], "none of the 2 training items could be read"),
+    (["--data", "{bad}", "--set", "data.format=aligned"], "none of the 2 training items could be read"),
 ], ids=["crop-over-load", "zero-epochs", "zero-steps", "negative-epochs", "unreadable-data"])
 def test_a_refused_run_leaves_no_run_directory(registry, tmp_path: Path, args: list[str], message: str) -> None:
     data = write_aligned(tmp_path / "data", count=2)

@@ -102,6 +102,7 @@ class RunConfig:
     # auto | on | off (auto: see trainer.wants_channels_last)
     channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off")})
     compile: bool = False  # torch.compile the networks
+    init: dict[str, str] = field(default_factory=dict)  # slot -> weights it starts from (--init SLOT=SOURCE)
     sync_bn: bool = False  # batch statistics over all processes of a distributed run (CUDA)
 
 

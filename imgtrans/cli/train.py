@@ -83,10 +83,13 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
                    "run `torchrun ... -m imgtrans train` yourself (docs/training.md).")
 @click.option("--sync-bn", is_flag=True, default=None,
               help="With several processes: batch-norm statistics over all of them (CUDA only).")
+@click.option("--init", "inits", multiple=True, metavar="SLOT=SOURCE",
+              help="Start SLOT from existing weights: an imgtrans model or checkpoint (FILE[#NETWORK]), zoo:NAME, "
+                   "or a reference .pth (repeatable), e.g. --init generator=zoo:maps_a2b.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory given with --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
-                  nproc: int | None, overwrite: bool, quiet: bool, **options: Any) -> None:
+                  inits: tuple[str, ...], nproc: int | None, overwrite: bool, quiet: bool, **options: Any) -> None:
     """Train RECIPE (pix2pix, cyclegan, ...) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
@@ -122,7 +125,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
 
             raise ConfigError(f"--resume continues a run with its own settings: {', '.join(given)} cannot be "
                               "given with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")
-        config = _resume_config(recipe, resume_dir, config_file, sets, overwrite, options, host.registry)
+        config = _resume_config(recipe, resume_dir, config_file, sets, inits, overwrite, options, host.registry)
         config.run.progress = not quiet
         if nproc is not None and nproc > 1:
             extend = [a for k in ("epochs", "epochs_decay", "max_steps") if options.get(k) is not None
@@ -143,6 +146,10 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
         command_line.setdefault(section, {}).update(values)
     for section, values in cfg.parse_set_options(sets).items():
         command_line.setdefault(section, {}).update(values)
+    if inits:
+        from ..training.init_weights import parse_init
+
+        command_line.setdefault("run", {})["init"] = parse_init(inits)
     layers.append(command_line)
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
@@ -178,13 +185,13 @@ def launch(nproc: int, args: list[str]) -> None:
 
 
 def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None, sets: tuple[str, ...],
-                   overwrite: bool, options: dict[str, Any], registry: Any):
+                   inits: tuple[str, ...], overwrite: bool, options: dict[str, Any], registry: Any):
     from ..errors import ConfigError
     from ..training.resume import EXTENDABLE, resume_config
 
     refused = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None and k not in EXTENDABLE]
-    refused += [flag for flag, given in (("--config", config_file), ("--set", sets), ("--overwrite", overwrite))
-                if given]
+    refused += [flag for flag, given in (("--config", config_file), ("--set", sets), ("--overwrite", overwrite),
+                                         ("--init", inits)) if given]
     if refused:
         raise ConfigError(f"--resume continues a run with its own settings: {', '.join(refused)} cannot be given "
                           "with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")

@@ -38,6 +38,7 @@ from .datarecord import RECORD_KEY, check_same_data, data_record
 from .distributed import ProcessGroup, weights_digest
 from .engine import StepEngine, resolve_precision
 from .memory import keep_freed_memory
+from .init_weights import apply_init
 from .model_file import model_metadata, model_networks, recommended_norm_stats
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
@@ -306,6 +307,8 @@ class _Run:
                 raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size "
                                   f"step of {slot} {config.components[slot].name!r}; use --crop-size "
                                   f"{suggestion} or a generator with a smaller step")
+        if config.run.init and ckpt is None:  # fine-tuning: start slots from existing weights
+            apply_init(recipe, config.run.init)
         say = (lambda msg: self.console.print(msg)) if self.console is not None and self.main else None
         dataset = self.dataset = SkipBadItems(
             build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),

@@ -389,3 +389,27 @@ def test_installed_plugins_with_a_typo_and_a_missing_manifest(tmp_path) -> None:
     assert listed.returncode == 0 and "basemap_a2b" in listed.stdout, listed.stderr
     warnings = [line for line in listed.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 2 and "Traceback" not in listed.stderr, listed.stderr
+
+
+def test_an_error_in_a_recipe_step_is_one_line_naming_the_plugin(registry, tmp_path, monkeypatch) -> None:
+    """Issue 12 #5: plugin code failing inside the training loop reads as one line, not a traceback."""
+    from click.testing import CliRunner
+
+    from imgtrans.cli import cli
+    from helpers import write_aligned
+
+    recipe_cls = registry.get("recipe", "pix2pix").factory
+
+    def broken_step(self, batch, optimizers):
+        raise KeyError("fake_B")
+
+    monkeypatch.setattr(recipe_cls, "train_step", broken_step)
+    data = write_aligned(tmp_path / "data", count=2, size=32)
+    result = CliRunner().invoke(cli, ["train", "pix2pix", "--data", str(data), "--generator", "unet",
+                                      "--set", "generator.num_downs=5", "--set", "generator.ngf=4",
+                                      "--set", "discriminator.ndf=4", "--load-size", "32", "--crop-size", "32",
+                                      "--max-steps", "1", "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert "recipe 'pix2pix' step" in lines[-1] and "plugin 'pix2pix'" in lines[-1] and "KeyError" in lines[-1]
+    assert "Traceback" not in result.output

@@ -29,7 +29,7 @@ from ..errors import ConfigError, DataError
 from ..fileio import atomic_path
 from ..data.views import UnpairedView
 from ..interfaces import PairedDataset, Recipe, UnpairedDataset
-from ..registry import Registry
+from ..registry import Registry, plugin_code
 from ..terminal import warn_stderr
 from . import resume as rs
 from . import rundir as rd
@@ -66,12 +66,15 @@ def seed_everything(seed: int) -> None:
 
 
 def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
-    recipe_cls = registry.get("recipe", config.recipe.name).factory
+    """The recipe with its components built (a failure in plugin code reads as one line naming it)."""
+    registered = registry.get("recipe", config.recipe.name)
+    recipe_cls = registered.factory
     components = {
         slot: registry.create(recipe_cls.slots[slot].kind, spec.name, **spec.args)
         for slot, spec in config.components.items()
     }
-    return recipe_cls(components, **config.recipe.args)
+    with plugin_code(registered.plugin, f"recipe {config.recipe.name!r}"):
+        return recipe_cls(components, **config.recipe.args)
 
 
 def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, *, split: str,
@@ -300,6 +303,7 @@ class _Run:
             ckpt.metadata["path"] = path
         seed_everything(config.run.seed)  # the same initial weights in every process
         recipe = self.recipe = build_recipe(config, registry)
+        self.recipe_plugin = registry.get("recipe", config.recipe.name).plugin
         for slot in recipe.directions.values():
             stride = recipe.components[slot].stride
             if config.data.crop_size % stride:
@@ -396,7 +400,7 @@ class _Run:
                 continue
             batch = {k: v.to(device, non_blocking=True, memory_format=self.memory_format)
                      for k, v in batch.items() if torch.is_tensor(v)}
-            with self.engine.autocast():
+            with self.engine.autocast(), plugin_code(self.recipe_plugin, f"recipe {self.config.recipe.name!r} step"):
                 losses = self.recipe.train_step(batch, self.optimizers)
             self.engine.end_step()
             for k, v in losses.items():  # summed on the device: no synchronisation per step

@@ -13,6 +13,11 @@ The life of a download::
                                  are hashed as they arrive, checked against size and sha256, and
                                  only then renamed onto DEST (atomic): DEST is never half-written.
 
+Every download is bounded (see :mod:`imgtrans.download_limits`): it may not grow past the
+expected size (or a cap) and may not stall; a ``.part`` that breaks a bound or fails
+verification is deleted, never resumed.  One process at a time works on DEST (``DEST.lock``,
+see :mod:`imgtrans.cachelock`); another waits, then finds DEST cached.
+
 Sources may be ``http(s)://`` URLs, ``file://`` URLs or plain local paths, so a mirror can be a
 web server or a folder on a shared drive (see :func:`mirrored`).
 """
@@ -28,6 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from .cachelock import cache_lock
+from .download_limits import (MAX_DOWNLOAD_ENV, STALL_ENV, STALL_MIN_BYTES, StallWatch, default_max_bytes, human,
+                              stall_seconds)
 from .errors import ImgtransError
 from .terminal import StderrBar
 
@@ -86,6 +94,7 @@ def mirrored(url: str, mirror: str | None) -> str:
     name = urllib.parse.urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
     if not name:
         raise DownloadError(f"cannot mirror {url}: it has no file name to look up on the mirror {mirror}")
+    _check_url(mirror, "mirror ")
     if _is_url(mirror):
         return mirror.rstrip("/") + "/" + name
     # A local folder: the name is a file name there, not a URL component.
@@ -93,7 +102,8 @@ def mirrored(url: str, mirror: str | None) -> str:
 
 
 def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None = None,
-          progress: bool = True, timeout: float = 30.0, description: str | None = None) -> str:
+          progress: bool = True, timeout: float = 30.0, description: str | None = None,
+          max_bytes: int | None = None, stall: float | None = None) -> str:
     """Make sure ``dest`` holds the file published at ``url`` and return its sha256 hex digest.
 
     - ``dest`` already there and matching ``sha256`` (or ``sha256`` is None): returned at once,
@@ -107,39 +117,57 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None =
       copied with the same verification, and are allowed even when offline (no network is used).
     - ``progress`` shows a transient rich bar on stderr when it is a terminal; ``timeout`` is the
       socket timeout in seconds; ``description`` labels the bar (default: the file name).
+    - The download may not grow past ``size`` when given, else ``max_bytes``, else the cap of
+      :func:`~imgtrans.download_limits.default_max_bytes` (a Content-Length beyond it is refused
+      before any byte is written), and is abandoned when fewer than 1 kB arrive in ``stall``
+      seconds (default: :func:`~imgtrans.download_limits.stall_seconds`).  A part that exceeds
+      the bound is deleted; a stalled one is kept for resuming.
+    - One process at a time: the lock file ``dest`` + ``.lock`` is held while the file is made.
 
     Raises :class:`OfflineError`, :class:`ChecksumMismatch` or :class:`DownloadError`, each with a
     one-line message naming the URL and the cache path.
     """
     dest = Path(dest)
     want = sha256.strip().lower() if sha256 else None
-
-    if dest.is_file():
-        digest = sha256_file(dest)
-        if want is None or digest == want:
-            return digest
-        _unlink(dest)  # corrupt or outdated: download again
-
-    part = dest.parent / (dest.name + ".part")
-    label = description or dest.name
+    if dest.is_file() and want is not None and sha256_file(dest) == want:
+        return want  # a verified cache hit needs no lock (dest only ever appears complete)
+    limit = size if size is not None else max_bytes if max_bytes is not None else default_max_bytes()
+    stall_s = stall if stall is not None else stall_seconds()
     local = _local_source(url)
-    if local is None and is_offline():
-        raise OfflineError(f"offline ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '').strip()}): "
-                           f"cannot download {url}; put the file at {dest} or unset {OFFLINE_ENV}")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DownloadError(_one_line(f"cannot create the cache folder {dest.parent}: {exc}")) from exc
 
-    if local is not None:
-        digest = _copy_local(url, local, part, dest, label, progress)
-    else:
-        digest = _download(url, part, dest, size, label, progress, timeout)
-    return _finish(url, part, dest, digest, want, size)
+    with cache_lock(dest):
+        if dest.is_file():
+            digest = sha256_file(dest)
+            if want is None or digest == want:
+                return digest
+            _unlink(dest)  # corrupt or outdated: download again
+
+        part = dest.parent / (dest.name + ".part")
+        label = description or dest.name
+        if local is None and is_offline():
+            raise OfflineError(f"offline ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '').strip()}): "
+                               f"cannot download {url}; put the file at {dest} or unset {OFFLINE_ENV}")
+        if local is not None:
+            digest = _copy_local(url, local, part, dest, label, progress, limit)
+        else:
+            digest = _download(url, part, dest, size, label, progress, timeout, limit, stall_s)
+        return _finish(url, part, dest, digest, want, size)
 
 
 # --------------------------------------------------------------------------------------------
 # internals
+
+
+def _check_url(s: str, what: str = "") -> None:
+    """Refuse a malformed URL (``http://[::1``) in one line instead of a ValueError traceback."""
+    try:
+        urllib.parse.urlsplit(s).port  # noqa: B018 - parsing the port is what validates it
+    except ValueError as exc:
+        raise DownloadError(_one_line(f"{what}{s!r} is not a valid URL ({exc}); fix it")) from None
 
 
 def _is_url(s: str) -> bool:
@@ -149,6 +177,7 @@ def _is_url(s: str) -> bool:
 
 def _local_source(url: str) -> Path | None:
     """The local path behind a ``file://`` URL or a plain path; None for a network URL."""
+    _check_url(url)
     parts = urllib.parse.urlsplit(url)
     if parts.scheme == "file":
         path = urllib.request.url2pathname(parts.path)
@@ -201,20 +230,36 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+class _TooBig(Exception):
+    """More bytes arrived than the download's bound allows."""
+
+
+class _Stalled(Exception):
+    """Too few bytes arrived within the stall deadline."""
+
+
 def _pump(read: Callable[[int], bytes], out: IO[bytes], hasher: Any, bar: StderrBar,
-          on_read_error: Callable[[BaseException], DownloadError], out_path: Path) -> int:
+          on_read_error: Callable[[BaseException], DownloadError], out_path: Path, *,
+          room: int, watch: StallWatch | None = None) -> int:
     """Copy ``read`` into ``out`` until EOF, hashing and advancing the bar; returns the byte count.
 
-    Read failures become ``on_read_error(exc)``; write failures (disk full) their own message."""
+    More than ``room`` bytes raise :class:`_TooBig`; too little progress for ``watch`` (or a
+    socket timeout) raises :class:`_Stalled`.  Other read failures become ``on_read_error(exc)``;
+    write failures (disk full) their own message."""
     n = 0
     while True:
         try:
             block = read(_CHUNK)
-        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, IncompleteRead
+        except TimeoutError as exc:
+            out.flush()
+            raise _Stalled from exc
+        except (OSError, http.client.HTTPException) as exc:  # URLError, resets, IncompleteRead
             out.flush()
             raise on_read_error(exc) from exc
         if not block:
             return n
+        if n + len(block) > room:
+            raise _TooBig
         try:
             out.write(block)
         except OSError as exc:
@@ -222,9 +267,21 @@ def _pump(read: Callable[[int], bytes], out: IO[bytes], hasher: Any, bar: Stderr
         hasher.update(block)
         n += len(block)
         bar.advance(len(block))
+        if watch is not None and watch.stalled(len(block)):
+            out.flush()
+            raise _Stalled
 
 
-def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progress: bool) -> str:
+def _too_big(url: str, part: Path, dest: Path, limit: int, what: str) -> DownloadError:
+    """The error for a download past its bound; the part is deleted (it can never be resumed)."""
+    _unlink(part)
+    return DownloadError(_one_line(
+        f"download of {url} refused: {what} more than the {human(limit)} ({limit} bytes) it may take "
+        f"(the expected size, or {MAX_DOWNLOAD_ENV} when none is declared); the partial file was "
+        f"deleted (cache path: {dest})"))
+
+
+def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progress: bool, limit: int) -> str:
     """Copy a local source into ``part`` (from zero: local copies are cheap), hashing as we go."""
     try:
         f = open(src, "rb")
@@ -233,18 +290,22 @@ def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progres
         raise DownloadError(_one_line(
             f"cannot read {url}: {exc.strerror or exc}; fix the path or mirror, or put the file at {dest}")) from exc
     hasher = hashlib.sha256()
-    with f, open(part, "wb") as out, StderrBar(progress, label, unit="bytes") as bar:
-        bar.reset(0, total)
-        _pump(f.read, out, hasher, bar,
-              lambda exc: DownloadError(_one_line(f"cannot read {url}: {exc}; put the file at {dest}")), part)
+    try:
+        with f, open(part, "wb") as out, StderrBar(progress, label, unit="bytes") as bar:
+            bar.reset(0, total)
+            _pump(f.read, out, hasher, bar,
+                  lambda exc: DownloadError(_one_line(f"cannot read {url}: {exc}; put the file at {dest}")), part,
+                  room=limit)
+    except _TooBig:
+        raise _too_big(url, part, dest, limit, "it holds") from None
     return hasher.hexdigest()
 
 
 def _download(url: str, part: Path, dest: Path, size: int | None, label: str, progress: bool,
-              timeout: float) -> str:
+              timeout: float, limit: int, stall: float) -> str:
     """Fetch ``url`` into ``part``, resuming it if present; returns the sha256 of the whole part."""
     offset = part.stat().st_size if part.is_file() else 0
-    if size is not None and offset > size:
+    if offset > limit:
         _unlink(part)  # longer than the file can be: useless for resuming
         offset = 0
     if size is not None and offset == size and offset > 0:
@@ -255,7 +316,7 @@ def _download(url: str, part: Path, dest: Path, size: int | None, label: str, pr
         if offset:
             req.add_header("Range", f"bytes={offset}-")
         try:
-            resp = urllib.request.urlopen(req, timeout=timeout)
+            resp = urllib.request.urlopen(req, timeout=min(timeout, stall))
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code == 416 and offset:
@@ -277,16 +338,26 @@ def _download(url: str, part: Path, dest: Path, size: int | None, label: str, pr
                 mode, hasher = "ab", _hash_prefix(part, offset)
             else:  # 200 (Range ignored, or a fresh download): start from zero
                 offset, mode, hasher = 0, "wb", hashlib.sha256()
+            if length is not None and offset + length > limit:
+                raise _too_big(url, part, dest, limit, f"the server announces {offset + length} bytes,")
 
             total = offset + length if length is not None else size
             try:
                 out = open(part, mode)
             except OSError as exc:
                 raise DownloadError(_one_line(f"cannot write {part}: {exc}")) from exc
-            with out, StderrBar(progress, label, unit="bytes") as bar:
-                bar.reset(offset, total)
-                got = _pump(resp.read, out, hasher, bar,
-                            lambda exc: _network_error(url, _reason(exc), part, dest), part)
+            # read1 returns what has arrived: read() would wait for a whole chunk from a trickle
+            read = getattr(resp, "read1", resp.read)
+            try:
+                with out, StderrBar(progress, label, unit="bytes") as bar:
+                    bar.reset(offset, total)
+                    got = _pump(read, out, hasher, bar, lambda exc: _network_error(url, _reason(exc), part, dest),
+                                part, room=limit - offset, watch=StallWatch(stall))
+            except _TooBig:
+                raise _too_big(url, part, dest, limit, "it sent") from None
+            except _Stalled:
+                raise _network_error(url, f"stalled (less than {STALL_MIN_BYTES} bytes in {stall:g} s; "
+                                     f"{STALL_ENV} sets the deadline)", part, dest) from None
             if length is not None and got < length:
                 raise _network_error(url, f"the connection closed after {got} of {length} bytes", part, dest)
             return hasher.hexdigest()

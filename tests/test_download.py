@@ -210,3 +210,87 @@ def test_local_path_and_file_url_sources(server, tmp_path, monkeypatch) -> None:
     with pytest.raises(DownloadError) as info:
         fetch(str(mirror / "nope.bin"), tmp_path / "d" / "nope.bin", progress=False)
     assert "nope.bin" in str(info.value) and "\n" not in str(info.value)
+
+
+# --- bounds: size and stall (issue 10, finding 6) ---------------------------------------------
+from imgtrans.download_limits import MAX_DOWNLOAD_ENV, STALL_ENV  # noqa: E402
+from imgtrans.errors import ConfigError  # noqa: E402
+from loopback import endless, trickle  # noqa: E402
+
+
+def test_endless_body_stops_at_the_cap_and_leaves_nothing(server, tmp_path, monkeypatch) -> None:
+    server.responders["/files/endless.bin"] = endless()
+    monkeypatch.setenv(MAX_DOWNLOAD_ENV, "1M")
+    dest = tmp_path / "endless.bin"
+    with pytest.raises(DownloadError) as info:
+        fetch(server.url("/files/endless.bin"), dest, progress=False, timeout=5)
+    msg = str(info.value)
+    assert "1.0 MB" in msg and MAX_DOWNLOAD_ENV in msg and "\n" not in msg
+    assert not dest.exists() and not _part(dest).exists(), "a part past the bound is deleted, never resumed"
+
+
+def test_max_bytes_bounds_a_download(server, tmp_path) -> None:
+    server.responders["/files/endless.bin"] = endless()
+    with pytest.raises(DownloadError, match="more than the 100.0 kB"):
+        fetch(server.url("/files/endless.bin"), tmp_path / "e.bin", max_bytes=100_000, progress=False, timeout=5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_announced_length_over_the_bound_is_refused_before_writing(server, tmp_path) -> None:
+    dest = tmp_path / "model.bin"
+    with pytest.raises(DownloadError, match=f"announces {len(DATA)} bytes"):
+        fetch(server.url(), dest, max_bytes=len(DATA) - 1, progress=False, timeout=5)
+    assert not dest.exists() and not _part(dest).exists()
+
+
+def test_part_longer_than_the_bound_is_not_resumed(server, tmp_path) -> None:
+    dest = tmp_path / "model.bin"
+    _part(dest).write_bytes(b"g" * (len(DATA) + 1))  # garbage from an endless earlier response
+    assert fetch(server.url(), dest, max_bytes=len(DATA), progress=False, timeout=5) == DATA_SHA
+    assert server.requests[-1][1].get("Range") is None and dest.read_bytes() == DATA
+
+
+@pytest.mark.parametrize("how", ["trickle", "silence"])
+def test_a_stalled_download_fails_in_one_line(server, tmp_path, monkeypatch, how) -> None:
+    body = b"x" * 4096
+    server.responders["/files/slow.bin"] = (trickle(body, 0.05) if how == "trickle"
+                                            else trickle(body, 0.05, first_byte_after=30))
+    monkeypatch.setenv(STALL_ENV, "0.5")
+    dest = tmp_path / "slow.bin"
+    with pytest.raises(DownloadError) as info:
+        fetch(server.url("/files/slow.bin"), dest, progress=False, timeout=30)
+    msg = str(info.value)
+    assert "stalled" in msg and STALL_ENV in msg and str(dest) in msg and "\n" not in msg
+    assert not dest.exists()
+
+
+def test_stall_parameter_overrides_the_environment(server, tmp_path, monkeypatch) -> None:
+    server.responders["/files/slow.bin"] = trickle(b"x" * 4096, 0.05)
+    monkeypatch.setenv(STALL_ENV, "3600")
+    with pytest.raises(DownloadError, match="stalled"):
+        fetch(server.url("/files/slow.bin"), tmp_path / "slow.bin", stall=0.5, progress=False, timeout=30)
+
+
+@pytest.mark.parametrize("var,value", [(MAX_DOWNLOAD_ENV, "banana"), (MAX_DOWNLOAD_ENV, "0"),
+                                       (STALL_ENV, "-1"), (STALL_ENV, "soon")])
+def test_bad_limit_settings_are_one_line_errors(server, tmp_path, monkeypatch, var, value) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(ConfigError) as info:
+        fetch(server.url(), tmp_path / "model.bin", progress=False, timeout=5)
+    assert var in str(info.value) and repr(value) in str(info.value)
+    assert server.requests == []
+
+
+def test_local_source_is_bounded_too(tmp_path) -> None:
+    src = tmp_path / "big.bin"
+    src.write_bytes(b"z" * 5000)
+    with pytest.raises(DownloadError, match="holds more than"):
+        fetch(str(src), tmp_path / "out" / "big.bin", max_bytes=4000, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.parametrize("mirror", ["http://[::1", "http://[::1]:99999/"])
+def test_malformed_mirror_is_one_line(mirror) -> None:
+    with pytest.raises(DownloadError) as info:
+        mirrored("https://example.org/zoo/model.bin", mirror)
+    assert mirror in str(info.value) and "\n" not in str(info.value)

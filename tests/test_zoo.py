@@ -109,11 +109,17 @@ def test_tampered_download_is_refused(tiny_zoo) -> None:
     with pytest.raises(ChecksumMismatch, match="expected"):
         store.pull("tiny_st")
     assert not store.converted_path(entries["tiny_st"]).exists()
-    # trust on first use: a changed file behind an unchecksummed URL is refused too
+    # trust on first use: a changed file behind an unchecksummed URL is refused too, and the
+    # message says where the record lives; --force verifies the new file and learns its hash
     store.pull("tiny_pth")
     server.files["/models/tiny.pth"] = server.files["/models/tiny.pth"] + b"\0"
-    with pytest.raises(ChecksumMismatch):
-        store.pull("tiny_pth", force=True)
+    store.converted_path(entries["tiny_pth"]).unlink()
+    store.download_path(entries["tiny_pth"]).unlink()
+    with pytest.raises(ChecksumMismatch) as info:
+        store.pull("tiny_pth")
+    assert str(store.hashes_file()) in str(info.value) and "--force" in str(info.value)
+    assert store.pull("tiny_pth", force=True).downloaded
+    assert store.recorded_hashes()[entries["tiny_pth"].source] == hashlib.sha256(server.files["/models/tiny.pth"]).hexdigest()
 
 
 def test_offline_and_mirror(tiny_zoo, monkeypatch, tmp_path) -> None:

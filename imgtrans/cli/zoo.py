@@ -81,12 +81,15 @@ def pull_models(names: tuple[str, ...], mirror: str | None, force: bool) -> None
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Other generator arguments, e.g. ngf=32.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .safetensors file.")
-def import_pth(pth: str, generator: str, norm: str | None, sets: tuple[str, ...], direction: str, out: str) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never the input file itself).")
+def import_pth(pth: str, generator: str, norm: str | None, sets: tuple[str, ...], direction: str, out: str,
+               overwrite: bool) -> None:
     """Convert a reference-implementation generator .pth into a self-describing checkpoint.
 
     Only tensors are read (torch.load with weights_only=True): nothing in the file is executed.
     Known variants of the public files (a `module.` prefix, missing `num_batches_tracked`, stale
     instance-norm statistics) are handled; anything else fails with the missing and unexpected keys.
+    An existing OUT is refused unless --overwrite is given; the input file is never replaced.
     """
     from ..config import parse_value
     from ..errors import ConfigError
@@ -100,13 +103,14 @@ def import_pth(pth: str, generator: str, norm: str | None, sets: tuple[str, ...]
         args[key.strip()] = parse_value(value.strip())
     if norm:
         args["norm"] = norm
-    path = import_reference(pth, out, generator=generator, generator_args=args, metadata={"direction": direction})
+    path = import_reference(pth, out, generator=generator, generator_args=args, metadata={"direction": direction},
+                            overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 
 @zoo_group.command("verify")
 def verify() -> None:
-    """Re-hash cached downloads and shipped models; exit status 1 on any mismatch."""
+    """Re-hash cached downloads, converted and shipped models; exit status 1 on any mismatch."""
     from ..zoo.store import verify_cache
 
     rows = verify_cache()
@@ -114,7 +118,7 @@ def verify() -> None:
         click.echo(f"{row.status:<10} {row.name:<28} {row.path}")
     if not rows:
         click.echo("nothing cached yet")
-    if any(r.status in ("mismatch", "missing") for r in rows):
+    if any(r.status in ("mismatch", "missing", "corrupt") for r in rows):
         sys.exit(1)
 
 

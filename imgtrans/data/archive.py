@@ -49,7 +49,7 @@ from typing import IO, Any
 from ..errors import DataError
 from ..terminal import StderrBar
 
-__all__ = ["ArchiveError", "safe_extract", "verify_structure", "DEFAULT_MAX_BYTES"]
+__all__ = ["ArchiveError", "RefusedArchive", "safe_extract", "verify_structure", "DEFAULT_MAX_BYTES"]
 
 """What :func:`verify_structure` counts as an image (case-insensitive; hidden files never count)."""
 
@@ -67,6 +67,11 @@ _DRIVE = re.compile(r"^[A-Za-z]:")
 class ArchiveError(DataError):
     """An archive that cannot be (or must not be) extracted; the message names the file, the
     offending member where there is one, and what to do."""
+
+
+class RefusedArchive(ArchiveError):
+    """The archive itself is bad (hostile, corrupt, truncated, not an archive, a zip bomb), as
+    opposed to the place it goes (disk full, permissions): a cached copy must not be reused."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,10 +111,10 @@ def safe_extract(archive: Path, dest: Path, *, strip_top: bool = False, progress
             entries = _strip_top(entries)
         files = [e for e in entries if e.kind in ("file", "hardlink")]
         if not files:
-            raise ArchiveError(f"archive {archive} contains no files; delete it and download it again")
+            raise RefusedArchive(f"archive {archive} contains no files; delete it and download it again")
         total = sum(e.size for e in files)
         if total > max_bytes:
-            raise ArchiveError(
+            raise RefusedArchive(
                 f"archive {archive} declares {_human(total)} ({total} bytes) of uncompressed data, more than "
                 f"the limit of {_human(max_bytes)}; refusing it as a possible zip bomb (pass a larger "
                 "max_bytes if you trust it)")
@@ -248,7 +253,7 @@ def _open(archive: Path) -> Iterator[_Reader]:
         elif zipfile.is_zipfile(archive):
             reader = _ZipReader(archive)
         else:
-            raise ArchiveError(f"{archive} is not a tar (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) or zip archive; "
+            raise RefusedArchive(f"{archive} is not a tar (.tar, .tar.gz, .tgz, .tar.bz2, .tar.xz) or zip archive; "
                                "delete it and download it again")
     except ArchiveError:
         raise
@@ -264,11 +269,11 @@ def _open(archive: Path) -> Iterator[_Reader]:
 
 def _corrupt(archive: Path, exc: BaseException) -> ArchiveError:
     why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return ArchiveError(_one_line(f"archive {archive} is corrupt or truncated ({why}); delete it and download it again"))
+    return RefusedArchive(_one_line(f"archive {archive} is corrupt or truncated ({why}); delete it and download it again"))
 
 
 def _refusal(archive: Path, name: str, reason: str) -> ArchiveError:
-    return ArchiveError(_one_line(
+    return RefusedArchive(_one_line(
         f"refusing to extract {archive}: member {name!r} {reason}; nothing was extracted "
         "(the archive is corrupt or malicious: delete it and download it from the official source)"))
 

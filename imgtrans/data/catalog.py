@@ -165,22 +165,40 @@ def resolve_dataset(source: str | Path, catalog: DatasetCatalog, *, progress: Ca
 
 def download_dataset(entry: DatasetEntry, *, mirror: str | None = None, keep_archive: bool = False,
                      progress: Callable[[str], None] | None = None) -> Path:
-    """Download, safely extract and verify ``entry`` into the cache."""
+    """Download, safely extract and verify ``entry`` into the cache.
+
+    One process at a time (``NAME.lock`` next to the dataset folder): a second one waits, then
+    finds the dataset ready.  An archive that is refused (hostile, corrupt) or holds the wrong
+    structure is deleted, so the next try downloads again instead of reusing it."""
+    from ..cachelock import cache_lock
     from ..download import fetch, mirrored
-    from .archive import safe_extract, verify_structure
+    from ..download_limits import approx_limit
+    from .archive import ArchiveError, RefusedArchive, safe_extract, verify_structure
 
     assert entry.url is not None
     target = dataset_path(entry.name)
     url = mirrored(entry.url, mirror or os.environ.get(MIRROR_ENV))
     archive = home() / "downloads" / (Path(urlparse(entry.url).path).name or f"{entry.name}.archive")
-    if progress:
-        progress(f"downloading dataset {entry.name!r} from {url}")
-    fetch(url, archive, description=entry.name)
-    with _staging(target) as dest:
-        safe_extract(archive, dest, strip_top=True)
-        verify_structure(dest, entry.splits, tolerance=entry.tolerance)
-    if not keep_archive:
-        archive.unlink(missing_ok=True)
+    with cache_lock(target):
+        if (target / COMPLETE).exists():  # made by another process while we waited
+            return target
+        if progress:
+            progress(f"downloading dataset {entry.name!r} from {url}")
+        fetch(url, archive, description=entry.name, max_bytes=approx_limit(entry.size_mb))
+        try:
+            with _staging(target) as dest:
+                safe_extract(archive, dest, strip_top=True)
+                verify_structure(dest, entry.splits, tolerance=entry.tolerance)
+        except ArchiveError as exc:
+            if not isinstance(exc, RefusedArchive):
+                raise  # the archive may be fine (disk full, permissions): keep it for the next try
+            archive.unlink(missing_ok=True)
+            raise RefusedArchive(f"{exc} (the downloaded copy {archive} was deleted)") from None
+        except DataError as exc:  # the wrong structure: the archive is not the dataset
+            archive.unlink(missing_ok=True)
+            raise DataError(f"{exc} (the downloaded archive {archive} was deleted)") from None
+        if not keep_archive:
+            archive.unlink(missing_ok=True)
     return target
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import load_checkpoint, read_metadata
+from ..checkpoint import check_generator_fits, load_checkpoint, read_metadata
 from ..errors import CheckpointError
 from ..interfaces import DIRECTIONS, Generator
 
@@ -119,6 +119,7 @@ def load_model(source: str | Path, device: str | torch.device = "cpu", direction
     chosen = choose_direction(available, direction, str(path), zoo_default_direction(source))
     info = available[chosen]
     network = info.get("network", "generator")
+    check_generator_fits(path, info, network)
     ckpt = load_checkpoint(path, networks=[network])
     generator = build_generator(info)
     state = ckpt.state_dict(network)

@@ -10,6 +10,7 @@ This is core code: networks are built through the registry, never by importing a
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -145,16 +146,50 @@ def _listing(what: str, items: list[str], plural: str | None = None) -> str:
 
 
 def import_reference(pth: Path, out: Path, *, generator: str = "unet_256", generator_args: dict | None = None,
-                     metadata: dict | None = None) -> Path:
+                     metadata: dict | None = None, overwrite: bool = False) -> Path:
     """Convert reference weights ``pth`` into an imgtrans checkpoint at ``out``; returns ``out``.
 
     ``generator_args`` are merged over the reference's arguments for known generators (U-Nets:
     batch norm with dropout; ResNets: instance norm).  ``metadata`` overrides any metadata field
-    (``recipe``, ``direction``, ``norm_stats``, ...).
+    (``recipe``, ``direction``, ``norm_stats``, ...).  An existing ``out`` is replaced only with
+    ``overwrite=True``, and ``out`` may never be ``pth`` itself: nothing the user has is lost.
     """
+    pth, out = Path(pth), Path(out)
+    check_output(pth, out, overwrite=overwrite)
+    net, meta = reference_checkpoint(pth, generator=generator, generator_args=generator_args, metadata=metadata)
+    try:
+        return save_checkpoint(out, {"generator": net}, meta)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {out}: {exc.strerror or exc}; choose another -o/--out") from None
+
+
+def check_output(pth: Path, out: Path, *, overwrite: bool) -> None:
+    """Refuse, before any work, an ``out`` that is the input, exists (without ``overwrite``), is a
+    folder, or cannot be created (missing folders are created, as for every output)."""
+    if out.exists() and pth.exists() and os.path.samefile(out, pth):
+        raise CheckpointError(f"-o {out} is the input file {pth}: importing would replace the weights "
+                              "being read; choose another output file")
+    if out.is_dir():
+        raise CheckpointError(f"-o {out} is a folder; give the output file's name (e.g. {out / (pth.stem + '.safetensors')})")
+    if out.exists() and not overwrite:
+        raise CheckpointError(f"-o {out} already exists; pass --overwrite to replace it, or choose another file")
+    folder = out.parent.absolute()
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        what = "is not a folder" if not folder.is_dir() else "is not writable"
+        raise CheckpointError(f"cannot write {out}: {folder} {what}; choose another -o/--out")
+
+
+def reference_checkpoint(pth: Path, *, generator: str = "unet_256", generator_args: dict | None = None,
+                         metadata: dict | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """The generator loaded with the reference weights ``pth``, and the metadata to save it with.
+
+    Succeeding proves that ``pth`` holds exactly the declared generator's weights (the zoo
+    records the hash of an unchecksummed download only then)."""
     from ..plugins import get_host
 
-    pth, out = Path(pth), Path(out)
+    pth = Path(pth)
     args = {**REFERENCE_ARGS.get(generator, {}), **(generator_args or {})}
     net = get_host().registry.create("generator", generator, **args)
     state = load_reference_state_dict(pth)
@@ -181,4 +216,4 @@ def import_reference(pth: Path, out: Path, *, generator: str = "unet_256", gener
         "source": pth.name,
     }
     meta.update(metadata or {})
-    return save_checkpoint(out, {"generator": net}, meta)
+    return net, meta

@@ -2,9 +2,12 @@
 
 Cache layout under ``$IMGTRANS_HOME/zoo``::
 
-    downloads/<file>            raw files as published (.pth or .safetensors)
-    models/<name>.safetensors   self-describing imgtrans checkpoints, ready for translate
-    hashes.json                 sha256 recorded on first download for entries that publish none
+    downloads/<file>                   raw files as published (.pth or .safetensors)
+    models/<name>.safetensors          self-describing imgtrans checkpoints, ready for translate
+    models/<name>.safetensors.sha256   the converted file's sha256, checked on every use
+    hashes.json                        sha256 of downloads whose entries publish none, recorded
+                                       only once the file has loaded as the declared weights
+    <file>.lock                        held while <file> is made (see imgtrans.cachelock)
 
 Shipped models (``source`` is a file next to the manifest) are used in place: no copy, no network.
 """
@@ -12,13 +15,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..checkpoint import load_checkpoint, save_checkpoint
-from ..download import fetch, mirrored, sha256_file
-from ..errors import CheckpointError, UnknownNameError
+from ..cachelock import cache_lock
+from ..checkpoint import check_generator_fits, load_checkpoint, save_checkpoint
+from ..download import ChecksumMismatch, DownloadError, fetch, mirrored, sha256_file
+from ..download_limits import approx_limit
+from ..errors import CheckpointError, ConfigError, UnknownNameError
+from ..fileio import atomic_path
 from ..paths import home
 from ..terminal import warn_stderr
 from .manifest import ZooEntry, load_zoo
@@ -56,33 +63,81 @@ def download_path(entry: ZooEntry) -> Path:
 
 
 def is_cached(entry: ZooEntry) -> bool:
-    return converted_path(entry).is_file()
+    """Whether a converted (or shipped) model is there; cheap: ``pull`` and ``verify`` re-hash it."""
+    if entry.local_source() is not None and entry.format == "safetensors":
+        return converted_path(entry).is_file()
+    target = converted_path(entry)
+    return target.is_file() and _model_hash_path(target).is_file()
 
 
 # trust on first use ---------------------------------------------------------------------------
-def _hashes_file() -> Path:
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def hashes_file() -> Path:
+    """Where the sha256 of downloads whose entries publish none are recorded."""
     return zoo_dir() / "hashes.json"
 
 
 def recorded_hashes() -> dict[str, str]:
+    """``{source URL: sha256}`` recorded so far.  A damaged record is an error, never "no record":
+    reading it as empty would silently switch verification off."""
+    path = hashes_file()
     try:
-        return json.loads(_hashes_file().read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the zoo's recorded checksums {path}: {exc}; fix or delete it") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        data, why = None, f"not valid JSON ({exc.msg} at line {exc.lineno})"
+    else:
+        why = "not a mapping of source URLs to sha256 hex digests"
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and _HEX64.fullmatch(v)
+                                             for k, v in data.items()):
+        raise ConfigError(f"the zoo's recorded checksums {path} are corrupt: {why}; delete the file (each "
+                          "unchecksummed model is then verified and recorded again on its next pull)")
+    return data
 
 
 def _record_hash(url: str, digest: str) -> None:
-    hashes = recorded_hashes()
-    hashes[url] = digest
-    path = _hashes_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True))
-    os.replace(tmp, path)
+    path = hashes_file()
+    with cache_lock(path):  # two pulls of different models must not lose each other's record
+        hashes = recorded_hashes()
+        hashes[url] = digest
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(hashes, indent=1, sort_keys=True), encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot record the sha256 of {url} in {path}: {exc.strerror or exc}") from None
 
 
 def expected_hash(entry: ZooEntry) -> str | None:
     return entry.sha256 or recorded_hashes().get(entry.source)
+
+
+# the converted model's own hash ----------------------------------------------------------------
+def _model_hash_path(target: Path) -> Path:
+    return target.parent / (target.name + ".sha256")
+
+
+def _write_model_hash(target: Path) -> None:
+    with atomic_path(_model_hash_path(target)) as tmp:
+        tmp.write_text(sha256_file(target) + "\n", encoding="ascii")
+
+
+def converted_status(entry: ZooEntry) -> str:
+    """``ok`` (hash matches what conversion recorded), ``mismatch``, ``unrecorded`` or ``missing``."""
+    target = converted_path(entry)
+    if not target.is_file():
+        return "missing"
+    try:
+        recorded = _model_hash_path(target).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return "unrecorded"
+    return "ok" if sha256_file(target) == recorded else "mismatch"
 
 
 # pulling -------------------------------------------------------------------------------------
@@ -94,27 +149,78 @@ class PullResult:
 
 
 def pull(name: str, *, mirror: str | None = None, force: bool = False, progress: bool = True) -> PullResult:
-    """Make ``name`` available as a local imgtrans checkpoint; returns its path."""
+    """Make ``name`` available as a local imgtrans checkpoint; returns its path.
+
+    The converted model is re-hashed on every use; one that no longer matches (or whose hash
+    was never recorded) is converted again.  One process at a time per model (a lock file next to
+    it): a second pull waits, then finds the model cached.  ``force`` downloads again and, for
+    entries that publish no checksum, learns the new file's sha256."""
     entry = get_entry(name)
-    target = converted_path(entry)
     local = entry.local_source()
     if local is not None and entry.format == "safetensors":
         _verify_shipped(entry, local)
         return PullResult(entry, local, False)
-    if target.is_file() and not force:
-        return PullResult(entry, target, False)
+    target = converted_path(entry)
     url = mirrored(entry.source, mirror or os.environ.get(MIRROR_ENV)) if local is None else str(local)
+    if not force and converted_status(entry) == "ok":
+        return PullResult(entry, target, False)
+    with cache_lock(target):
+        status = converted_status(entry)
+        if not force and status == "ok":  # another process made it while we waited
+            return PullResult(entry, target, False)
+        if status in ("mismatch", "unrecorded") and not force:
+            why = "does not match the sha256 recorded when it was made" if status == "mismatch" else \
+                "has no recorded sha256"
+            warn_stderr(f"cached zoo model {target} {why}; converting it again")
+        _obtain(entry, url, local, target, force, progress)
+    return PullResult(entry, target, True)
+
+
+def _obtain(entry: ZooEntry, url: str, local: Path | None, target: Path, force: bool, progress: bool) -> None:
+    """Download (or read) the published file, prove it is the declared weights by converting it,
+    and only then record its sha256 (for entries that publish none) and the converted file's."""
     raw = download_path(entry) if local is None else local
+    recorded = None if entry.sha256 or local is not None else recorded_hashes().get(entry.source)
+    known = entry.sha256 or (None if force else recorded)
     if force and local is None:
-        raw.unlink(missing_ok=True)
-    known = expected_hash(entry)
-    digest = fetch(url, raw, sha256=known, size=entry.size, progress=progress, description=entry.name)
+        _discard(raw)
+    try:
+        digest = fetch(url, raw, sha256=known, size=entry.size, max_bytes=approx_limit(entry.size_mb),
+                       progress=progress, description=entry.name)
+    except ChecksumMismatch as exc:
+        if known is not None and known == recorded:
+            raise ChecksumMismatch(f"{exc}; the expected sha256 was recorded on the first download of "
+                                   f"{entry.source} in {hashes_file()}; if the file changed on purpose, run "
+                                   f"`imgtrans zoo pull {entry.name} --force` to verify and record the new one") from None
+        raise
+    try:
+        _convert(entry, raw, target)
+    except CheckpointError as exc:
+        if local is None:
+            _discard(raw)
+        what = "was deleted and its sha256 not recorded" if known is None else "was deleted"
+        raise CheckpointError(f"zoo model {entry.name!r}: {url} is not the declared weights ({exc}); "
+                              f"the download {what}") from None
     if known is None and local is None:
         _record_hash(entry.source, digest)
-        warn_stderr(f"zoo model {entry.name!r} publishes no checksum; recorded sha256 {digest} "
-                    f"of the first download in {_hashes_file()} and later downloads must match it")
-    _convert(entry, raw, target)
-    return PullResult(entry, target, True)
+        if recorded and recorded != digest:
+            warn_stderr(f"zoo model {entry.name!r}: replaced the recorded sha256 {recorded} by {digest} "
+                        f"(--force) in {hashes_file()}")
+        elif not recorded:
+            warn_stderr(f"zoo model {entry.name!r} publishes no checksum; recorded sha256 {digest} of this "
+                        f"verified download in {hashes_file()} and later downloads must match it")
+    try:
+        _write_model_hash(target)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write {_model_hash_path(target)}: {exc.strerror or exc}") from None
+
+
+def _discard(raw: Path) -> None:
+    for path in (raw, raw.parent / (raw.name + ".part")):
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"cannot delete {path}: {exc.strerror or exc}; delete it by hand") from None
 
 
 def _verify_shipped(entry: ZooEntry, path: Path) -> None:
@@ -125,16 +231,43 @@ def _verify_shipped(entry: ZooEntry, path: Path) -> None:
 
 
 def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
-    """Turn the downloaded file into a self-describing checkpoint that carries the entry's metadata."""
+    """Turn the downloaded file into a self-describing checkpoint that carries the entry's metadata.
+
+    Raises :class:`CheckpointError` when ``raw`` is not the weights of the entry's generator
+    (an HTML page, a truncated body, another model); a failure to write is a different error."""
     if entry.format == "reference-pth":
-        from .importer import import_reference
+        from .importer import reference_checkpoint
 
         args = {k: v for k, v in entry.generator.items() if k != "name"}
-        import_reference(raw, target, generator=entry.generator["name"], generator_args=args,
-                         metadata=entry.metadata())
+        net, meta = reference_checkpoint(raw, generator=entry.generator["name"], generator_args=args,
+                                         metadata=entry.metadata())
+        _save(target, {"generator": net}, meta)
         return
+    from ..inference.model import model_directions
+
     ckpt = load_checkpoint(raw)
-    save_checkpoint(target, ckpt.tensors, {**ckpt.metadata, **entry.metadata()})
+    available = model_directions(ckpt.metadata)
+    info = available.get(entry.direction) if len(available) > 1 else next(iter(available.values()))
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{raw} translates {', '.join(available)}, not {entry.direction}")
+    declared = info.get("generator")
+    differing = [k for k, v in entry.generator.items() if not isinstance(declared, dict) or declared.get(k) != v]
+    if differing:
+        raise CheckpointError(f"{raw} holds generator {declared!r}, but the manifest declares {entry.generator!r} "
+                              f"(differing: {', '.join(differing)})")
+    for each in available.values():  # every network the file holds must be what its metadata says
+        if not isinstance(each, dict):
+            raise CheckpointError(f"{raw}: metadata field 'directions' is malformed")
+        check_generator_fits(raw, each, each.get("network", "generator"))
+    _save(target, ckpt.tensors, {**ckpt.metadata, **entry.metadata()})
+
+
+def _save(target: Path, networks: dict, metadata: dict) -> None:
+    try:
+        save_checkpoint(target, networks, metadata)
+    except OSError as exc:
+        raise DownloadError(f"cannot write the converted model {target}: {exc.strerror or exc}; "
+                            "free some space or set IMGTRANS_HOME to a writable folder") from None
 
 
 def resolve_model(source: str | Path) -> Path:
@@ -165,14 +298,18 @@ def zoo_default_direction(source: str | Path) -> str | None:
 class VerifyRow:
     name: str
     path: Path
-    status: str  # ok | mismatch | unverified | missing
+    status: str  # ok | mismatch | unverified | missing | corrupt
 
 
 def verify_cache() -> list[VerifyRow]:
-    """Re-hash every cached download and shipped model against the manifest or the recorded hash."""
+    """Re-hash every cached download, converted model and shipped model against the manifest or
+    the recorded hash (a converted model made before hashes were recorded gets a load check)."""
+    recorded_hashes()  # a damaged record is reported even when nothing is cached
     rows = []
     for entry in entries().values():
         local = entry.local_source()
+        if not (local is not None and entry.format == "safetensors"):
+            rows += _verify_converted(entry)
         path = local if local is not None else download_path(entry)
         if not path.is_file():
             if local is not None:
@@ -184,3 +321,20 @@ def verify_cache() -> list[VerifyRow]:
         else:
             rows.append(VerifyRow(entry.name, path, "ok" if sha256_file(path) == known else "mismatch"))
     return rows
+
+
+def _verify_converted(entry: ZooEntry) -> list[VerifyRow]:
+    target = converted_path(entry)
+    status = converted_status(entry)
+    if status == "missing":
+        return []
+    if status == "unrecorded":
+        from ..checkpoint import read_metadata
+
+        try:
+            check_generator_fits(target, read_metadata(target), "generator")
+            load_checkpoint(target, networks=["generator"])
+            status = "unverified"
+        except CheckpointError:
+            status = "corrupt"
+    return [VerifyRow(entry.name, target, status)]

@@ -85,8 +85,9 @@ def _describe(spec: dict[str, Any]) -> str:
     return f"{spec['name']!r}" + (f" ({args})" if args else "")
 
 
-class _TooManyTensors(Exception):
-    pass
+class _TooManyTensors(BaseException):
+    """Aborts a constructor; a BaseException so that no ``except Exception`` on the way (the
+    registry attributes plugin errors that way) can mistake it for the plugin's own failure."""
 
 
 @contextmanager

@@ -354,3 +354,21 @@ def test_a_truncated_converted_model_without_a_record_is_corrupt(zoo) -> None:
     verify = CliRunner().invoke(cli, ["zoo", "verify"])
     assert verify.exit_code == 1 and "corrupt    tiny_st" in verify.output, verify.output
     assert store.pull("tiny_st").downloaded and load_checkpoint(target).metadata["zoo_name"] == "tiny_st"
+
+
+def test_each_direction_of_a_two_way_file_is_checked(tmp_path) -> None:
+    nets = {"generator_a": imgtrans.create_generator("unet", num_downs=5, ngf=4),
+            "generator_b": imgtrans.create_generator("unet", num_downs=5, ngf=8)}
+
+    def write(b_ngf: int) -> Path:
+        spec = {"name": "unet", "num_downs": 5}
+        directions = {"AtoB": {"network": "generator_a", "generator": {**spec, "ngf": 4}, "stride": 32},
+                      "BtoA": {"network": "generator_b", "generator": {**spec, "ngf": b_ngf}, "stride": 32}}
+        return save_checkpoint(tmp_path / "two_way.safetensors", nets, {"directions": directions})
+
+    path = write(8)
+    assert imgtrans.load_model(path, direction="BtoA").direction == "BtoA"
+    path = write(16)
+    assert imgtrans.load_model(path, direction="AtoB").stride == 32  # the honest direction still loads
+    with pytest.raises(CheckpointError, match="generator_b|shape mismatch"):
+        imgtrans.load_model(path, direction="BtoA")

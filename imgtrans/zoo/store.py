@@ -243,10 +243,8 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
                                          metadata=entry.metadata())
         _save(target, {"generator": net}, meta)
         return
-    from ..inference.model import model_directions
-
     ckpt = load_checkpoint(raw)
-    available = model_directions(ckpt.metadata)
+    available = _check_networks(raw, ckpt.metadata)
     info = available.get(entry.direction) if len(available) > 1 else next(iter(available.values()))
     if not isinstance(info, dict):
         raise CheckpointError(f"{raw} translates {', '.join(available)}, not {entry.direction}")
@@ -255,11 +253,20 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
     if differing:
         raise CheckpointError(f"{raw} holds generator {declared!r}, but the manifest declares {entry.generator!r} "
                               f"(differing: {', '.join(differing)})")
-    for each in available.values():  # every network the file holds must be what its metadata says
-        if not isinstance(each, dict):
-            raise CheckpointError(f"{raw}: metadata field 'directions' is malformed")
-        check_generator_fits(raw, each, each.get("network", "generator"))
     _save(target, ckpt.tensors, {**ckpt.metadata, **entry.metadata()})
+
+
+def _check_networks(path: Path, metadata: dict) -> dict[str, dict]:
+    """Every network the metadata describes (one per direction) must be exactly what the file's
+    tensors hold; returns the directions."""
+    from ..inference.model import model_directions
+
+    available = model_directions(metadata)
+    for each in available.values():
+        if not isinstance(each, dict):
+            raise CheckpointError(f"{path}: metadata field 'directions' is malformed")
+        check_generator_fits(path, each, each.get("network", "generator"))
+    return available
 
 
 def _save(target: Path, networks: dict, metadata: dict) -> None:
@@ -332,8 +339,8 @@ def _verify_converted(entry: ZooEntry) -> list[VerifyRow]:
         from ..checkpoint import read_metadata
 
         try:
-            check_generator_fits(target, read_metadata(target), "generator")
-            load_checkpoint(target, networks=["generator"])
+            _check_networks(target, read_metadata(target))
+            load_checkpoint(target)
             status = "unverified"
         except CheckpointError:
             status = "corrupt"

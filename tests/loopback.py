@@ -97,7 +97,8 @@ def serve() -> Iterator[LoopbackServer]:
 Responder = Callable[[BaseHTTPRequestHandler], None]
 
 
-def _headers(handler: BaseHTTPRequestHandler, length: int | None, content_type: str = "application/octet-stream") -> None:
+def _headers(handler: BaseHTTPRequestHandler, length: int | None,
+             content_type: str = "application/octet-stream") -> None:
     handler.send_response(200)
     handler.send_header("Content-Type", content_type)
     if length is not None:

@@ -28,7 +28,7 @@ import imgtrans
 from imgtrans.checkpoint import check_generator_fits, load_checkpoint, read_metadata, save_checkpoint
 from imgtrans.cli import cli
 from imgtrans.data.catalog import DatasetCatalog, dataset_path, resolve_dataset
-from imgtrans.errors import CheckpointError, ConfigError, DataError
+from imgtrans.errors import CheckpointError, DataError
 from imgtrans.zoo import store
 from imgtrans.zoo.manifest import make_entry
 from loopback import endless, held, no_length

@@ -161,13 +161,13 @@ def pull(name: str, *, mirror: str | None = None, force: bool = False, progress:
         _verify_shipped(entry, local)
         return PullResult(entry, local, False)
     target = converted_path(entry)
-    url = mirrored(entry.source, mirror or os.environ.get(MIRROR_ENV)) if local is None else str(local)
     if not force and converted_status(entry) == "ok":
         return PullResult(entry, target, False)
     with cache_lock(target):
         status = converted_status(entry)
         if not force and status == "ok":  # another process made it while we waited
             return PullResult(entry, target, False)
+        url = mirrored(entry.source, mirror or os.environ.get(MIRROR_ENV)) if local is None else str(local)
         if status in ("mismatch", "unrecorded") and not force:
             why = "does not match the sha256 recorded when it was made" if status == "mismatch" else \
                 "has no recorded sha256"
@@ -189,9 +189,10 @@ def _obtain(entry: ZooEntry, url: str, local: Path | None, target: Path, force: 
                        progress=progress, description=entry.name)
     except ChecksumMismatch as exc:
         if known is not None and known == recorded:
-            raise ChecksumMismatch(f"{exc}; the expected sha256 was recorded on the first download of "
-                                   f"{entry.source} in {hashes_file()}; if the file changed on purpose, run "
-                                   f"`imgtrans zoo pull {entry.name} --force` to verify and record the new one") from None
+            raise ChecksumMismatch(
+                f"{exc}; the expected sha256 was recorded on the first download of {entry.source} in "
+                f"{hashes_file()}; if the file changed on purpose, run `imgtrans zoo pull {entry.name} --force` "
+                "to verify and record the new one") from None
         raise
     try:
         _convert(entry, raw, target)

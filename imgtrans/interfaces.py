@@ -30,6 +30,10 @@ class Generator(nn.Module):
     #: is resolved, e.g. ``{"ngf": {"min": 1}, "norm": {"choices": ("batch", "instance")}}``
     #: (keys: min, gt, max, lt, choices; see :mod:`imgtrans.typecheck`)
     arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: the constructor arguments the reference implementation's public weights were trained with
+    #: (``{"norm": "batch", "dropout": True}`` for pix2pix's U-Nets): what ``imgtrans zoo import``
+    #: builds before loading such weights, and what lets it recognise an architecture from its keys
+    reference_args: ClassVar[Mapping[str, Any]] = {}
 
 
 class Discriminator(nn.Module):

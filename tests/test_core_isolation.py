@@ -54,7 +54,8 @@ def _plugin_vocabulary(registry) -> set[str]:
     from imgtrans.metrics import METRICS
     from imgtrans.registry import KINDS
 
-    core = {*KINDS, *METRICS, *DIRECTIONS, "data", "optim", "run", "recipe", "name", "in_channels", "out_channels"}
+    core = {*KINDS, *METRICS, *DIRECTIONS, "data", "optim", "run", "recipe", "name", "in_channels", "out_channels",
+            *(f"--{kind}" for kind in KINDS)}
     names: set[str] = set()
     for kind in KINDS:
         for component in registry.components(kind):

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 import imgtrans
+from click.testing import CliRunner
+
 from imgtrans.checkpoint import read_metadata
+from imgtrans.cli import cli
 from imgtrans.errors import CheckpointError
 from imgtrans.zoo.importer import adapt_state_dict, import_reference, load_reference_state_dict
 
@@ -127,7 +130,7 @@ def test_resnet_with_stale_instance_norm_statistics(tmp_path: Path) -> None:
 def test_wrong_architecture_lists_missing_and_unexpected_keys(tmp_path: Path) -> None:
     pth = _save(_source("unet_128", ngf=8).state_dict(), tmp_path / "u128.pth")
     with pytest.raises(CheckpointError) as info:
-        import_reference(pth, tmp_path / "out.safetensors", generator_args={"ngf": 8})
+        import_reference(pth, tmp_path / "out.safetensors", generator="unet_256", generator_args={"ngf": 8})
     msg = str(info.value)
     assert "missing key" in msg and "unexpected key" in msg and "u128.pth" in msg
     assert "model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.1.weight" in msg  # the 8th level
@@ -201,3 +204,38 @@ def test_keys_are_matched_by_name_not_by_shape(tmp_path: Path) -> None:
     imported = imgtrans.load_model(out).generator.state_dict()
     assert torch.equal(imported[a], src.state_dict()[b]) and torch.equal(imported[b], src.state_dict()[a])
     assert not torch.equal(imported[a], src.state_dict()[a])
+
+
+@pytest.mark.parametrize("name,args", [("unet_256", {"ngf": 8}), ("unet_128", {"ngf": 8}),
+                                       ("resnet_6blocks", {"ngf": 8}), ("resnet_9blocks", {"ngf": 8})])
+def test_the_architecture_is_recognised_from_the_weights(tmp_path: Path, name: str, args: dict) -> None:
+    """No --generator: the registered generator whose reference layout the keys and shapes fit, and
+    the recipe label from the plugin that trains it (the core names neither)."""
+    src = _source(name, **args)
+    out = import_reference(_save(src.state_dict(), tmp_path / "w.pth"), tmp_path / "w.safetensors",
+                           generator_args=args)
+    meta = read_metadata(out)
+    assert meta["generator"]["name"] == name
+    # the recipe whose generator defaults to this architecture, if any
+    assert meta["recipe"] == {"unet_256": "pix2pix", "resnet_9blocks": "cyclegan"}.get(name, "")
+
+
+def test_a_reference_cyclegan_run_becomes_one_two_way_model(tmp_path: Path) -> None:
+    run = tmp_path / "horse2zebra"
+    run.mkdir()
+    g_a, g_b = _source("resnet_6blocks", seed=1, ngf=8), _source("resnet_6blocks", seed=2, ngf=8)
+    _save(g_a.state_dict(), run / "latest_net_G_A.pth")
+    _save(g_b.state_dict(), run / "latest_net_G_B.pth")
+    _save(g_a.state_dict(), run / "latest_net_D_A.pth")  # discriminators are left alone
+    result = CliRunner().invoke(cli, ["zoo", "import", str(run), "--set", "ngf=8", "-o", str(tmp_path / "h2z.safetensors")])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(tmp_path / "h2z.safetensors")
+    assert meta["recipe"] == "cyclegan" and set(meta["directions"]) == {"AtoB", "BtoA"}
+    assert meta["networks"] == ["generator_a", "generator_b"]
+    x = _input(32)
+    for direction, src in (("AtoB", g_a), ("BtoA", g_b)):
+        model = imgtrans.load_model(str(tmp_path / "h2z.safetensors"), direction=direction)
+        with torch.no_grad():
+            assert torch.equal(model.generator(x), src.eval()(x))
+    missing = CliRunner().invoke(cli, ["zoo", "import", str(run), "--epoch", "200", "-o", str(tmp_path / "x.safetensors")])
+    assert missing.exit_code != 0 and "200_net_G_A.pth" in missing.output

@@ -20,7 +20,7 @@ def zoo_group() -> None:
       imgtrans zoo info basemap_a2b
       imgtrans translate --model zoo:basemap_a2b tiles/ out/     (works offline: shipped)
       imgtrans zoo pull maps_a2b --mirror http://my-mirror/pix2pix/
-      imgtrans zoo import sat2map.pth --generator unet_256 -o sat2map.safetensors
+      imgtrans zoo import sat2map.pth -o sat2map.safetensors
     """
 
 
@@ -75,25 +75,40 @@ def pull_models(names: tuple[str, ...], mirror: str | None, force: bool) -> None
 
 
 @zoo_group.command("import")
-@click.argument("pth", type=click.Path(exists=True, dir_okay=False))
-@click.option("--generator", default="unet_256", show_default=True, help="Architecture the weights belong to.")
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--generator", help="Architecture the weights belong to [recognised from the weights' keys].")
 @click.option("--norm", type=click.Choice(["batch", "instance", "none"]), help="Normalisation the weights were trained with.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Other generator arguments, e.g. ngf=32.")
-@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True)
+@click.option("--direction", type=click.Choice(["AtoB", "BtoA"]), default="AtoB", show_default=True,
+              help="What a single .pth maps (BtoA: domain B to A).")
+@click.option("--epoch", default="latest", show_default=True,
+              help="With a run directory: which {EPOCH}_net_G_A.pth / _net_G_B.pth to take.")
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .safetensors file.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists (never the input file itself).")
-def import_pth(pth: str, generator: str, norm: str | None, sets: tuple[str, ...], direction: str, out: str,
-               overwrite: bool) -> None:
-    """Convert a reference-implementation generator .pth into a self-describing checkpoint.
+def import_pth(source: str, generator: str | None, norm: str | None, sets: tuple[str, ...], direction: str,
+               epoch: str, out: str, overwrite: bool) -> None:
+    """Convert reference-implementation weights into a self-describing checkpoint.
+
+    SOURCE is a generator .pth (one direction), or a reference CycleGAN run directory whose
+    EPOCH_net_G_A.pth and EPOCH_net_G_B.pth become one two-way model file (translate it either
+    way with --direction).  The architecture is recognised from the weights' keys and shapes
+    among the registered generators' reference settings, unless --generator names it.
 
     Only tensors are read (torch.load with weights_only=True): nothing in the file is executed.
     Known variants of the public files (a `module.` prefix, missing `num_batches_tracked`, stale
     instance-norm statistics) are handled; anything else fails with the missing and unexpected keys.
     An existing OUT is refused unless --overwrite is given; the input file is never replaced.
+
+    \b
+    Examples:
+      imgtrans zoo import sat2map.pth -o sat2map.safetensors
+      imgtrans zoo import checkpoints/horse2zebra/ -o horse2zebra.safetensors
     """
+    from pathlib import Path
+
     from ..config import parse_value
     from ..errors import ConfigError
-    from ..zoo.importer import import_reference
+    from ..zoo.importer import import_reference, import_reference_run
 
     args = {}
     for item in sets:
@@ -103,8 +118,12 @@ def import_pth(pth: str, generator: str, norm: str | None, sets: tuple[str, ...]
         args[key.strip()] = parse_value(value.strip())
     if norm:
         args["norm"] = norm
-    path = import_reference(pth, out, generator=generator, generator_args=args, metadata={"direction": direction},
-                            overwrite=overwrite)
+    if Path(source).is_dir():
+        path = import_reference_run(Path(source), Path(out), generator=generator, generator_args=args, epoch=epoch,
+                                    overwrite=overwrite)
+    else:
+        path = import_reference(source, out, generator=generator, generator_args=args,
+                                metadata={"direction": direction}, overwrite=overwrite)
     click.echo(f"wrote {path}")
 
 

@@ -20,17 +20,11 @@ from torch import nn
 
 from ..checkpoint import save_checkpoint
 from ..errors import CheckpointError
+from ..interfaces import Generator
 
 #: keys under which training scripts commonly wrap a state dict
 WRAPPER_KEYS = ("state_dict", "model", "netG")
 
-#: the reference's arguments for the generators its public weights were trained with
-REFERENCE_ARGS: dict[str, dict[str, Any]] = {
-    "unet_256": {"norm": "batch", "dropout": True},
-    "unet_128": {"norm": "batch", "dropout": True},
-    "resnet_9blocks": {"norm": "instance", "dropout": False},
-    "resnet_6blocks": {"norm": "instance", "dropout": False},
-}
 
 _STALE_INSTANCE_NORM = ("running_mean", "running_var", "num_batches_tracked")
 _LISTED = 8  # names shown per category in a mismatch message
@@ -145,22 +139,121 @@ def _listing(what: str, items: list[str], plural: str | None = None) -> str:
     return f"{len(items)} {label}: {shown}{more}"
 
 
-def import_reference(pth: Path, out: Path, *, generator: str = "unet_256", generator_args: dict | None = None,
+def import_reference(pth: Path, out: Path, *, generator: str | None = None, generator_args: dict | None = None,
                      metadata: dict | None = None, overwrite: bool = False) -> Path:
     """Convert reference weights ``pth`` into an imgtrans checkpoint at ``out``; returns ``out``.
 
-    ``generator_args`` are merged over the reference's arguments for known generators (U-Nets:
-    batch norm with dropout; ResNets: instance norm).  ``metadata`` overrides any metadata field
-    (``recipe``, ``direction``, ``norm_stats``, ...).  An existing ``out`` is replaced only with
-    ``overwrite=True``, and ``out`` may never be ``pth`` itself: nothing the user has is lost.
+    ``generator`` is the registered architecture (found from the weights' keys and shapes when
+    None); ``generator_args`` are merged over the arguments its plugin declares for the
+    reference's public weights (``Generator.reference_args``).  ``metadata`` overrides any
+    metadata field (``recipe``, ``direction``, ``norm_stats``, ...).  An existing ``out`` is
+    replaced only with ``overwrite=True``, and ``out`` may never be ``pth`` itself.
     """
     pth, out = Path(pth), Path(out)
     check_output(pth, out, overwrite=overwrite)
     net, meta = reference_checkpoint(pth, generator=generator, generator_args=generator_args, metadata=metadata)
+    return _write(out, {"generator": net}, meta)
+
+
+def _write(out: Path, networks: dict[str, nn.Module], meta: dict[str, Any]) -> Path:
     try:
-        return save_checkpoint(out, {"generator": net}, meta)
+        return save_checkpoint(out, networks, meta)
     except OSError as exc:
         raise CheckpointError(f"cannot write {out}: {exc.strerror or exc}; choose another -o/--out") from None
+
+
+#: how the reference names a CycleGAN run's generators: ``latest_net_G_A.pth``, ``200_net_G_B.pth``
+RUN_FILES = {"AtoB": "net_G_A.pth", "BtoA": "net_G_B.pth"}
+
+
+def import_reference_run(run_dir: Path, out: Path, *, generator: str | None = None,
+                         generator_args: dict | None = None, epoch: str = "latest",
+                         metadata: dict | None = None, overwrite: bool = False) -> Path:
+    """One two-way model file from a reference CycleGAN run directory (``{epoch}_net_G_A.pth`` maps
+    A to B, ``{epoch}_net_G_B.pth`` B to A); the networks are named after the recipe that trains
+    that architecture in both directions, so ``--init`` and resuming tools find them."""
+    run_dir, out = Path(run_dir), Path(out)
+    files = {d: run_dir / f"{epoch}_{name}" for d, name in RUN_FILES.items()}
+    missing = [str(f.name) for f in files.values() if not f.is_file()]
+    if missing:
+        raise CheckpointError(f"{run_dir} holds no {' and no '.join(missing)} (a reference CycleGAN run directory "
+                              f"has {epoch}_net_G_A.pth and {epoch}_net_G_B.pth; choose the epoch with --epoch)")
+    check_output(files["AtoB"], out, overwrite=overwrite)
+    loaded = {d: reference_checkpoint(f, generator=generator, generator_args=generator_args) for d, f in files.items()}
+    name = loaded["AtoB"][1]["generator"]["name"]
+    recipe, slots = _two_way_recipe(name)
+    directions, networks = {}, {}
+    for direction, (net, meta) in loaded.items():
+        slot = slots.get(direction, f"generator_{direction}")
+        networks[slot] = net
+        directions[direction] = {"network": slot, "generator": meta["generator"], "in_channels": meta["in_channels"],
+                                 "out_channels": meta["out_channels"], "stride": meta["stride"],
+                                 "norm_stats": meta["norm_stats"]}
+    first = loaded["AtoB"][1]
+    meta = {**first, "recipe": recipe, "directions": directions, "source": run_dir.name, **(metadata or {})}
+    return _write(out, networks, meta)
+
+
+def _two_way_recipe(generator: str) -> tuple[str, dict[str, str]]:
+    """The registered recipe that trains a generator in both directions (the one whose slots default to
+    ``generator`` first, else the only two-way recipe), and its slot per direction."""
+    from ..plugins import get_host
+
+    two_way = [c for c in get_host().registry.components("recipe") if len(c.factory.directions) == 2]
+    preferred = [c for c in two_way
+                 if all(c.factory.slots[s].default == generator for s in c.factory.directions.values())]
+    chosen = preferred or (two_way if len(two_way) == 1 else [])
+    return (chosen[0].name, dict(chosen[0].factory.directions)) if chosen else ("", {})
+
+
+def _reference_args(factory: Any) -> dict[str, Any]:
+    """``Generator.reference_args`` of a generator class (a factory function declares none)."""
+    return dict(factory.reference_args) if isinstance(factory, type) and issubclass(factory, Generator) else {}
+
+
+def recipe_label(generator: str) -> str:
+    """The recipe whose generator slot defaults to ``generator`` (what trained such weights), or ''."""
+    from ..plugins import get_host
+
+    for component in get_host().registry.components("recipe"):
+        cls = component.factory
+        if any(cls.slots[s].default == generator for s in cls.directions.values()):
+            return component.name
+    return ""
+
+
+def infer_generator(state: dict[str, torch.Tensor], generator_args: dict | None = None) -> str:
+    """The registered generator, at its declared reference arguments (plus ``generator_args``), that
+    the weights fit; when none fits exactly, the closest (fewest differing keys and shapes), so the
+    error that follows lists what differs from the most plausible architecture."""
+    from ..plugins import get_host
+
+    registry = get_host().registry
+    scored = []
+    names = {k.removeprefix("module."): v for k, v in state.items()}
+    for component in registry.components("generator"):
+        reference = _reference_args(component.factory)
+        if not reference:
+            continue
+        try:
+            with torch.device("meta"):
+                expected = registry.create("generator", component.name,
+                                           **{**reference, **(generator_args or {})}).state_dict()
+        except Exception:  # noqa: BLE001 - arguments this architecture does not take: not a candidate
+            continue
+        relevant = {k for k in expected if not k.endswith("num_batches_tracked")}
+        given = {k for k in names if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+                 or k in expected}
+        differing = len(relevant - set(names)) + len(given - set(expected))
+        differing += sum(1 for k in relevant & set(names) if tuple(names[k].shape) != tuple(expected[k].shape))
+        scored.append((differing, component.name))
+    if not scored:
+        raise CheckpointError("no registered generator declares reference arguments; name it with --generator")
+    best = min(scored)
+    exact = [name for differing, name in scored if differing == 0]
+    if len(exact) > 1:
+        raise CheckpointError(f"the weights fit {', '.join(exact)}; choose one with --generator")
+    return best[1]
 
 
 def check_output(pth: Path, out: Path, *, overwrite: bool) -> None:
@@ -181,7 +274,7 @@ def check_output(pth: Path, out: Path, *, overwrite: bool) -> None:
         raise CheckpointError(f"cannot write {out}: {folder} {what}; choose another -o/--out")
 
 
-def reference_checkpoint(pth: Path, *, generator: str = "unet_256", generator_args: dict | None = None,
+def reference_checkpoint(pth: Path, *, generator: str | None = None, generator_args: dict | None = None,
                          metadata: dict | None = None) -> tuple[nn.Module, dict[str, Any]]:
     """The generator loaded with the reference weights ``pth``, and the metadata to save it with.
 
@@ -190,9 +283,12 @@ def reference_checkpoint(pth: Path, *, generator: str = "unet_256", generator_ar
     from ..plugins import get_host
 
     pth = Path(pth)
-    args = {**REFERENCE_ARGS.get(generator, {}), **(generator_args or {})}
-    net = get_host().registry.create("generator", generator, **args)
     state = load_reference_state_dict(pth)
+    registry = get_host().registry
+    generator = generator or infer_generator(state, generator_args)
+    reference = _reference_args(registry.get("generator", generator).factory)
+    args = {**reference, **(generator_args or {})}
+    net = registry.create("generator", generator, **args)
     try:
         adapted = adapt_state_dict(state, net)
     except CheckpointError as exc:
@@ -204,7 +300,7 @@ def reference_checkpoint(pth: Path, *, generator: str = "unet_256", generator_ar
                               f"{' '.join(str(exc).split())}") from None
     has_batch_norm = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
     meta: dict[str, Any] = {
-        "recipe": "pix2pix",
+        "recipe": recipe_label(generator),
         "generator": {"name": generator, **args},
         "in_channels": net.in_channels,
         "out_channels": net.out_channels,

@@ -96,6 +96,8 @@ class ResnetGenerator(Generator):
 class Resnet9Blocks(ResnetGenerator):
     """ResNet generator with 9 residual blocks, CycleGAN's generator for 256x256 images."""
 
+    reference_args = {"norm": "instance", "dropout": False}  # the public CycleGAN weights
+
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
                  dropout: bool = False, padding: str = "reflect"):
         super().__init__(in_channels, out_channels, ngf, norm, dropout, 9, padding)
@@ -103,6 +105,8 @@ class Resnet9Blocks(ResnetGenerator):
 
 class Resnet6Blocks(ResnetGenerator):
     """ResNet generator with 6 residual blocks, CycleGAN's generator for 128x128 images."""
+
+    reference_args = {"norm": "instance", "dropout": False}  # the public CycleGAN weights
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
                  dropout: bool = False, padding: str = "reflect"):

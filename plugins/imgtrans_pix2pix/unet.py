@@ -76,6 +76,8 @@ class UnetGenerator(Generator):
 class Unet256(UnetGenerator):
     """U-Net-256 (8 levels, 256x256 -> 1x1), the pix2pix paper's generator."""
 
+    reference_args = {"norm": "batch", "dropout": True}  # the public pix2pix weights
+
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "batch",
                  dropout: bool = True):
         super().__init__(in_channels, out_channels, 8, ngf, norm, dropout)
@@ -83,6 +85,8 @@ class Unet256(UnetGenerator):
 
 class Unet128(UnetGenerator):
     """U-Net-128 (7 levels), for 128x128 images."""
+
+    reference_args = {"norm": "batch", "dropout": True}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "batch",
                  dropout: bool = True):

@@ -15,7 +15,7 @@ from imgtrans.checkpoint import load_checkpoint
 from imgtrans.cli import cli
 from imgtrans.errors import ConfigError
 from imgtrans.training.distributed import ProcessGroup, _buckets
-from imgtrans.training.resume import EpochSampler
+from imgtrans.training.data_order import EpochSampler
 
 from helpers import write_aligned
 

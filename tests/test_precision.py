@@ -11,8 +11,9 @@ from imgtrans.checkpoint import load_checkpoint
 from imgtrans.config import resolve
 from imgtrans.errors import ConfigError
 from imgtrans.training import engine as engine_mod
+from imgtrans.training.checkpointing import STATE_KEY
 from imgtrans.training.optim import fast_adam
-from imgtrans.training.resume import STATE_KEY, resume_config
+from imgtrans.training.resume import resume_config
 
 from helpers import TINY, write_aligned
 

@@ -17,7 +17,7 @@ from PIL import Image
 import imgtrans
 from imgtrans.checkpoint import load_checkpoint, read_metadata
 from imgtrans.config import resolve
-from imgtrans.training.resume import step_checkpoints
+from imgtrans.training.checkpoint_files import step_checkpoints
 
 from helpers import write_aligned, write_unpaired
 

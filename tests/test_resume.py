@@ -18,7 +18,8 @@ from imgtrans.checkpoint import load_checkpoint
 from imgtrans.cli import cli
 from imgtrans.config import resolve
 from imgtrans.errors import ConfigError
-from imgtrans.training.resume import resume_config, step_checkpoints
+from imgtrans.training.checkpoint_files import step_checkpoints
+from imgtrans.training.resume import resume_config
 
 from helpers import TINY, write_aligned
 

@@ -3,7 +3,7 @@
 ``torchrun`` starts one process per device and tells each its place through the environment
 (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``/``MASTER_PORT``).  Every process builds
 the same networks from the same seed, reads its own shard of each epoch
-(:class:`imgtrans.training.resume.EpochSampler`), and before every optimizer step the gradients
+(:class:`imgtrans.training.data_order.EpochSampler`), and before every optimizer step the gradients
 are averaged over all processes, so the weights stay identical everywhere; only rank 0 writes.
 
 Why not ``DistributedDataParallel``: its reducer expects one forward per backward over a fixed

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..checkpoint import read_metadata
-from ..errors import CheckpointError, ConfigError, RunError
+from ..errors import ConfigError, RunError
 from ..fileio import atomic_path, is_temp_name, remove_temp_files
+from .checkpoint_files import LAST, step_checkpoints
+from .checkpointing import saved_step
 from .report import COLUMNS_FILE
 from .runlock import LOCK_NAME, RunLock
 
@@ -193,16 +194,11 @@ def remove_stale_temp_files(run_dir: Path) -> None:
 
 def newest_checkpoint(run_dir: Path) -> tuple[int, Path] | None:
     """``(step, path)`` of the newest checkpoint file of ``run_dir`` (by name, and last.safetensors's metadata)."""
-    from .resume import LAST, STATE_KEY, step_checkpoints
-
     found = step_checkpoints(run_dir)
     last = Path(run_dir) / "checkpoints" / LAST
     if last.is_file():
-        try:
-            step = read_metadata(last)[STATE_KEY]["step"]
-        except (CheckpointError, KeyError, TypeError):
-            step = None
-        if isinstance(step, int) and not any(s >= step for s, _ in found):
+        step = saved_step(last)
+        if step is not None and not any(s >= step for s, _ in found):
             found.append((step, last))
     return max(found, key=lambda sp: sp[0]) if found else None
 

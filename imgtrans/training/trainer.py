@@ -31,9 +31,11 @@ from ..data.views import UnpairedView
 from ..interfaces import PairedDataset, Recipe, UnpairedDataset
 from ..registry import Registry, plugin_code
 from ..terminal import warn_stderr
-from . import resume as rs
 from . import rundir as rd
+from .checkpoint_files import publish, step_path
+from .checkpointing import STATE_KEY, STATE_VERSION, latest_checkpoint
 from .checks import check_run_settings
+from .data_order import EpochSampler, SeededItems, loader_seed, process_seed
 from .datarecord import RECORD_KEY, check_same_data, data_record
 from .distributed import ProcessGroup, weights_digest
 from .engine import StepEngine, resolve_precision
@@ -43,8 +45,10 @@ from .model_file import model_metadata, model_networks, recommended_norm_stats
 from .outputs import MetricsLog, save_preview
 from .progress import TrainingProgress
 from .report import TensorBoardLogger, write_html
+from .resume import trim_metrics
 from .runlock import RunLock
 from .schedule import linear_decay
+from .state import load_optimizer_state, load_scheduler_state, optimizer_state, rng_state, scheduler_state, set_rng_state
 from .validation import validate
 
 PREVIEW_ROWS = 4
@@ -145,19 +149,19 @@ def _resume_run_dir(config: TrainConfig, lock: RunLock) -> Checkpoint:
     if not (run_dir / "config.toml").is_file():
         raise ConfigError(f"cannot resume {run_dir}: it holds no config.toml")
     lock.acquire()
-    return rs.latest_checkpoint(run_dir, warn_stderr)
+    return latest_checkpoint(run_dir, warn_stderr)
 
 
 def _continue_run_dir(config: TrainConfig, ckpt: Checkpoint, data: dict[str, Any]) -> None:
     """Once the resume is known to work (same data, everything built): tidy the run directory
     for its continuation and record its new length (rank 0 only: it writes)."""
     run_dir = Path(config.run.out)
-    check_same_data(ckpt.metadata[rs.STATE_KEY].get(RECORD_KEY), data, run_dir)
+    check_same_data(ckpt.metadata[STATE_KEY].get(RECORD_KEY), data, run_dir)
     rd.remove_stale_temp_files(run_dir)
     with atomic_path(run_dir / "config.toml") as tmp:  # an extended run records its new length
         tmp.write_text(config.to_toml(), encoding="utf-8")
     (run_dir / "previews").mkdir(exist_ok=True)
-    rs.trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[rs.STATE_KEY]["step"])
+    trim_metrics(run_dir / "metrics.jsonl", ckpt.metadata[STATE_KEY]["step"])
 
 
 def wants_channels_last(net: torch.nn.Module, config: TrainConfig, device: torch.device) -> bool:
@@ -336,12 +340,12 @@ class _Run:
         self.schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay)
                            for name, o in self.optimizers.items()}
         # The order of each epoch and each item's augmentation are functions of (seed, epoch[, index]),
-        # so a resumed run sees exactly the data the uninterrupted one would have (training/resume.py);
+        # so a resumed run sees exactly the data the uninterrupted one would have (training/data_order.py);
         # each process of a distributed run takes its own shard of that order.
-        self.sampler = rs.EpochSampler(len(dataset), config.run.seed, group.rank, group.world_size)
+        self.sampler = EpochSampler(len(dataset), config.run.seed, group.rank, group.world_size)
         self.loader_generator = torch.Generator()
         self.loader = DataLoader(
-            rs.SeededItems(dataset), batch_size=config.data.batch_size, sampler=self.sampler,
+            SeededItems(dataset), batch_size=config.data.batch_size, sampler=self.sampler,
             num_workers=config.data.num_workers, pin_memory=device.type == "cuda",
             # workers live across epochs unless the dataset redraws per epoch in the main process
             persistent_workers=config.data.num_workers > 0 and not dataset.dataset.draws_per_epoch,
@@ -356,7 +360,7 @@ class _Run:
         self.step, self.epoch, self.last_logged, self.window_images = 0, 0, 0, 0
         self.sums: dict[str, torch.Tensor] = {}
         if group.distributed:  # dropout masks differ between processes, like their data
-            seed_everything(rs.process_seed(config.run.seed, group.rank))
+            seed_everything(process_seed(config.run.seed, group.rank))
         start_batch = self._restore(ckpt) if ckpt is not None else 0
         setup = {"device": str(device), "precision": self.precision, "processes": group.world_size}
         if self.main:  # what "auto" became, for the record
@@ -390,7 +394,7 @@ class _Run:
         self.dataset.dataset.set_epoch(epoch)  # unpaired data draws new pairs each epoch
         # a resumed epoch leaves out the batches consumed before the checkpoint
         self.sampler.set_epoch(epoch, start=start_batch * config.data.batch_size)
-        self.loader_generator.manual_seed(rs.loader_seed(config.run.seed, epoch))
+        self.loader_generator.manual_seed(loader_seed(config.run.seed, epoch))
         batch_index = start_batch
         every = config.run.checkpoint_every_steps
         for batch in self.loader:
@@ -503,7 +507,7 @@ class _Run:
         """A step checkpoint with everything needed to continue after this step (also last.safetensors).
         Every process takes part (RNG states and skipped items are gathered); rank 0 writes."""
         group = self.group
-        rng_tensors, rng_meta = rs.rng_state()
+        rng_tensors, rng_meta = rng_state()
         per_process = group.gather((rng_tensors, rng_meta, dict(self.dataset.skipped)))
         window_sums = group.sum(self.sums, self.device)  # whole-run totals; each process restores a share
         if not group.is_main:
@@ -516,10 +520,10 @@ class _Run:
                 tensors[f"rng_process{rank}"] = tensors_r
         optim_meta = {}
         for name, opt in self.optimizers.items():
-            tensors[f"optim/{name}"], optim_meta[name] = rs.optimizer_state(opt)
-        state = {"version": rs.STATE_VERSION, "step": self.step, "epoch": epochs_done, "batch": batch,
+            tensors[f"optim/{name}"], optim_meta[name] = optimizer_state(opt)
+        state = {"version": STATE_VERSION, "step": self.step, "epoch": epochs_done, "batch": batch,
                  "optimizers": optim_meta,
-                 "schedulers": {name: rs.scheduler_state(s) for name, s in self.schedulers.items()},
+                 "schedulers": {name: scheduler_state(s) for name, s in self.schedulers.items()},
                  "scaler": self.engine.state_dict(),
                  "rng": rng_meta,
                  "processes": group.world_size,
@@ -531,19 +535,19 @@ class _Run:
         tensors["recipe"] = self.recipe.state_dict()  # image pools and the like (rank 0's)
         meta = model_metadata(self.config, self.recipe, epoch=max(self.epoch, 1), step=self.step,
                               world_size=group.world_size)
-        path = save_checkpoint(rs.step_path(self.run_dir, self.step), self.recipe.networks(),
-                               {**meta, rs.STATE_KEY: state}, state=tensors)
-        rs.publish(path, self.config.run.keep_checkpoints)
+        path = save_checkpoint(step_path(self.run_dir, self.step), self.recipe.networks(),
+                               {**meta, STATE_KEY: state}, state=tensors)
+        publish(path, self.config.run.keep_checkpoints)
 
     def _restore(self, ckpt: Checkpoint) -> int:
         """Continue from ``ckpt``; returns the batches of the current epoch already consumed."""
         group, device = self.group, self.device
-        state = ckpt.metadata[rs.STATE_KEY]
+        state = ckpt.metadata[STATE_KEY]
         for name, net in self.recipe.networks().items():
             net.load_state_dict(ckpt.state_dict(name))
         for name, opt in self.optimizers.items():
-            rs.load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
-            rs.load_scheduler_state(self.schedulers[name], state["schedulers"][name])
+            load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
+            load_scheduler_state(self.schedulers[name], state["schedulers"][name])
         self.engine.load_state_dict(state.get("scaler", {}))
         self.recipe.load_state_dict(ckpt.state.get("recipe", {}))
         self.step, self.epoch = state["step"], state["epoch"]
@@ -561,9 +565,9 @@ class _Run:
                             f"{group.world_size}: the data shards and random streams start afresh from here")
             return state["batch"] * saved_processes // group.world_size
         if group.rank == 0:  # last: nothing may draw after it
-            rs.set_rng_state(ckpt.state.get("rng", {}), state["rng"])
+            set_rng_state(ckpt.state.get("rng", {}), state["rng"])
         else:
-            rs.set_rng_state(ckpt.state.get(f"rng_process{group.rank}", {}), state["rng_processes"][group.rank - 1])
+            set_rng_state(ckpt.state.get(f"rng_process{group.rank}", {}), state["rng_processes"][group.rank - 1])
         return state["batch"]
 
 

@@ -1,0 +1,94 @@
+"""The order in which a run sees its data, as a pure function of the seed, so that a resumed
+run needs no saved data state and sees exactly what the uninterrupted one would have.
+
+:class:`EpochSampler` derives each epoch's permutation from ``(seed, epoch)`` and
+:class:`SeededItems` re-seeds the augmentation pipeline from ``(seed, epoch, index)`` before each
+item, in fresh and resumed runs alike (and whatever the number of loader workers), so a resumed
+epoch skips the consumed batches and goes on identically.  Each process of a distributed run
+takes its own shard of that order.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def _mix(*parts: int) -> int:
+    """A stable 63-bit seed from integers (independent of PYTHONHASHSEED and of the platform)."""
+    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+class EpochSampler(Sampler):
+    """Each epoch's order is a pure function of ``(seed, epoch)``; it can start part-way through.
+
+    Yields ``(index, item_seed)`` pairs for :class:`SeededItems`.  In a run of ``world_size``
+    processes, process ``rank`` takes every ``world_size``-th item of the permutation from position
+    ``rank`` (the permutation is first padded with its own beginning to a multiple of
+    ``world_size``, so every process takes the same number of steps).  Step ``k`` of all processes
+    together therefore covers exactly the items of step ``k`` of one process with the combined batch.
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1):
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of {world_size} processes")
+        self.size, self.seed, self.rank, self.world_size = size, seed, rank, world_size
+        self.epoch, self.start = 1, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Use ``epoch``'s permutation, leaving out the first ``start`` items of this process's share."""
+        self.epoch, self.start = epoch, start
+
+    def permutation(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed((self.seed * 1000003 + epoch) % 2**63)
+        return torch.randperm(self.size, generator=g).tolist()
+
+    def shard(self, epoch: int) -> list[int]:
+        order = self.permutation(epoch)
+        if self.world_size > 1 and order:
+            padded = order * (-(-len(self) * self.world_size // len(order)))
+            order = padded[:len(self) * self.world_size][self.rank::self.world_size]
+        return order
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for index in self.shard(self.epoch)[self.start:]:
+            yield index, _mix(self.seed, self.epoch, index)
+
+    def __len__(self) -> int:
+        return -(-self.size // self.world_size)
+
+
+class SeededItems(Dataset):
+    """Re-seeds the dataset's augmentation pipeline (``dataset.transform.pipeline``) before each item.
+
+    Takes ``(index, item_seed)`` keys from :class:`EpochSampler`; works the same in loader workers.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        inner = getattr(dataset, "dataset", dataset)
+        self.pipeline = getattr(getattr(inner, "transform", None), "pipeline", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        index, seed = key
+        if self.pipeline is not None and hasattr(self.pipeline, "set_random_seed"):
+            self.pipeline.set_random_seed(seed % 2**32)
+        return self.dataset[index]
+
+
+def process_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s own random stream (dropout) in a distributed run."""
+    return _mix(seed, rank, -2) % 2**32
+
+
+def loader_seed(seed: int, epoch: int) -> int:
+    """The DataLoader generator's seed for ``epoch`` (it only draws the workers' base seed)."""
+    return _mix(seed, epoch, -1)
+

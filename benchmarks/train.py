@@ -9,7 +9,7 @@ warm-up, through the trainer's own step engine, for
 * ``bf16-mixed``: the same in bfloat16 autocast (``--precision auto`` where the CPU or GPU has
   native bf16); ``+channels-last`` puts every network in NHWC (``auto`` does so only where it pays).
 
-Networks are placed by the trainer's own ``place_networks`` (``run.channels_last = "auto"``).
+Networks are placed by the trainer's own ``placement.place_networks`` (``run.channels_last = "auto"``).
 
 Quality: trains the same number of steps on the offline ``basemap`` dataset (batch 1, seed 0,
 every paper default) in fp32 and in the fast default, then prints both models' L1 / PSNR / SSIM
@@ -33,7 +33,8 @@ import imgtrans
 from imgtrans.config import resolve
 from imgtrans.training.engine import StepEngine, resolve_precision
 from imgtrans.training.memory import keep_freed_memory
-from imgtrans.training.trainer import build_recipe, place_networks
+from imgtrans.training.building import build_recipe
+from imgtrans.training.placement import place_networks
 
 PAPER = {"generator": {"name": "unet_256"}, "discriminator": {"name": "patchgan_70"}}
 MODES = {  # name -> (precision, fast Adam + im2col + allocator, channels-last: None off, False auto, True on)

@@ -99,7 +99,7 @@ class RunConfig:
     progress: bool = True
     # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
-    # auto | on | off (auto: see trainer.wants_channels_last)
+    # auto | on | off (auto: see training/placement.py, wants_channels_last)
     channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off")})
     compile: bool = False  # torch.compile the networks
     init: dict[str, str] = field(default_factory=dict)  # slot -> weights it starts from (--init SLOT=SOURCE)

@@ -1,6 +1,6 @@
 """Training on folders as they come: skip unreadable items with one warning each, or stop (strict).
 
-Usage (what ``training/trainer.py`` does)::
+Usage (what the trainer does: ``training/data_order.py``, ``training/trainer.py``)::
 
     data = SkipBadItems(dataset, strict=False)
     loader = DataLoader(data, batch_size=..., num_workers=..., collate_fn=collate_skipping)

@@ -30,10 +30,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..checkpoint import Checkpoint, load_checkpoint, read_metadata
+import torch
+
+from ..checkpoint import Checkpoint, load_checkpoint, read_metadata, save_checkpoint
 from ..errors import CheckpointError
-from .checkpoint_files import LAST, step_checkpoints
+from ..terminal import warn_stderr
+from .checkpoint_files import LAST, publish, step_checkpoints, step_path
+from .datarecord import RECORD_KEY
+from .model_file import model_metadata
+from .state import load_optimizer_state, load_scheduler_state, optimizer_state, rng_state, scheduler_state, set_rng_state
+
+if TYPE_CHECKING:
+    from .setup import Run
 
 STATE_KEY = "training_state"
 STATE_VERSION = 1
@@ -41,6 +51,75 @@ STATE_VERSION = 1
 #: the fields of ``training_state`` that a resume reads, and their JSON types
 _STATE_FIELDS = {"step": int, "epoch": int, "batch": int, "optimizers": dict, "schedulers": dict, "rng": dict,
                  "window": dict, "skipped": dict}
+
+
+def save_training_checkpoint(run: Run, epochs_done: int, batch: int) -> None:
+    """A step checkpoint with everything needed to continue after this step (also last.safetensors).
+    Every process takes part (RNG states and skipped items are gathered); rank 0 writes."""
+    group = run.group
+    rng_tensors, rng_meta = rng_state()
+    per_process = group.gather((rng_tensors, rng_meta, dict(run.dataset.skipped)))
+    window_sums = group.sum(run.window.sums, run.device)  # whole-run totals; each process restores a share
+    if not group.is_main:
+        return
+    tensors: dict[str, dict[str, torch.Tensor]] = {"rng": rng_tensors}
+    skipped: dict[int, str] = {}
+    for rank, (tensors_r, _, skipped_r) in enumerate(per_process):
+        skipped.update(skipped_r)
+        if rank:
+            tensors[f"rng_process{rank}"] = tensors_r
+    optim_meta = {}
+    for name, opt in run.optimizers.items():
+        tensors[f"optim/{name}"], optim_meta[name] = optimizer_state(opt)
+    state = {"version": STATE_VERSION, "step": run.step, "epoch": epochs_done, "batch": batch,
+             "optimizers": optim_meta,
+             "schedulers": {name: scheduler_state(s) for name, s in run.schedulers.items()},
+             "scaler": run.engine.state_dict(),
+             "rng": rng_meta,
+             "processes": group.world_size,
+             "rng_processes": [meta for _, meta, _ in per_process[1:]],
+             "window": {"sums": window_sums, "images": run.window.images * group.world_size,
+                        "last_logged": run.window.last_logged},
+             "skipped": {str(k): v for k, v in skipped.items()},
+             RECORD_KEY: run.data_record}
+    tensors["recipe"] = run.recipe.state_dict()  # image pools and the like (rank 0's)
+    meta = model_metadata(run.config, run.recipe, epoch=max(run.epoch, 1), step=run.step,
+                          world_size=group.world_size)
+    path = save_checkpoint(step_path(run.run_dir, run.step), run.recipe.networks(),
+                           {**meta, STATE_KEY: state}, state=tensors)
+    publish(path, run.config.run.keep_checkpoints)
+
+
+def restore_training_checkpoint(run: Run, ckpt: Checkpoint) -> int:
+    """Continue ``run`` from ``ckpt``; returns the batches of the current epoch already consumed."""
+    group, device = run.group, run.device
+    state = ckpt.metadata[STATE_KEY]
+    for name, net in run.recipe.networks().items():
+        net.load_state_dict(ckpt.state_dict(name))
+    for name, opt in run.optimizers.items():
+        load_optimizer_state(opt, ckpt.state.get(f"optim/{name}", {}), state["optimizers"][name])
+        load_scheduler_state(run.schedulers[name], state["schedulers"][name])
+    run.engine.load_state_dict(state.get("scaler", {}))
+    run.recipe.load_state_dict(ckpt.state.get("recipe", {}))
+    run.step, run.epoch = state["step"], state["epoch"]
+    window = state["window"]
+    share = group.world_size
+    run.window.sums = {k: torch.tensor(v / share, dtype=torch.float32, device=device)
+                       for k, v in window["sums"].items()}
+    run.window.images, run.window.last_logged = window["images"] // share, window["last_logged"]
+    run.dataset.skipped.update({int(k): v for k, v in state["skipped"].items()})
+    run.log.note({"resumed_from_step": run.step, "checkpoint": Path(ckpt.metadata["path"]).name})
+    saved_processes = state.get("processes", 1)
+    if saved_processes != group.world_size:
+        if group.is_main:
+            warn_stderr(f"the checkpoint was written by {saved_processes} process(es), this run has "
+                        f"{group.world_size}: the data shards and random streams start afresh from here")
+        return state["batch"] * saved_processes // group.world_size
+    if group.rank == 0:  # last: nothing may draw after it
+        set_rng_state(ckpt.state.get("rng", {}), state["rng"])
+    else:
+        set_rng_state(ckpt.state.get(f"rng_process{group.rank}", {}), state["rng_processes"][group.rank - 1])
+    return state["batch"]
 
 
 def check_state(ckpt: Checkpoint, path: Path) -> None:

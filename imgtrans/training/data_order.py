@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from ..data.robust import SkipBadItems, collate_skipping
 
 
 def _mix(*parts: int) -> int:
@@ -92,3 +94,34 @@ def loader_seed(seed: int, epoch: int) -> int:
     """The DataLoader generator's seed for ``epoch`` (it only draws the workers' base seed)."""
     return _mix(seed, epoch, -1)
 
+
+class EpochLoader:
+    """The training batches of this process, epoch by epoch, in the order of :class:`EpochSampler`.
+
+    ``dataset`` skips unreadable items (:class:`~imgtrans.data.robust.SkipBadItems`); its batches
+    go through ``dataset.receive`` before use.
+    """
+
+    def __init__(self, dataset: SkipBadItems, *, seed: int, batch_size: int, num_workers: int, rank: int,
+                 world_size: int, pin_memory: bool):
+        self.dataset, self.seed, self.batch_size = dataset, seed, batch_size
+        self.sampler = EpochSampler(len(dataset), seed, rank, world_size)
+        self.generator = torch.Generator()
+        self.loader = DataLoader(
+            SeededItems(dataset), batch_size=batch_size, sampler=self.sampler,
+            num_workers=num_workers, pin_memory=pin_memory,
+            # workers live across epochs unless the dataset redraws per epoch in the main process
+            persistent_workers=num_workers > 0 and not dataset.dataset.draws_per_epoch,
+            generator=self.generator, drop_last=False, collate_fn=collate_skipping)
+
+    def __len__(self) -> int:
+        """Batches per epoch (of this process)."""
+        return len(self.loader)
+
+    def epoch(self, epoch: int, start_batch: int = 0) -> DataLoader:
+        """The loader set to ``epoch``, leaving out its first ``start_batch`` batches (consumed
+        before the checkpoint a run resumed from)."""
+        self.dataset.dataset.set_epoch(epoch)  # unpaired data draws new pairs each epoch
+        self.sampler.set_epoch(epoch, start=start_batch * self.batch_size)
+        self.generator.manual_seed(loader_seed(self.seed, epoch))
+        return self.loader

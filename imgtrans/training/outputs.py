@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from ..data.images import save_image, to_pixels
+from ..interfaces import Recipe
 
 
 class MetricsLog:
@@ -41,3 +42,18 @@ def save_preview(path: Path, columns: list[tuple[str, torch.Tensor]]) -> None:
 
     save_image(to_pixels(preview_grid([t.detach().float().cpu() for _, t in columns])), path)
     (path.parent / COLUMNS_FILE).write_text(" | ".join(name for name, _ in columns) + "\n", encoding="utf-8")
+
+
+@torch.no_grad()
+def write_preview(recipe: Recipe, batch: dict[str, torch.Tensor], path: Path) -> None:
+    """The recipe's preview columns for ``batch``, computed with every network in eval mode (each
+    module's mode is restored afterwards, so training goes on unchanged)."""
+    modes = [(m, m.training) for net in recipe.networks().values() for m in net.modules()]
+    for net in recipe.networks().values():
+        net.eval()
+    try:
+        columns = recipe.previews(batch)
+    finally:
+        for module, training in modes:
+            module.training = training
+    save_preview(path, columns)

@@ -13,10 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import Checkpoint
 from ..config import TrainConfig, load_toml, resolve
 from ..errors import ConfigError
 from ..fileio import atomic_path
 from ..registry import Registry
+from ..terminal import warn_stderr
+from . import rundir as rd
+from .checkpointing import STATE_KEY, latest_checkpoint
+from .datarecord import RECORD_KEY, check_same_data
+from .runlock import RunLock
 
 #: options that ``--resume`` accepts, and only to extend the run (config section, key)
 EXTENDABLE = {"epochs": ("optim", "epochs"), "epochs_decay": ("optim", "epochs_decay"),
@@ -53,6 +59,28 @@ def resume_config(run_dir: str | Path, registry: Registry, extend: Mapping[str, 
     config = resolve(recipe, registry, [tree, layer])
     config.run.out = str(run_dir)
     return config
+
+
+def lock_and_find_checkpoint(config: TrainConfig, lock: RunLock) -> Checkpoint:
+    """Lock the run in ``config.run.out`` and find its newest readable checkpoint (rank 0 only)."""
+    run_dir = Path(config.run.out)
+    if not (run_dir / "config.toml").is_file():
+        raise ConfigError(f"cannot resume {run_dir}: it holds no config.toml")
+    lock.acquire()
+    return latest_checkpoint(run_dir, warn_stderr)
+
+
+def continue_run_dir(config: TrainConfig, ckpt: Checkpoint, data: dict[str, Any]) -> None:
+    """Once the resume is known to work (same data, everything built): tidy the run directory
+    for its continuation and record its new length (rank 0 only: it writes)."""
+    run_dir = Path(config.run.out)
+    state = ckpt.metadata[STATE_KEY]
+    check_same_data(state.get(RECORD_KEY), data, run_dir)
+    rd.remove_stale_temp_files(run_dir)
+    with atomic_path(run_dir / "config.toml") as tmp:  # an extended run records its new length
+        tmp.write_text(config.to_toml(), encoding="utf-8")
+    (run_dir / "previews").mkdir(exist_ok=True)
+    trim_metrics(run_dir / "metrics.jsonl", state["step"])
 
 
 def trim_metrics(path: Path, step: int) -> None:

@@ -1,4 +1,4 @@
-"""Validation during training: the generator scored on a held-out paired split.
+"""Validation during training: the generators scored on a held-out paired split.
 
 Scored exactly like ``imgtrans eval``: each image at its native size through
 :func:`~imgtrans.inference.engine.run_generator`, the output quantised to 8 bits (what a PNG
@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..inference.engine import run_generator
+from ..interfaces import Recipe
 from ..metrics import METRICS, quantise
 
 
@@ -49,3 +50,28 @@ def validate(generator: nn.Module, dataset: Any, *, stride: int, norm_stats: str
             module.training = training
     mean = {name: (total / scored if scored else math.nan) for name, total in totals.items()}
     return {"val_l1": mean["l1"], "val_psnr": mean["psnr"], "val_ssim": mean["ssim"], "val_images": scored}
+
+
+def validate_directions(recipe: Recipe, dataset: Any, *, norm_stats: str, device: torch.device) -> dict[str, Any]:
+    """Scores of every direction the recipe trains (``val_l1``...; ``val_BtoA_l1``... for the way back)."""
+    record: dict[str, Any] = {}
+    for direction, gen in recipe.generators().items():
+        view = dataset if direction == "AtoB" else Swapped(dataset)
+        scores = validate(gen, view, stride=gen.stride, norm_stats=norm_stats, device=device)
+        prefix = "val_" if direction == "AtoB" else f"val_{direction}_"
+        record.update({prefix + k[len("val_"):]: v for k, v in scores.items()})
+    return record
+
+
+class Swapped:
+    """A validation set seen the other way round: ``A`` and ``B`` exchanged (None items stay None)."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Any:
+        item = self.dataset[index]
+        return None if item is None else {**item, "A": item["B"], "B": item["A"]}

@@ -1,0 +1,99 @@
+"""What a run records as it trains: training records of losses averaged over a window of steps,
+written to ``metrics.jsonl`` (and TensorBoard) by rank 0, and the stop of a run whose losses
+diverged.
+
+Losses are summed on the device between two records and summed over processes only when a
+record is made, so training costs no synchronisation per step.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .distributed import ProcessGroup
+from .outputs import MetricsLog
+from .report import TensorBoardLogger
+from .rundir import diverged_note
+
+
+class MetricsWindow:
+    """The losses of the steps since the last training record (of this process).
+
+    A checkpoint saves the window in progress and a resumed run restores it, so the records of a
+    resumed run equal those of the uninterrupted one (:mod:`imgtrans.training.checkpointing`).
+    """
+
+    def __init__(self, group: ProcessGroup, device: torch.device):
+        self.group, self.device = group, device
+        self.sums: dict[str, torch.Tensor] = {}
+        self.images = 0  # images trained on in the window
+        self.last_logged = 0  # the step of the last record
+        self.start = time.perf_counter()
+
+    def add(self, losses: Mapping[str, torch.Tensor], images: int) -> None:
+        for k, v in losses.items():  # summed on the device: no synchronisation per step
+            self.sums[k] = self.sums.get(k, 0) + v.float()
+        self.images += images
+
+    def record(self, step: int, epoch: int, lr: float, run_dir: Path) -> dict[str, Any]:
+        """The training record of the window ending at ``step``: losses averaged over its steps and
+        all processes, throughput and learning rate. Every process must call it (the sums are
+        added up across processes); all then see the same record, so a loss that became NaN or
+        infinite stops every process alike (:func:`check_finite`)."""
+        group = self.group
+        elapsed = time.perf_counter() - self.start
+        n = step - self.last_logged
+        totals = group.sum({**self.sums, "_images": float(self.images)}, self.device)
+        images = totals.pop("_images")
+        record = {"step": step, "epoch": epoch,
+                  **{k: round(v / (n * group.world_size), 5) for k, v in totals.items()},
+                  "img_per_s": round(images / max(elapsed, 1e-9), 3),
+                  "lr": lr}
+        check_finite(record, lambda: diverged_note(run_dir, self.last_logged))
+        return record
+
+    def restart(self, step: int) -> None:
+        """Begin the next window after the record of ``step``."""
+        self.sums, self.images, self.start = {}, 0, time.perf_counter()
+        self.last_logged = step
+
+
+def check_finite(record: dict[str, Any], checkpoints: Callable[[], str] | None = None) -> None:
+    """Stop a diverged run; ``checkpoints`` says which checkpoint it leaves."""
+    bad = [k for k, v in record.items() if isinstance(v, float) and not np.isfinite(v)]
+    if bad:
+        left = f"{checkpoints()} " if checkpoints is not None else ""
+        raise FloatingPointError(f"loss became NaN or infinite ({', '.join(bad)}) at step {record['step']}; "
+                                 f"{left}Try a lower --lr.")
+
+
+class RunLog:
+    """Where a run's records go: ``metrics.jsonl`` (appended to, so a resumed run continues it)
+    and, with ``tensorboard``, TensorBoard scalars. Only rank 0 writes: without a ``run_dir``
+    (the other processes) every call does nothing."""
+
+    def __init__(self, run_dir: Path | None, *, tensorboard: bool = False):
+        self.tensorboard = TensorBoardLogger.create(run_dir) if run_dir is not None and tensorboard else None
+        self.jsonl = MetricsLog(run_dir / "metrics.jsonl") if run_dir is not None else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        """A record of scores by step (training or validation): metrics.jsonl and TensorBoard."""
+        self.note(record)
+        if self.tensorboard is not None:
+            self.tensorboard.log(record)
+
+    def note(self, record: dict[str, Any]) -> None:
+        """A record about the run (its set-up, a resume, skipped files): metrics.jsonl only."""
+        if self.jsonl is not None:
+            self.jsonl.write(record)
+
+    def close(self) -> None:
+        if self.jsonl is not None:
+            self.jsonl.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()

@@ -1,8 +1,6 @@
 """``imgtrans train RECIPE``: resolve the config (defaults -> TOML -> options) and train."""
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import click
@@ -112,25 +110,22 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
 
     from .. import config as cfg
     from ..plugins import get_host
-    from ..training.trainer import check_processes, train
+    from ..training.launch import launch_resume, launch_run
+    from ..training.resume import resume_config_for
+    from ..training.trainer import train
 
     host = get_host()
     console = Console(stderr=True)
     declared = click.get_current_context().meta.get(META_KEY, ([], {}))[1]
     recipe_values = {name: options.pop(name) for name in list(options) if name in declared}
     if resume_dir is not None:
-        given = [declared[n].flag for n, v in recipe_values.items() if v is not None]
-        if given:
-            from ..errors import ConfigError
-
-            raise ConfigError(f"--resume continues a run with its own settings: {', '.join(given)} cannot be "
-                              "given with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")
-        config = _resume_config(recipe, resume_dir, config_file, sets, inits, overwrite, options, host.registry)
+        refused = [declared[n].flag for n, v in recipe_values.items() if v is not None]
+        refused += [flag for flag, given in (("--config", config_file), ("--set", sets), ("--overwrite", overwrite),
+                                             ("--init", inits)) if given]
+        config = resume_config_for(resume_dir, host.registry, recipe=recipe, options=options, refused=refused)
         config.run.progress = not quiet
         if nproc is not None and nproc > 1:
-            extend = [a for k in ("epochs", "epochs_decay", "max_steps") if options.get(k) is not None
-                      for a in (f"--{k.replace('_', '-')}", str(options[k]))]
-            launch(nproc, ["--resume", resume_dir, *extend, *(["--quiet"] if quiet else [])])
+            launch_resume(nproc, resume_dir, options, quiet=quiet)
             return
         _report(console, train(config, resume=True, console=console))
         return
@@ -154,51 +149,9 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
     if nproc is not None and nproc > 1:  # resolved and validated here, so mistakes show once
-        check_processes(config, nproc)
-        with tempfile.TemporaryDirectory(prefix="imgtrans-") as tmp:
-            toml = Path(tmp) / "config.toml"
-            toml.write_text(config.to_toml(), encoding="utf-8")
-            launch(nproc, [recipe, "--config", str(toml), *(["--overwrite"] if overwrite else []),
-                           *(["--quiet"] if quiet else [])])
+        launch_run(nproc, config, overwrite=overwrite, quiet=quiet)
         return
     _report(console, train(config, overwrite=overwrite, console=console))
-
-
-def launch(nproc: int, args: list[str]) -> None:
-    """Run ``imgtrans train ARGS`` in ``nproc`` processes on this machine through torchrun's API
-    (its command-line wrapper would add a launcher traceback to every worker's error)."""
-    import os
-
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise click.UsageError("--nproc starts its own processes; under torchrun leave it out")
-    # CPU processes share the cores rather than each taking all of them (torchrun's own default is 1)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    try:
-        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "imgtrans", "train", *args]))
-    except ChildFailedError as exc:
-        codes = sorted({f.exitcode for f in exc.failures.values()})
-        raise click.ClickException(f"distributed training stopped (exit status {', '.join(map(str, codes))}); "
-                                   "see the messages above") from None
-
-
-def _resume_config(recipe: str | None, resume_dir: str, config_file: str | None, sets: tuple[str, ...],
-                   inits: tuple[str, ...], overwrite: bool, options: dict[str, Any], registry: Any):
-    from ..errors import ConfigError
-    from ..training.resume import EXTENDABLE, resume_config
-
-    refused = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None and k not in EXTENDABLE]
-    refused += [flag for flag, given in (("--config", config_file), ("--set", sets), ("--overwrite", overwrite),
-                                         ("--init", inits)) if given]
-    if refused:
-        raise ConfigError(f"--resume continues a run with its own settings: {', '.join(refused)} cannot be given "
-                          "with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")
-    config = resume_config(resume_dir, registry, {k: options[k] for k in EXTENDABLE})
-    if recipe is not None and recipe != config.recipe.name:
-        raise ConfigError(f"{resume_dir} is a {config.recipe.name!r} run, not {recipe!r}")
-    return config
 
 
 def _report(console: Any, result: Any) -> None:

@@ -9,7 +9,7 @@ checkpoint holds and how it is restored: :mod:`imgtrans.training.checkpointing`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,26 @@ def resume_config(run_dir: str | Path, registry: Registry, extend: Mapping[str, 
         layer.setdefault(section, {})[key] = value
     config = resolve(recipe, registry, [tree, layer])
     config.run.out = str(run_dir)
+    return config
+
+
+def resume_config_for(run_dir: str | Path, registry: Registry, *, recipe: str | None = None,
+                      options: Mapping[str, Any] | None = None, refused: Sequence[str] = ()) -> TrainConfig:
+    """The config of ``imgtrans train [RECIPE] --resume RUN_DIR [options]``.
+
+    ``options`` are the command line's settings by name (None where not given): only those of
+    :data:`EXTENDABLE` may be given, to extend the run.  ``refused`` are the flags given that a
+    resume never takes (``--config``, ``--set``, a recipe's own options...).  A ``recipe`` must
+    be the run's."""
+    options = options or {}
+    refused = [f"--{k.replace('_', '-')}" for k, v in options.items() if v is not None and k not in EXTENDABLE] \
+        + list(refused)
+    if refused:
+        raise ConfigError(f"--resume continues a run with its own settings: {', '.join(refused)} cannot be given "
+                          "with it (only --epochs, --epochs-decay and --max-steps, to extend the run)")
+    config = resume_config(run_dir, registry, {k: options.get(k) for k in EXTENDABLE})
+    if recipe is not None and recipe != config.recipe.name:
+        raise ConfigError(f"{run_dir} is a {config.recipe.name!r} run, not {recipe!r}")
     return config
 
 

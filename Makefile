@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := runs/demo
 
-.PHONY: demo test install clean
+.PHONY: demo demo-cyclegan test install clean
 
 $(BIN)/imgtrans: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ demo: $(BIN)/imgtrans
 		--baseline untrained --baseline identity \
 		--out $(DEMO_DIR)/test --contact-sheet $(DEMO_DIR)/contact_sheet.png
 	@echo "demo outputs: $(DEMO_DIR)/ (model.safetensors, previews/, test/, contact_sheet.png, metrics.jsonl)"
+
+## Train CycleGAN on the offline unpaired basemap data; score both directions on the aligned test band.
+demo-cyclegan: $(BIN)/imgtrans
+	$(BIN)/imgtrans train cyclegan --config configs/cpu_cyclegan.toml --out runs/cyclegan --overwrite
+	for d in AtoB BtoA; do \
+		$(BIN)/imgtrans eval --model runs/cyclegan/model.safetensors --direction $$d --data basemap_unpaired \
+			--split test --baseline untrained --baseline identity --contact-sheet runs/cyclegan/contact_$$d.png \
+			|| exit 1; \
+	done
 
 ## Run the test suite.
 test: $(BIN)/imgtrans

@@ -166,3 +166,12 @@ def test_step_previews_are_captioned_and_listed_newest_first(tmp_path: Path) -> 
     positions = [text.index(f"previews/{n}") for n in ("epoch_0002.png", "step_00000150.png", "epoch_0001.png")]
     assert positions == sorted(positions)
     assert "step 150" in text and "epoch 2" in text
+
+
+def test_each_optimizer_learning_rate_is_logged_when_they_differ() -> None:
+    """Issue 12 #6: a recipe may give its optimizers different rates; the log shows each one."""
+    from imgtrans.training.records import learning_rates
+
+    assert learning_rates({"generator": 2e-4, "discriminator": 2e-4}) == {"lr": 2e-4}
+    assert learning_rates({"generator": 2e-4, "discriminator": 1e-4}) == {"lr_generator": 2e-4,
+                                                                         "lr_discriminator": 1e-4}

@@ -44,7 +44,8 @@ class TrainingProgress:
 
     def show(self, record: dict[str, Any]) -> None:
         losses = " ".join(f"{k}={v:.3f}" for k, v in record.items()
-                          if k not in ("step", "epoch", "img_per_s", "lr") and isinstance(v, float))
+                          if k not in ("step", "epoch", "img_per_s", "lr") and not k.startswith("lr_")
+                          and isinstance(v, float))
         self._progress.update(self._task, losses=losses, speed=f"{record['img_per_s']:.2f} img/s")
 
     def advance(self) -> None:

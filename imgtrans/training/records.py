@@ -40,7 +40,7 @@ class MetricsWindow:
             self.sums[k] = self.sums.get(k, 0) + v.float()
         self.images += images
 
-    def record(self, step: int, epoch: int, lr: float, run_dir: Path) -> dict[str, Any]:
+    def record(self, step: int, epoch: int, lr: dict[str, float], run_dir: Path) -> dict[str, Any]:
         """The training record of the window ending at ``step``: losses averaged over its steps and
         all processes, throughput and learning rate. Every process must call it (the sums are
         added up across processes); all then see the same record, so a loss that became NaN or
@@ -53,7 +53,7 @@ class MetricsWindow:
         record = {"step": step, "epoch": epoch,
                   **{k: round(v / (n * group.world_size), 5) for k, v in totals.items()},
                   "img_per_s": round(images / max(elapsed, 1e-9), 3),
-                  "lr": lr}
+                  **learning_rates(lr)}
         check_finite(record, lambda: diverged_note(run_dir, self.last_logged))
         return record
 
@@ -97,3 +97,11 @@ class RunLog:
             self.jsonl.close()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def learning_rates(rates: dict[str, float]) -> dict[str, float]:
+    """``lr`` when every optimizer has the same rate; otherwise one ``lr_<optimizer>`` per optimizer
+    (a recipe may give its networks different rates: logging only the first would hide that)."""
+    if len(set(rates.values())) <= 1:
+        return {"lr": next(iter(rates.values()), 0.0)}
+    return {f"lr_{name}": value for name, value in rates.items()}

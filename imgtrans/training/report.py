@@ -55,7 +55,7 @@ def loss_groups(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple
         if not _number(rec.get("step")):
             continue
         for key, v in rec.items():
-            if key in NOT_LOSSES or not isinstance(v, float) or not math.isfinite(v):
+            if key in NOT_LOSSES or key.startswith("lr_") or not isinstance(v, float) or not math.isfinite(v):
                 continue
             if key.startswith("val_"):
                 if key != "val_l1":

@@ -190,7 +190,7 @@ class _Loop:
     def _log_window(self) -> None:
         """One training record: losses averaged over the steps (and processes) since the last one."""
         run = self.run
-        lr = next(iter(run.optimizers.values())).param_groups[0]["lr"]
+        lr = {name: opt.param_groups[0]["lr"] for name, opt in run.optimizers.items()}
         record = run.window.record(run.step, run.epoch, lr, run.run_dir)
         if run.main:
             run.log.write(record)

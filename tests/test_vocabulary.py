@@ -180,3 +180,51 @@ def test_nproc_per_node_is_accepted_and_named(monkeypatch, captured: list, align
     monkeypatch.setenv("WORLD_SIZE", "2")
     result = _run("train", "pix2pix", "--data", aligned_dir, "--nproc", "2", "--device", "cpu")
     assert result.exit_code != 0 and "torchrun's --nproc-per-node" in result.output
+
+
+# ----------------------------------------------------------------------------- readable tables
+
+def _names(command: tuple[str, ...]) -> list[str]:
+    from imgtrans.plugins import get_host
+    from imgtrans.zoo.store import entries
+
+    host = get_host()
+    if command == ("zoo", "list"):
+        return list(entries())
+    if command == ("data", "list"):
+        return list(host.catalog.names())
+    if command == ("plugins",):
+        return list(host.plugins)
+    from imgtrans.registry import KINDS
+
+    return [c.name for k in KINDS for c in host.registry.components(k)] + list(host.catalog.names())
+
+
+@pytest.mark.parametrize("command", [("zoo", "list"), ("data", "list"), ("list",), ("plugins",)])
+def test_names_are_never_truncated_in_80_columns(command: tuple[str, ...], monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    result = _run(*command)
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80  # the terminal's width is kept
+    names = _names(command)
+    assert names and [n for n in names if f" {n} " not in result.output] == []
+
+
+def test_a_pipe_gets_whole_rows(monkeypatch) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = _run("zoo", "list")
+    from imgtrans.zoo.store import entries
+
+    for entry in entries().values():  # one line per model: grep finds its name and dataset together
+        assert any(f" {entry.name} " in line and f" {entry.dataset} " in line for line in result.output.splitlines())
+
+
+def test_data_info_json(aligned_dir: Path) -> None:
+    result = _run("data", "info", aligned_dir, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["format"] == "aligned" and info["path"] == str(aligned_dir)
+    splits = {s["name"]: s for s in info["splits"]}
+    assert splits["test"]["count"] == 2 and splits["test"]["sizes"] == [{"width": 128, "height": 64, "count": 2}]  # A|B side by side
+    listed = json.loads(_run("data", "info", "facades", "--json").output)  # not cached: the catalogue's word
+    assert listed["name"] == "facades" and listed["cached"] is False

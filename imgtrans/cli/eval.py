@@ -41,12 +41,13 @@ def eval_command(model: str, data: str, split: str, data_format: str, baselines:
     --batch-size say otherwise.
     """
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from ..devices import resolve_device
     from ..inference.engine import resolve_precision
     from ..inference.model import load_model
     from ..metrics.evaluate import check_outputs, evaluate, untrained_like
+    from .tables import name_table, print_table
 
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)  # 'auto' -> what it is here, shown in the title
@@ -62,9 +63,9 @@ def eval_command(model: str, data: str, split: str, data_format: str, baselines:
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
         return
-    table = Table("", "images", "L1 (lower is better)", "PSNR dB", "SSIM", title=f"{data} / {split}" + ("" if precision == "fp32" else f" ({precision})"))
-    for r in results:
-        table.add_row(r.name, str(r.count), f"{r.l1:.4f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}")
-    Console().print(table)
+    title = f"{data} / {split}" + ("" if precision == "fp32" else f" ({precision})")
+    rows = [(escape(r.name), str(r.count), f"{r.l1:.4f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}") for r in results]
+    print_table(name_table(("", "images", "L1 (lower is better)", "PSNR dB", "SSIM"), rows, names=("",),
+                           title=escape(title)))
     if contact_sheet:
         Console().print(f"contact sheet: {contact_sheet}")

@@ -225,6 +225,7 @@ def test_data_info_json(aligned_dir: Path) -> None:
     info = json.loads(result.output)
     assert info["format"] == "aligned" and info["path"] == str(aligned_dir)
     splits = {s["name"]: s for s in info["splits"]}
-    assert splits["test"]["count"] == 2 and splits["test"]["sizes"] == [{"width": 128, "height": 64, "count": 2}]  # A|B side by side
+    assert splits["test"]["count"] == 2  # A|B side by side: each image is twice as wide as high
+    assert splits["test"]["sizes"] == [{"width": 128, "height": 64, "count": 2}]
     listed = json.loads(_run("data", "info", "facades", "--json").output)  # not cached: the catalogue's word
     assert listed["name"] == "facades" and listed["cached"] is False

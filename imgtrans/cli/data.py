@@ -73,7 +73,8 @@ def info(source: str, data_format: str, as_json: bool) -> None:
                      "notes": entry.notes, "cached": is_ready(entry.name), "path": str(dataset_path(entry.name))}
         if not as_json:
             click.echo(f"{entry.name}: {entry.description}")
-            click.echo(f"  domains: A = {entry.domains[0]}, B = {entry.domains[1]}; layout: {entry.layout}; {entry.how}")
+            click.echo(f"  domains: A = {entry.domains[0]}, B = {entry.domains[1]}; "
+                       f"layout: {entry.layout}; {entry.how}")
             for key, label in (("url", "url"), ("licence", "licence"), ("notes", "note")):
                 if described[key]:
                     click.echo(f"  {label}: {described[key]}")

@@ -247,11 +247,25 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
     sections = {}
     for section, cls in SECTIONS.items():
         values = tree.get(section, {})
+        if section == "run":
+            values = _stored_precision(values)
         rules = field_rules(cls)
         _check_keys(f"key of [{section}]", values, rules)
         sections[section] = cls(**check_values(values, rules, section))
     _check_data(sections["data"], registry)
     return TrainConfig(ComponentSpec(recipe_name, hparams), components, **sections)
+
+
+def _stored_precision(run: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``run.precision`` in any spelling of :mod:`imgtrans.precision_names` (``bf16``, ``16-mixed``,
+    ``32-true``...) -> the one stored (:data:`PRECISIONS`); anything else is left for the type check
+    to refuse."""
+    from .precision_names import SPELLINGS, training_precision
+
+    value = run.get("precision")
+    if isinstance(value, str) and value.strip().lower() in SPELLINGS:
+        return {**run, "precision": training_precision(value)}
+    return run
 
 
 def check_role(slot: str, spec: Slot, component: Component, registry: Registry) -> None:

@@ -23,11 +23,11 @@ def data_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_datasets(as_json: bool) -> None:
     """Every registered dataset, how it is obtained, and whether it is in the cache."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from ..data.catalog import is_ready
     from ..plugins import get_host
+    from .tables import name_table, print_table
 
     catalog = get_host().catalog
     entries = [catalog.get(n) for n in catalog.names()]
@@ -37,19 +37,21 @@ def list_datasets(as_json: bool) -> None:
                                 "splits": e.splits, "licence": e.licence, "plugin": e.plugin,
                                 "cached": is_ready(e.name)} for e in entries], indent=2))
         return
-    table = Table("name", "paired", "A -> B", "splits", "how", "size", "cached")
+    rows = []
     for e in entries:
         splits = ", ".join(f"{k} {v}" for k, v in e.splits.items() if v > 1)
-        table.add_row(e.name, "yes" if e.paired else "no", f"{e.domains[0]} -> {e.domains[1]}", splits, e.how,
-                      f"{e.size_mb:g} MB" if e.size_mb else "", "[green]yes" if is_ready(e.name) else "no")
-    Console().print(table)
+        rows.append((escape(e.name), "yes" if e.paired else "no", escape(f"{e.domains[0]} -> {e.domains[1]}"),
+                     splits, escape(e.how), f"{e.size_mb:g} MB" if e.size_mb else "",
+                     "[green]yes" if is_ready(e.name) else "no"))
+    print_table(name_table(("name", "paired", "A -> B", "splits", "how", "size", "cached"), rows))
 
 
 @data_group.command("info")
 @click.argument("source")
 @click.option("--format", "data_format", default="auto", show_default=True, metavar="NAME",
               help="Read the folder as this dataset format; auto: the catalogue's layout, or detected.")
-def info(source: str, data_format: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def info(source: str, data_format: str, as_json: bool) -> None:
     """Format, image counts per split and image sizes of a dataset NAME or folder PATH.
 
     A catalogue name that is not cached yet is described from the catalogue without downloading.
@@ -63,18 +65,24 @@ def info(source: str, data_format: str) -> None:
 
     host = get_host()
     path = Path(source).expanduser()
+    described: dict = {}
     if not path.exists() and source in host.catalog:
         entry = host.catalog.get(source)
-        click.echo(f"{entry.name}: {entry.description}")
-        click.echo(f"  domains: A = {entry.domains[0]}, B = {entry.domains[1]}; layout: {entry.layout}; {entry.how}")
-        if entry.url:
-            click.echo(f"  url: {entry.url}")
-        if entry.licence:
-            click.echo(f"  licence: {entry.licence}")
-        if entry.notes:
-            click.echo(f"  note: {entry.notes}")
-        if not is_ready(entry.name):
-            click.echo(f"  not cached (would go to {dataset_path(entry.name)})")
+        described = {"name": entry.name, "description": entry.description, "domains": list(entry.domains),
+                     "layout": entry.layout, "how": entry.how, "url": entry.url, "licence": entry.licence,
+                     "notes": entry.notes, "cached": is_ready(entry.name), "path": str(dataset_path(entry.name))}
+        if not as_json:
+            click.echo(f"{entry.name}: {entry.description}")
+            click.echo(f"  domains: A = {entry.domains[0]}, B = {entry.domains[1]}; "
+                       f"layout: {entry.layout}; {entry.how}")
+            for key, label in (("url", "url"), ("licence", "licence"), ("notes", "note")):
+                if described[key]:
+                    click.echo(f"  {label}: {described[key]}")
+            if not described["cached"]:
+                click.echo(f"  not cached (would go to {described['path']})")
+        if not described["cached"]:
+            if as_json:
+                click.echo(json.dumps(described, indent=2))
             return
         path = dataset_path(entry.name)
     elif not path.exists():
@@ -82,6 +90,12 @@ def info(source: str, data_format: str) -> None:
 
         raise DataError(f"{source} is neither a folder nor a known dataset ({', '.join(host.catalog.names())})")
     report = describe_folder(path, host.registry, host.catalog, data_format)
+    if as_json:
+        splits = [{"name": split.name, "count": split.count,
+                   "sizes": [{"width": w, "height": h, "count": n} for (w, h), n in split.sizes.most_common()]}
+                  for split in report.splits]
+        click.echo(json.dumps({**described, "path": str(path), "format": report.format, "splits": splits}, indent=2))
+        return
     click.echo(f"{path}: format {report.format}")
     for split in report.splits:
         sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in split.sizes.most_common(3))

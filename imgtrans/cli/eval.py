@@ -5,6 +5,8 @@ import json
 
 import click
 
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
+
 
 @click.command("eval")
 @click.option("--model", "-m", required=True, help="A .safetensors checkpoint, or zoo:NAME.")
@@ -17,27 +19,38 @@ import click
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]), help="Batch-norm statistics mode.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the model's translations here.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), help="Write a PNG of input | output | target rows.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available, else CPU), cpu, "
+              "cuda or cuda:N.")
+@click.option("--precision", type=INFERENCE_PRECISION, default="fp32", show_default=True,
+              help="Arithmetic of the forward passes, as for translate ('auto': what translate would use "
+                   f"here).  fp32 by default, so that scores do not depend on the machine. {ALSO_ACCEPTED}")
+@click.option("--batch-size", type=BatchSize(), default=1, show_default=True,
+              help="Images per forward pass, as for translate (consecutive same-size images; 'auto': translate's "
+                   "default).")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="Which way to translate with a two-way (CycleGAN) model [its only direction, else AtoB].")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def eval_command(model: str, data: str, split: str, data_format: str, baselines: tuple[str, ...],
                  norm_stats: str | None, out_dir: str | None, contact_sheet: str | None, device: str,
-                 direction: str | None, as_json: bool) -> None:
+                 precision: str, batch_size: int | str, direction: str | None, as_json: bool) -> None:
     """Score a model against the targets of a paired dataset split.
 
     Images are translated at native size and quantised to 8 bits before scoring.  L1 is the
     mean absolute error with pixels in [0, 1]; PSNR is in dB with peak 1; SSIM uses an 11x11
-    Gaussian window.
+    Gaussian window.  The networks run in fp32, one image at a time, unless --precision or
+    --batch-size say otherwise.
     """
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from ..devices import resolve_device
+    from ..inference.engine import resolve_precision
     from ..inference.model import load_model
     from ..metrics.evaluate import check_outputs, evaluate, untrained_like
+    from .tables import name_table, print_table
 
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)  # 'auto' -> what it is here, shown in the title
     check_outputs(out_dir, contact_sheet)  # before any work, not after the last image
     loaded = load_model(model, device=dev, direction=direction)
     models = {"model": loaded}
@@ -46,13 +59,13 @@ def eval_command(model: str, data: str, split: str, data_format: str, baselines:
     if "identity" in baselines:
         models["identity"] = None
     results = evaluate(models, data, split, norm_stats=norm_stats, out_dir=out_dir, contact_sheet=contact_sheet,
-                       format=data_format)
+                       format=data_format, precision=precision, batch_size=batch_size)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in results], indent=2))
         return
-    table = Table("", "images", "L1 (lower is better)", "PSNR dB", "SSIM", title=f"{data} / {split}")
-    for r in results:
-        table.add_row(r.name, str(r.count), f"{r.l1:.4f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}")
-    Console().print(table)
+    title = f"{data} / {split}" + ("" if precision == "fp32" else f" ({precision})")
+    rows = [(escape(r.name), str(r.count), f"{r.l1:.4f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}") for r in results]
+    print_table(name_table(("", "images", "L1 (lower is better)", "PSNR dB", "SSIM"), rows, names=("",),
+                           title=escape(title)))
     if contact_sheet:
         Console().print(f"contact sheet: {contact_sheet}")

@@ -34,21 +34,19 @@ def plugins_command(as_json: bool) -> None:
     """
     from dataclasses import asdict
 
-    from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     from ..plugins import get_host
+    from .tables import name_table, print_table
 
     infos = list(get_host().plugins.values())
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
     else:
-        table = Table("plugin", "version", "distribution", "hooks", "status")
-        for i in infos:
-            status = "[red]error: " + escape(i.error) if i.error else ("[yellow]disabled" if i.disabled else "[green]ok")
-            table.add_row(i.name, i.version or "", i.distribution or "", ", ".join(i.hooks), status)
-        Console().print(table)
+        rows = [(escape(i.name), i.version or "", escape(i.distribution or ""), ", ".join(i.hooks),
+                 "[red]error: " + escape(i.error) if i.error else ("[yellow]disabled" if i.disabled else "[green]ok"))
+                for i in infos]
+        print_table(name_table(("plugin", "version", "distribution", "hooks", "status"), rows, names=("plugin",)))
     if any(i.error for i in infos):
         click.get_current_context().exit(1)
 
@@ -68,10 +66,9 @@ def list_command(kind: str | None, pattern: str, as_json: bool) -> None:
 
     KIND is one of generator, discriminator, loss, dataset_format, recipe, dataset (plurals work).
     """
-    from rich.console import Console
-    from rich.table import Table
 
     from ..plugins import get_host
+    from .tables import name_table, print_table
 
     host = get_host()
     rows = []
@@ -88,7 +85,5 @@ def list_command(kind: str | None, pattern: str, as_json: bool) -> None:
         return
     from rich.markup import escape
 
-    table = Table("kind", "name", "plugin", "description")
-    for r in rows:
-        table.add_row(*map(escape, r))
-    Console().print(table)
+    headers = ("kind", "name", "plugin", "description")
+    print_table(name_table(headers, [tuple(map(escape, r)) for r in rows], names=("kind", "name")))

@@ -5,7 +5,7 @@ from typing import Any
 
 import click
 
-from ..config import PRECISIONS
+from .params import ALSO_ACCEPTED, TRAIN_PRECISION
 from .recipe_options import META_KEY, TrainCommand, recipe_layer
 
 #: command-line option -> (config section, key)
@@ -71,12 +71,12 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--validate-every", type=click.IntRange(0), metavar="N",
               help="Score L1/PSNR/SSIM on the val split every N epochs (records in metrics.jsonl) [0: off].")
 @click.option("--tensorboard", is_flag=True, default=None, help="Also log scalars for TensorBoard (if installed).")
-@click.option("--precision", type=click.Choice(PRECISIONS),
-              help="Arithmetic: bf16-mixed computes in bfloat16 with fp32 weights (1.5x faster than fp32 on CPUs with "
-                   "AVX-512 BF16, same quality; docs/training.md); fp16-mixed adds loss scaling; auto picks bf16-mixed "
-                   "where the hardware has it, else fp32 [auto].")
+@click.option("--precision", type=TRAIN_PRECISION,
+              help="Arithmetic: bf16-mixed (or bf16) computes in bfloat16 with fp32 weights (1.5x faster than fp32 on "
+                   "CPUs with AVX-512 BF16, same quality; docs/training.md); fp16-mixed (fp16) adds loss scaling; auto "
+                   f"picks bf16-mixed where the hardware has it, else fp32 [auto]. {ALSO_ACCEPTED}")
 @click.option("--compile", is_flag=True, default=None, help="torch.compile the networks (slow start; measure first).")
-@click.option("--nproc", type=click.IntRange(1), metavar="N",
+@click.option("--nproc", "--nproc-per-node", "nproc", type=click.IntRange(1), metavar="N",
               help="Train with N processes on this machine (one per GPU; via torchrun). For several machines "
                    "run `torchrun ... -m imgtrans train` yourself (docs/training.md).")
 @click.option("--sync-bn", is_flag=True, default=None,

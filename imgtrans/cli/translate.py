@@ -6,20 +6,7 @@ import time
 
 import click
 
-
-class _BatchSize(click.ParamType):
-    name = "auto|N"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, int) or value == "auto":
-            return value
-        try:
-            n = int(value)
-        except ValueError:
-            n = 0
-        if n < 1:
-            self.fail(f"{value!r} is neither 'auto' nor a whole number >= 1", param, ctx)
-        return n
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
 
 
 @click.command("translate")
@@ -34,12 +21,12 @@ class _BatchSize(click.ParamType):
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist (never an input).")
 @click.option("--skip-existing", is_flag=True,
               help="Skip inputs whose output already exists (to resume a big job); they are counted as skipped.")
-@click.option("--batch-size", type=_BatchSize(), default="auto", show_default=True,
+@click.option("--batch-size", type=BatchSize(), default="auto", show_default=True,
               help="Images per forward pass; same-size images are batched together.  'auto': as many as fit "
                    "8 images of 256x256 on CPU (32 on CUDA), so huge images go one at a time.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+@click.option("--precision", type=INFERENCE_PRECISION, default="auto", show_default=True,
               help="Arithmetic of the forward pass.  'auto': bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX), "
-                   "fp16 on CUDA, fp32 otherwise.")
+                   f"fp16 on CUDA, fp32 otherwise. {ALSO_ACCEPTED}")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Run the network in NHWC memory layout.  [default: where it was measured to help]")
 @click.option("--compile", "compile_", is_flag=True,
@@ -57,7 +44,8 @@ class _BatchSize(click.ParamType):
               help="Keep dropout active at inference, as the pix2pix paper did (varied outputs); seeded per "
                    "image by --seed and the image's path, so results do not depend on batching.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of --dropout.")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when available, else CPU), cpu, "
+              "cuda or cuda:N.")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
               help="Which way to translate with a two-way (CycleGAN) model: BtoA runs its generator back "
                    "[the model's only direction, else AtoB].")

@@ -28,23 +28,23 @@ def zoo_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def list_models(as_json: bool) -> None:
     """List zoo models, with whether each is already cached."""
-    from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
     from ..zoo.store import entries, is_cached
+    from .tables import name_table, print_table
 
     zoo = entries()
     if as_json:
         click.echo(json.dumps([{**_public(e), "cached": is_cached(e)} for e in zoo.values()], indent=2))
         return
-    table = Table("name", "recipe", "generator", "A -> B", "dataset", "size", "cached")
+    rows = []
     for e in zoo.values():
         domains = f"{e.domains.get('A', 'A')} -> {e.domains.get('B', 'B')}" if e.direction == "AtoB" else \
             f"{e.domains.get('B', 'B')} -> {e.domains.get('A', 'A')}"
         size = f"{e.size / 1e6:.1f} MB" if e.size else (f"~{e.size_mb:g} MB" if e.size_mb else "")
-        table.add_row(e.name, e.recipe, e.generator["name"], domains, e.dataset, size,
-                      "[green]yes" if is_cached(e) else "no")
-    Console().print(table)
+        rows.append((escape(e.name), e.recipe, e.generator["name"], escape(domains), escape(e.dataset), size,
+                     "[green]yes" if is_cached(e) else "no"))
+    print_table(name_table(("name", "recipe", "generator", "A -> B", "dataset", "size", "cached"), rows))
 
 
 @zoo_group.command("info")

@@ -64,14 +64,12 @@ def default_precision(device: str | torch.device = "cpu") -> str:
 
 
 def resolve_precision(precision: str | None, device: str | torch.device = "cpu") -> str:
-    """``None`` or ``"auto"`` -> :func:`default_precision`; otherwise one of :data:`PRECISIONS`."""
-    if precision in (None, "auto"):
-        return default_precision(device)
-    if precision not in PRECISIONS:
-        from ..errors import ImgtransError
+    """``None`` or ``"auto"`` -> :func:`default_precision`; otherwise one of :data:`PRECISIONS`, from
+    any spelling of :mod:`imgtrans.precision_names` (``bf16-mixed`` -> ``bf16``, ``32-true`` -> ``fp32``)."""
+    from ..precision_names import inference_precision
 
-        raise ImgtransError(f"--precision must be one of auto, {', '.join(PRECISIONS)}, not {precision!r}")
-    return precision
+    precision = "auto" if precision is None else inference_precision(precision)
+    return default_precision(device) if precision == "auto" else precision
 
 
 def default_channels_last(precision: str, device: str | torch.device = "cpu") -> bool:

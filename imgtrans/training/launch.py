@@ -25,7 +25,8 @@ def launch(nproc: int, args: Sequence[str]) -> None:
     from torch.distributed.run import parse_args, run
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("--nproc starts its own processes; under torchrun leave it out")
+        raise ConfigError("--nproc starts its own processes; under torchrun leave it out "
+                          "(torchrun's --nproc-per-node sets their number)")
     # CPU processes share the cores rather than each taking all of them (torchrun's own default is 1)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     try:

@@ -1,0 +1,58 @@
+"""Option types shared by several commands, so that train, translate and eval read the same words."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import click
+
+from ..errors import ConfigError
+from ..precision_names import SPELLINGS, inference_precision, training_precision
+
+
+class Precision(click.ParamType):
+    """``--precision``: any spelling of :mod:`imgtrans.precision_names`, converted to the command's own."""
+
+    name = "precision"
+
+    def __init__(self, convert: Callable[[str], str], shown: str):
+        self._convert = convert
+        self._shown = shown
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return f"[{self._shown}]"
+
+    def convert(self, value, param, ctx):
+        try:
+            return self._convert(value)
+        except ConfigError:
+            self.fail(f"{value!r} is not a precision; use one of {', '.join(SPELLINGS)}", param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(s) for s in SPELLINGS if s.startswith(incomplete.lower())]
+
+
+#: train: stored as auto | fp32 | bf16-mixed | fp16-mixed (run.precision)
+TRAIN_PRECISION = Precision(training_precision, "auto|fp32|bf16-mixed|fp16-mixed")
+#: translate and eval: run as auto | fp32 | bf16 | fp16
+INFERENCE_PRECISION = Precision(inference_precision, "auto|fp32|bf16|fp16")
+#: said in each --precision help text
+ALSO_ACCEPTED = "Lightning's names are accepted too (bf16-mixed, 16-mixed, 32-true, 32)."
+
+
+class BatchSize(click.ParamType):
+    """``--batch-size``: ``auto`` or a whole number >= 1."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) or value == "auto":
+            return value
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither 'auto' nor a whole number >= 1", param, ctx)
+        return n

@@ -16,8 +16,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "imgtrans_example" / "example_invert.safetensors"
-TRAINED_WITH = ("imgtrans train example_l1 --data example_stripes --set data.flip=false --set optim.lr=0.01 "
-                "--epochs 30 --epochs-decay 30")
+TRAINED_WITH = ("imgtrans train example_l1 --data example_stripes --load-size 32 --crop-size 32 --set data.flip=false "
+                "--set optim.lr=0.01 --epochs 30 --epochs-decay 30")
 
 
 def main() -> None:

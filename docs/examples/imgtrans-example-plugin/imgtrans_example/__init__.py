@@ -13,7 +13,7 @@ imgtrans finds the plugin through the ``[project.entry-points.imgtrans]`` table 
 ``pyproject.toml``; nothing in imgtrans itself has to change.  After ``pip install``::
 
     imgtrans list generator 'example*'
-    imgtrans train example_l1 --data example_stripes --lambda 2
+    imgtrans train example_l1 --data example_stripes --lambda 2 --load-size 32 --crop-size 32
     imgtrans translate --model zoo:example_invert photo.png out.png
 
 ``tests/test_conformance.py`` checks all of it with imgtrans's conformance kit.

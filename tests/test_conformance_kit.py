@@ -110,8 +110,9 @@ class Broken(AlignedDataset):
     def __init__(self, root, split="train", transform=None, direction="AtoB", in_channels=3, out_channels=3,
                  max_items=None):
         f = self.fault
-        super().__init__(root, split, None if f == "transform" else transform, "AtoB" if f == "direction" else direction,
-                         3 if f == "channels" else in_channels, out_channels, None if f == "max-items" else max_items)
+        super().__init__(root, split, None if f == "transform" else transform,
+                         "AtoB" if f == "direction" else direction, 3 if f == "channels" else in_channels,
+                         out_channels, None if f == "max-items" else max_items)
 
     def __getitem__(self, index):
         item = super().__getitem__(index)
@@ -236,7 +237,8 @@ def test_named_dataset_zoo_entry_and_command_rules(tmp_path) -> None:
             check_plugin("kitmore", tmp_path / "work")
     failures = str(err.value).splitlines()
     assert len(failures) == 3, failures
-    assert failures[0].startswith("dataset 'short' (plugin 'kitmore') breaks rule 'splits': ") and "train: 2" in failures[0]
+    assert failures[0].startswith("dataset 'short' (plugin 'kitmore') breaks rule 'splits': ")
+    assert "train: 2 images, expected 3" in failures[0]
     assert failures[1].startswith("zoo model 'mislabelled' (plugin 'kitmore') breaks rule 'loads': ")
     assert failures[2].startswith("command 'kit-silent' (plugin 'kitmore') breaks rule 'described': ")
 

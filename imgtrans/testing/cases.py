@@ -45,7 +45,8 @@ def conformance_cases(plugin: str | None = None, kinds: Iterable[str] | None = N
     if plugin is not None:
         info = host.plugins.get(plugin)
         if info is None:
-            raise ConformanceError(f"plugin {plugin!r} is not installed (installed: {', '.join(sorted(host.plugins))}); "
+            installed = ", ".join(sorted(host.plugins))
+            raise ConformanceError(f"plugin {plugin!r} is not installed (installed: {installed}); "
                                    "its entry point in the 'imgtrans' group names it")
         if info.disabled:
             raise ConformanceError(f"plugin {plugin!r} is disabled (IMGTRANS_DISABLE_PLUGINS)")

@@ -169,7 +169,8 @@ def check_dataset(catalog: "DatasetCatalog", registry: "Registry", name: str, wo
         subject.fail("layout", f"layout {entry.layout!r} is not a registered dataset format ({', '.join(formats)})")
     ways = [way for way in ("build", "url", "prepare") if getattr(entry, way) is not None]
     if len(ways) != 1:
-        subject.fail("source", f"it must give exactly one of build, url, prepare (it gives {', '.join(ways) or 'none'})")
+        given = ", ".join(ways) or "none"
+        subject.fail("source", f"it must give exactly one of build, url, prepare (it gives {given})")
     if entry.build is None:
         return {"layout": entry.layout}
     root = build_entry(subject, entry, Path(workdir))

@@ -71,3 +71,11 @@ class RunError(ImgtransError):
     full, the data changed under a run): exit status 1, as for any other failure at run time."""
 
     exit_code = 1
+
+
+class ConformanceError(ImgtransError, AssertionError):
+    """A registered component breaks a rule of the plugin contract (:mod:`imgtrans.testing`).
+
+    Also an ``AssertionError``, so pytest reports it as a failed check rather than a crash; the
+    message names the component, its plugin and the rule (docs/plugins.md, "Conformance rules").
+    """

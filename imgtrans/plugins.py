@@ -63,6 +63,7 @@ class PluginHost:
         self.registry = Registry()
         self.catalog = DatasetCatalog()
         self.zoo_manifests: list[Any] = []  # validated {name: ZooEntry} batches, one per plugin
+        self.zoo_plugins: dict[str, str] = {}  # zoo model name -> the plugin that registered it
         self.commands: dict[str, Any] = {}  # command name -> click command, from accepted plugins
         self.command_plugins: dict[str, str] = {}
         self.plugins: dict[str, PluginInfo] = {}
@@ -147,6 +148,7 @@ class PluginHost:
         staging.commit()
         for name in staging.zoo:
             self.zoo_owners()[name] = f"plugin {info.name!r}"
+            self.zoo_plugins[name] = info.name
 
     def add_commands(self, cli: Any) -> None:
         """Add the commands of accepted plugins (validated at collection: no clash with built-ins)."""

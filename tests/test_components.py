@@ -1,4 +1,4 @@
-"""Every registered component builds and runs; the pix2pix networks match the reference exactly."""
+"""Every registered component passes the conformance kit; the pix2pix networks match the reference exactly."""
 from __future__ import annotations
 
 import re
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import imgtrans
-from imgtrans.registry import KINDS
+from imgtrans.testing import CASE_KINDS, check_case, conformance
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,72 +18,22 @@ KNOWN_PARAMS = {("generator", "unet_256"): 54_413_955, ("generator", "unet_128")
                 ("discriminator", "patchgan_70"): 2_768_705}
 
 
-def _all_components():
-    reg = imgtrans.get_registry()
-    return [pytest.param(kind, name, id=f"{kind}:{name}") for kind in KINDS for name in reg.names(kind)]
-
-
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def _size_for(stride: int) -> int:
-    return max(stride, 32)
-
-
-def _format_roots(aligned_dir: Path):
-    """The aligned fixture, then the same 64x64 images as an unpaired layout and as a plain folder."""
-    yield aligned_dir
-    from PIL import Image
-
-    pairs = sorted((aligned_dir / "train").glob("*.png"))
-    unpaired, single = aligned_dir.parent / "unpaired", aligned_dir.parent / "single"
-    for i, path in enumerate(pairs):
-        with Image.open(path) as img:
-            a, b = img.crop((0, 0, 64, 64)), img.crop((64, 0, 128, 64))
-        for folder, tile in ((unpaired / "trainA", a), (unpaired / "trainB", b), (single, a)):
-            if folder.name != "trainB" or i < 3:  # 4 A, 3 B: the length is the larger set
-                folder.mkdir(parents=True, exist_ok=True)
-                tile.save(folder / path.name)
-    yield unpaired
-    yield single
-
-
-@pytest.mark.parametrize("kind,name", _all_components())
-def test_registered_component_builds_and_runs(kind: str, name: str, registry, aligned_dir: Path) -> None:
-    component = registry.get(kind, name)
-    assert component.plugin and component.description, "every component says where it is from and what it is"
-    if kind == "generator":
-        gen = registry.create(kind, name)
-        size = _size_for(gen.stride)
-        x = torch.rand(1, gen.in_channels, size, size) * 2 - 1
-        gen.eval()
-        with torch.no_grad():
-            y = gen(x)
-        assert y.shape == (1, gen.out_channels, size, size)
-        assert y.min() >= -1 and y.max() <= 1, "outputs are in the value range of the data"
-    elif kind == "discriminator":
-        disc = registry.create(kind, name)
-        out = disc(torch.randn(2, disc.in_channels, 64, 64))
-        assert out.shape[:2] == (2, 1) and out.ndim == 4
-    elif kind == "loss":
-        loss = registry.create(kind, name)
-        a, b = torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8)
-        value = loss(a, True) if loss.role == "adversarial" else loss(a, b)
-        assert value.ndim == 0 and torch.isfinite(value)
-        if loss.role == "adversarial":  # scoring real as real is cheaper than as fake, for confident logits
-            assert loss(torch.full((1, 1, 4, 4), 5.0), True) < loss(torch.full((1, 1, 4, 4), 5.0), False)
-        else:
-            assert loss(a, a) == 0
-    elif kind == "dataset_format":
-        root = next((r for r in _format_roots(aligned_dir) if component.factory.detect(r)), None)
-        if root is not None:
-            ds = registry.create(kind, name, root=root, split="train")
-            assert len(ds) == 4 and ds[0]["A"].shape == (3, 64, 64)
-    elif kind == "recipe":
-        assert component.factory.slots, "a recipe declares its components"
-    if (kind, name) in KNOWN_PARAMS:
-        assert _count(registry.create(kind, name)) == KNOWN_PARAMS[(kind, name)]
+# Recipes are checked by tests/test_recipes.py (they train); everything else every plugin registers is here.
+@conformance(kinds=[kind for kind in CASE_KINDS if kind != "recipe"])
+def test_registered_component_passes_the_conformance_kit(kind: str, name: str, tmp_path: Path) -> None:
+    """The rules of docs/plugins.md ("Conformance rules"), checked by imgtrans.testing exactly as a
+    third-party plugin's own test suite checks its components."""
+    known = KNOWN_PARAMS.get((kind, name))
+    facts = check_case(kind, name, tmp_path, **({"parameters": known} if known else {}))
+    if kind == "discriminator":  # the bundled discriminators are PatchGANs: one logit per patch
+        shape = facts["output_shape"]
+        assert shape[:2] == (2, 1) and len(shape) == 4
+    elif kind == "dataset_format":  # the kit wrote a sample each bundled format recognises, and checked it whole
+        assert facts["layout"] is not None and facts["length"] == 4 and facts["shapes"]["A"] == (3, 64, 64)
 
 
 def _reference_keys(name: str) -> list[tuple[str, tuple[int, ...]]]:

@@ -1,5 +1,6 @@
-"""Every registered recipe, found through the registry: trains on tiny data, writes a model file
-that translates every direction it declares, and resumes bit-exactly after SIGKILL."""
+"""Every registered recipe, found through the registry: passes the conformance kit (trains on tiny
+data with its tiny_config, resumes bit-exactly from a checkpoint), writes a model file that
+translates every direction it declares, and resumes bit-exactly after SIGKILL."""
 from __future__ import annotations
 
 import os
@@ -17,9 +18,8 @@ from PIL import Image
 import imgtrans
 from imgtrans.checkpoint import load_checkpoint, read_metadata
 from imgtrans.config import resolve
+from imgtrans.testing import check_recipe, recipe_data, tiny_layers
 from imgtrans.training.checkpoint_files import step_checkpoints
-
-from helpers import write_aligned, write_unpaired
 
 RECIPES = imgtrans.get_registry().names("recipe")
 
@@ -28,25 +28,18 @@ def _recipe_cls(name: str):
     return imgtrans.get_registry().get("recipe", name).factory
 
 
-def _data(name: str, root: Path, count: int = 4) -> Path:
-    if _recipe_cls(name).paired:
-        data = write_aligned(root, "train", count=count, size=32)
-        write_aligned(root, "test", count=2, size=32, seed=1)
-        return data
-    return write_unpaired(root, count=count)
-
-
-def _layers(name: str, data: Path, out: Path, **run) -> list[dict]:
-    return [_recipe_cls(name).tiny_config,
-            {"data": {"source": str(data)}, "optim": {"epochs": 1, "epochs_decay": 1},
-             "run": {"out": str(out), "progress": False, "log_every": 1, **run}}]
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_passes_the_conformance_kit(recipe: str, registry, tmp_path: Path) -> None:
+    """Declarations, two steps, and a resume from the checkpoint of a stopped run that ends
+    bit-identical to an uninterrupted one (imgtrans.testing.check_recipe, what plugin authors run)."""
+    assert check_recipe(registry, recipe, tmp_path)["steps"] == 4
 
 
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_trains_and_translates_every_direction(recipe: str, registry, tmp_path: Path) -> None:
-    data = _data(recipe, tmp_path / "data")
-    config = resolve(recipe, registry, _layers(recipe, data, tmp_path / "run", validate_every=1,
-                                               validate_split="test"))
+    data = recipe_data(registry, recipe, tmp_path / "data")
+    config = resolve(recipe, registry, tiny_layers(registry, recipe, data, tmp_path / "run", validate_every=1,
+                                                   validate_split="test"))
     result = imgtrans.train(config)
     assert result.steps == 8
     assert any("val_l1" in r for r in map(eval_json, (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()))
@@ -86,8 +79,8 @@ def _finish(proc: subprocess.Popen) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_recipe_resumes_bit_exactly_after_sigkill(recipe: str, registry, tmp_path: Path) -> None:
-    data = _data(recipe, tmp_path / "data", count=6)
-    config = resolve(recipe, registry, _layers(recipe, data, "", checkpoint_every_steps=2))
+    data = recipe_data(registry, recipe, tmp_path / "data", count=6)
+    config = resolve(recipe, registry, tiny_layers(registry, recipe, data, "", checkpoint_every_steps=2))
     config.optim.epochs, config.optim.epochs_decay = 2, 2  # 4 epochs x 6 steps
     toml = tmp_path / "tiny.toml"
     toml.write_text(config.to_toml(), encoding="utf-8")

@@ -94,7 +94,8 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
     plugins = plugins_json([example_site], home)
     assert plugins["example"]["distribution"] == "imgtrans-example-plugin"
     assert plugins["example"]["version"] == "0.1.0"
-    assert plugins["example"]["hooks"] == ["register_components"]
+    assert plugins["example"]["hooks"] == ["register_commands", "register_components", "register_datasets",
+                                           "register_zoo"]
     assert plugins["example"]["error"] is None
     assert plugins["pix2pix"]["error"] is None
 
@@ -139,6 +140,27 @@ def test_example_recipe_trains_from_the_command_line(example_site, tmp_path):
     out = tmp_path / "out.png"
     ok(run_cli(["translate", "--model", str(run / "model.safetensors"), str(train / "0.png"), str(out)],
                [example_site], home))
+
+
+def test_example_plugin_passes_its_own_conformance_suite(example_site, tmp_path):
+    """The example's tests/ (a few lines using imgtrans.testing) run against the installed plugin,
+    as its author would run them: every one of its registrations passes the conformance kit."""
+    home = tmp_path / "home"
+    env = dict(os.environ)
+    env.pop("IMGTRANS_DISABLE_PLUGINS", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(example_site), *filter(None, [env.get("PYTHONPATH")])])
+    env["IMGTRANS_HOME"] = str(home)
+    tests = example_site.parent / "src" / "tests"  # the copy example_site was installed from
+    # cwd outside the sources: the plugin is imported from where pip installed it
+    result = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", str(tests)],
+                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    cases = ("generator:example_tiny", "discriminator:example_patch", "loss:example_charbonnier",
+             "dataset_format:a_above_b", "recipe:example_l1", "dataset:example_stripes", "zoo:example_invert",
+             "command:example-stripes")
+    for case in cases:
+        assert f"test_conformance[{case}] PASSED" in result.stdout, result.stdout[-4000:]
+    assert "test_registers_one_of_each_kind PASSED" in result.stdout
 
 
 # failures stay contained ------------------------------------------------------------------------

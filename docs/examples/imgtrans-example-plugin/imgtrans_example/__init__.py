@@ -1,81 +1,67 @@
 """An example third-party imgtrans plugin: copy this package to start your own.
 
-It registers a generator, ``example_tiny``, and a recipe, ``example_l1`` (a generator trained with
-an L1 loss alone: no discriminator), through the ``register_components`` hook.  imgtrans finds
-the plugin through the ``[project.entry-points.imgtrans]`` table of ``pyproject.toml``; nothing
-in imgtrans itself has to change.  After ``pip install``::
+It registers one of each kind of thing a plugin can add, through the four hooks:
+
+* ``register_components``: a generator (``example_tiny``), a discriminator (``example_patch``), a
+  pixel loss (``example_charbonnier``), a dataset format (``a_above_b``: A on top of B in one
+  image) and a recipe (``example_l1``: a generator trained with a pixel loss alone);
+* ``register_datasets``: a named dataset built locally (``example_stripes``, in ``a_above_b``);
+* ``register_zoo``: a model shipped with the package (``example_invert``, in ``zoo.toml``);
+* ``register_commands``: a command (``imgtrans example-stripes OUT``).
+
+imgtrans finds the plugin through the ``[project.entry-points.imgtrans]`` table of
+``pyproject.toml``; nothing in imgtrans itself has to change.  After ``pip install``::
 
     imgtrans list generator 'example*'
-    imgtrans train pix2pix --data basemap --generator example_tiny
-    imgtrans train example_l1 --data basemap --lambda 2
+    imgtrans train example_l1 --data example_stripes --lambda 2 --load-size 32 --crop-size 32
+    imgtrans translate --model zoo:example_invert photo.png out.png
+
+``tests/test_conformance.py`` checks all of it with imgtrans's conformance kit.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
 
-import torch
-from torch import nn
+import click
 
 from imgtrans import hookimpl
-from imgtrans.interfaces import Generator, Recipe, RecipeOption, Slot
 
-
-class TinyGenerator(Generator):
-    """A tiny fully-convolutional generator: three 3x3 convolutions, a residual and a tanh.
-
-    Any input size works (``stride = 1``); it is meant for demos and tests, not for quality.
-    """
-
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, width: int = 8):
-        super().__init__()
-        # The core relies on these three attributes (padding at inference, checkpoints).
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 1
-        self.body = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, out_channels, 3, padding=1),
-        )
-        # Learn a correction to the input when the channel counts allow it.
-        self.residual = in_channels == out_channels
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        return torch.tanh(x + y if self.residual else y)
-
-
-class L1Recipe(Recipe):
-    """Regression to the target with an L1 loss: the smallest useful recipe (paired data, one network)."""
-
-    slots: ClassVar[dict[str, Slot]] = {
-        "generator": Slot("generator", "example_tiny"),
-        "pixel_loss": Slot("loss", "l1"),
-    }
-    directions: ClassVar[dict[str, str]] = {"AtoB": "generator"}  # the model file holds this network
-    paired = True  # an unpaired dataset is refused
-    options: ClassVar[tuple[RecipeOption, ...]] = (
-        RecipeOption("--lambda", ("recipe.weight",), "Weight of the L1 loss [1].", float),
-    )
-    tiny_config: ClassVar[dict[str, dict[str, Any]]] = {"data": {"load_size": 32, "crop_size": 32}}
-
-    def __init__(self, components: dict[str, nn.Module], weight: float = 1.0):
-        super().__init__(components)
-        self.weight = weight
-
-    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        return {"generator": torch.optim.Adam(self.components["generator"].parameters(), lr=lr, betas=betas)}
-
-    def train_step(self, batch: dict[str, torch.Tensor],
-                   optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
-        optimizer = optimizers["generator"]
-        optimizer.zero_grad(set_to_none=True)
-        loss = self.components["pixel_loss"](self.components["generator"](batch["A"]), batch["B"]) * self.weight
-        self.backward(loss)  # not loss.backward(): the trainer scales and averages gradients
-        self.step(optimizer)
-        return {"L1": loss.detach()}
+from .data import AAboveB, build_stripes
+from .networks import CharbonnierLoss, TinyDiscriminator, TinyGenerator
+from .recipe import L1Recipe
 
 
 @hookimpl
 def register_components(registry) -> None:
     """Called once by imgtrans; each name must be unique across all installed plugins."""
     registry.generator("example_tiny", TinyGenerator)
+    registry.discriminator("example_patch", TinyDiscriminator)
+    registry.loss("example_charbonnier", CharbonnierLoss)
+    registry.dataset_format("a_above_b", AAboveB)
     registry.recipe("example_l1", L1Recipe)
+
+
+@hookimpl
+def register_datasets(catalog) -> None:
+    catalog.add("example_stripes", "Vertical colour stripes (A) -> their colour inversion (B), 32x32, built locally",
+                layout="a_above_b",  # decides the format of this dataset's folder outright
+                build=build_stripes, domains=("stripes", "inverted stripes"), splits={"train": 8, "test": 2},
+                licence="generated: no restrictions")
+
+
+@hookimpl
+def register_zoo(manifests) -> None:
+    # a relative path is resolved against this file; the manifest's `source` against the manifest
+    manifests.append("zoo.toml")
+
+
+@hookimpl
+def register_commands(cli) -> None:
+    @cli.command("example-stripes")
+    @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+    def example_stripes(out: Path) -> None:
+        """Write the example_stripes dataset into the new folder OUT."""
+        if out.exists():
+            raise click.UsageError(f"{out} exists; choose a new folder")
+        build_stripes(out)
+        click.echo(f"wrote {out}")

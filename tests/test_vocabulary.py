@@ -229,3 +229,24 @@ def test_data_info_json(aligned_dir: Path) -> None:
     assert splits["test"]["sizes"] == [{"width": 128, "height": 64, "count": 2}]
     listed = json.loads(_run("data", "info", "facades", "--json").output)  # not cached: the catalogue's word
     assert listed["name"] == "facades" and listed["cached"] is False
+
+
+def test_print_config_shows_the_resolved_settings_without_training(tmp_path) -> None:
+    """`train --print-config`: the resolved TOML (recipe options, --set and defaults merged), no run."""
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from imgtrans.cli import cli
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "cyclegan", "--data", "basemap_unpaired", "--lambda-a", "5",
+                                      "--set", "generator_a.ngf=8", "--out", str(out), "--print-config"])
+    assert result.exit_code == 0, result.output
+    config = tomllib.loads(result.output)
+    assert config["recipe"] == {"name": "cyclegan", "lambda_a": 5.0, "lambda_b": 10.0, "lambda_identity": 0.5,
+                                "pool_size": 50}
+    assert config["generator_a"]["ngf"] == 8 and config["data"]["source"] == "basemap_unpaired"
+    assert not out.exists()
+    bad = CliRunner().invoke(cli, ["train", "cyclegan", "--data", "x", "--set", "data.batch_size=0", "--print-config"])
+    assert bad.exit_code == 2 and "batch_size" in bad.output

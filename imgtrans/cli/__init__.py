@@ -100,7 +100,7 @@ def _user_error(exc: BaseException, status: int, message: str | None = None) -> 
 @click.version_option(package_name="imgtrans")
 @click.option("--debug", is_flag=True, help="Show the traceback behind an error (also: IMGTRANS_DEBUG=1).")
 def cli(debug: bool) -> None:
-    """Image-to-image translation: train pix2pix-style models, translate images, manage models and data.
+    """Image-to-image translation: train pix2pix and CycleGAN models, translate images either way, manage models and data.
 
     \b
     Quick start:

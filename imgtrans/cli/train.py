@@ -86,8 +86,11 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
                    "or a reference .pth (repeatable), e.g. --init generator=zoo:maps_a2b.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory given with --out.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--print-config", is_flag=True,
+              help="Print the fully resolved settings (TOML, usable with --config) and exit without training.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
-                  inits: tuple[str, ...], nproc: int | None, overwrite: bool, quiet: bool, **options: Any) -> None:
+                  inits: tuple[str, ...], nproc: int | None, overwrite: bool, quiet: bool, print_config: bool,
+                  **options: Any) -> None:
     """Train RECIPE (pix2pix, cyclegan, ...) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
@@ -124,6 +127,9 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
                                              ("--init", inits)) if given]
         config = resume_config_for(resume_dir, host.registry, recipe=recipe, options=options, refused=refused)
         config.run.progress = not quiet
+        if print_config:
+            click.echo(config.to_toml(), nl=False)
+            return
         if nproc is not None and nproc > 1:
             launch_resume(nproc, resume_dir, options, quiet=quiet)
             return
@@ -148,6 +154,9 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     layers.append(command_line)
     config = cfg.resolve(recipe, host.registry, layers)
     config.run.progress = not quiet
+    if print_config:  # every check of resolve has run: what is printed would train
+        click.echo(config.to_toml(), nl=False)
+        return
     if nproc is not None and nproc > 1:  # resolved and validated here, so mistakes show once
         launch_run(nproc, config, overwrite=overwrite, quiet=quiet)
         return

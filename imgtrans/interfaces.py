@@ -73,6 +73,10 @@ class _EpochAware:
     def set_epoch(self, epoch: int) -> None:
         """Called before each epoch (1, 2, ...); datasets whose items do not depend on it ignore it."""
 
+    def set_seed(self, seed: int) -> None:
+        """Called once with the run's seed; datasets that draw at random derive their draws from it,
+        so a run is reproducible and resumable.  Others ignore it."""
+
 
 class DatasetFormat:
     """What ``--format auto`` reads from a dataset format class (:func:`imgtrans.data.detect.detect_format`).
@@ -106,14 +110,18 @@ class PairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
 
 class UnpairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
     """Two unaligned image sets.  Items are ``{"A", "B", "path_A", "path_B"}``; ``B`` is drawn
-    independently of ``A`` (randomly, or serially with ``serial=True``), so the length is the
-    larger of the two sets."""
+    independently of ``A`` (at random, or by index after :meth:`pair_by_index`), so the length is
+    the larger of the two sets."""
 
     @abc.abstractmethod
     def __len__(self) -> int: ...
 
     @abc.abstractmethod
     def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    def pair_by_index(self) -> None:
+        """Pair item ``i``'s ``A`` with the ``i``-th ``B`` instead of a random one: what validation and
+        evaluation ask for before checking :meth:`aligned`."""
 
     def aligned(self) -> bool:
         """True when item ``i``'s ``B`` is the ground truth of its ``A`` (test sets laid out that way,
@@ -243,6 +251,14 @@ class Recipe(abc.ABC):
             columns += [(f"real_{source}", batch[source]), (f"fake_{target}", gen(batch[source])),
                         (f"real_{target}", batch[target])]
         return columns
+
+    @staticmethod
+    def set_requires_grad(networks: "list[nn.Module]", flag: bool) -> None:
+        """Freeze (or unfreeze) ``networks``: a GAN step holds its discriminators still while it
+        updates the generators, so their gradients are neither computed nor accumulated."""
+        for net in networks:
+            for p in net.parameters():
+                p.requires_grad_(flag)
 
     #: set by the trainer (:class:`imgtrans.training.engine.StepEngine`); None means plain PyTorch
     engine: Any = None

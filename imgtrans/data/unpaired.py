@@ -103,6 +103,12 @@ class UnpairedFolders(UnpairedDataset):
 
     draws_per_epoch = True
 
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
+
+    def pair_by_index(self) -> None:
+        self.serial = True
+
     def set_epoch(self, epoch: int) -> None:
         """Choose the random ``B`` draws of ``epoch`` (no effect with ``serial=True``)."""
         self.epoch = int(epoch)

@@ -21,6 +21,10 @@ class UnpairedView(UnpairedDataset):
     def __init__(self, pairs: PairedDataset, seed: int = 0):
         self.pairs, self.seed, self.epoch = pairs, seed, 0
 
+    def set_seed(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.pairs.set_seed(seed)
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
         self.pairs.set_epoch(epoch)

@@ -45,7 +45,7 @@ class TranslationModel:
 
     @property
     def stride(self) -> int:
-        return int(self.info.get("stride", getattr(self.generator, "stride", 1)))
+        return int(self.info.get("stride", self.generator.stride))
 
     @property
     def recommended_norm_stats(self) -> str:

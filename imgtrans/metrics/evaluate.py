@@ -54,8 +54,9 @@ def load_pairs(data: str | Path, split: str, model: TranslationModel, direction:
     fmt = select_format(root, host.registry, host.catalog, format)
     pairs = host.registry.create("dataset_format", fmt, root=root, split=split, transform=None,
                                  direction=direction or model.direction,
-                                 in_channels=model.in_channels, out_channels=model.out_channels,
-                                 **({"serial": True} if fmt == "unpaired" else {}))
+                                 in_channels=model.in_channels, out_channels=model.out_channels)
+    if isinstance(pairs, UnpairedDataset):
+        pairs.pair_by_index()
     if isinstance(pairs, UnpairedDataset) and not pairs.aligned():
         raise DataError(f"{data} split {split!r} is unpaired: its B images are not the ground truth of its A "
                         "images, so L1/PSNR/SSIM would score against unrelated targets")

@@ -65,10 +65,13 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
     dataset = registry.create("dataset_format", name, root=root, split=split, transform=transform,
                               direction=data.direction, in_channels=g.get("in_channels", 3),
                               out_channels=g.get("out_channels", 3), max_items=data.max_items,
-                              **({"cache": True} if data.cache else {}),
-                              **({"seed": config.run.seed, "serial": not train} if name == "unpaired" else {}))
+                              **({"cache": True} if data.cache else {}))
+    if isinstance(dataset, UnpairedDataset) and not train:
+        dataset.pair_by_index()  # held-out splits are scored where their B is A's ground truth
     if not recipe_cls.paired and isinstance(dataset, PairedDataset) and train:
-        dataset = UnpairedView(dataset, seed=config.run.seed)  # B drawn independently of A
+        dataset = UnpairedView(dataset)  # B drawn independently of A
+    if isinstance(dataset, (PairedDataset, UnpairedDataset)):
+        dataset.set_seed(config.run.seed)
     return dataset
 
 

@@ -81,6 +81,23 @@ def adapt_state_dict(state: dict[str, torch.Tensor], generator: nn.Module) -> di
     Anything else that does not fit raises :class:`CheckpointError` listing every missing key,
     unexpected key and shape mismatch.  The result is in the generator's key order.
     """
+    adapted, missing, unexpected, mismatched = _fit(state, generator)
+    if missing or unexpected or mismatched:
+        spec = getattr(generator, "imgtrans_spec", None)
+        target = f"generator {spec['name']!r} {spec['args'] or ''}".rstrip() if spec else type(generator).__name__
+        parts = [_listing("missing key", missing), _listing("unexpected key", unexpected),
+                 _listing("shape mismatch (weights vs generator)", mismatched, plural="shape mismatches")]
+        raise CheckpointError(
+            f"weights do not fit {target}: " + "; ".join(p for p in parts if p)
+            + ". Check the generator name and arguments (norm, ngf, dropout, n_blocks) the weights were trained with"
+        )
+    return adapted
+
+
+def _fit(state: dict[str, torch.Tensor], generator: nn.Module
+         ) -> tuple[dict[str, torch.Tensor], list[str], list[str], list[str]]:
+    """``state`` fitted to ``generator`` with the known variants tolerated (see
+    :func:`adapt_state_dict`), and what still differs: missing keys, unexpected keys, shape mismatches."""
     expected = generator.state_dict()
     modules = dict(generator.named_modules())
 
@@ -117,17 +134,7 @@ def adapt_state_dict(state: dict[str, torch.Tensor], generator: nn.Module) -> di
 
     mismatched = [f"{key} {tuple(adapted[key].shape)} vs {tuple(expected[key].shape)}"
                   for key in expected if key in adapted and adapted[key].shape != expected[key].shape]
-
-    if missing or unexpected or mismatched:
-        spec = getattr(generator, "imgtrans_spec", None)
-        target = f"generator {spec['name']!r} {spec['args'] or ''}".rstrip() if spec else type(generator).__name__
-        parts = [_listing("missing key", missing), _listing("unexpected key", unexpected),
-                 _listing("shape mismatch (weights vs generator)", mismatched, plural="shape mismatches")]
-        raise CheckpointError(
-            f"weights do not fit {target}: " + "; ".join(p for p in parts if p)
-            + ". Check the generator name and arguments (norm, ngf, dropout, n_blocks) the weights were trained with"
-        )
-    return {key: adapted[key] for key in expected}
+    return {key: adapted[key] for key in expected if key in adapted}, missing, unexpected, mismatched
 
 
 def _listing(what: str, items: list[str], plural: str | None = None) -> str:
@@ -230,30 +237,23 @@ def infer_generator(state: dict[str, torch.Tensor], generator_args: dict | None 
 
     registry = get_host().registry
     scored = []
-    names = {k.removeprefix("module."): v for k, v in state.items()}
     for component in registry.components("generator"):
         reference = _reference_args(component.factory)
         if not reference:
             continue
         try:
-            with torch.device("meta"):
-                expected = registry.create("generator", component.name,
-                                           **{**reference, **(generator_args or {})}).state_dict()
+            with torch.device("meta"):  # no memory: only names and shapes are compared
+                net = registry.create("generator", component.name, **{**reference, **(generator_args or {})})
         except Exception:  # noqa: BLE001 - arguments this architecture does not take: not a candidate
             continue
-        relevant = {k for k in expected if not k.endswith("num_batches_tracked")}
-        given = {k for k in names if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
-                 or k in expected}
-        differing = len(relevant - set(names)) + len(given - set(expected))
-        differing += sum(1 for k in relevant & set(names) if tuple(names[k].shape) != tuple(expected[k].shape))
-        scored.append((differing, component.name))
+        _, missing, unexpected, mismatched = _fit(state, net)
+        scored.append((len(missing) + len(unexpected) + len(mismatched), component.name))
     if not scored:
         raise CheckpointError("no registered generator declares reference arguments; name it with --generator")
-    best = min(scored)
     exact = [name for differing, name in scored if differing == 0]
     if len(exact) > 1:
         raise CheckpointError(f"the weights fit {', '.join(exact)}; choose one with --generator")
-    return best[1]
+    return min(scored)[1]
 
 
 def check_output(pth: Path, out: Path, *, overwrite: bool) -> None:
@@ -304,7 +304,7 @@ def reference_checkpoint(pth: Path, *, generator: str | None = None, generator_a
         "generator": {"name": generator, **args},
         "in_channels": net.in_channels,
         "out_channels": net.out_channels,
-        "stride": getattr(net, "stride", 1),
+        "stride": net.stride,
         "direction": "AtoB",
         "value_range": "[-1, 1]",
         # The reference tests in train mode: batch norm uses each image's statistics.

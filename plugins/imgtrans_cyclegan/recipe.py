@@ -22,12 +22,6 @@ _GENERATOR = {"norm": "instance", "dropout": False}
 _DISCRIMINATOR = {"norm": "instance"}  # in_channels follow the generators (derived_args)
 
 
-def _set_requires_grad(nets: list[nn.Module], flag: bool) -> None:
-    for net in nets:
-        for p in net.parameters():
-            p.requires_grad_(flag)
-
-
 class CycleGAN(Recipe):
     """CycleGAN: two ResNet generators, two PatchGANs, LSGAN + cycle (lambda 10) + identity (0.5), unpaired data."""
 
@@ -99,7 +93,7 @@ class CycleGAN(Recipe):
         rec_b = self.g_a(fake_a)
 
         # Generators, with the discriminators frozen.
-        _set_requires_grad([self.d_a, self.d_b], False)
+        self.set_requires_grad([self.d_a, self.d_b], False)
         opt_g = optimizers["generators"]
         opt_g.zero_grad(set_to_none=True)
         losses: dict[str, torch.Tensor] = {}
@@ -114,7 +108,7 @@ class CycleGAN(Recipe):
         self.step(opt_g)
 
         # Discriminators, on pooled fakes from before the generator step.
-        _set_requires_grad([self.d_a, self.d_b], True)
+        self.set_requires_grad([self.d_a, self.d_b], True)
         opt_d = optimizers["discriminators"]
         opt_d.zero_grad(set_to_none=True)
         losses["D_A"] = self._discriminator_loss(self.d_a, real_b, self.pool_b.query(fake_b))

@@ -11,11 +11,6 @@ from imgtrans.interfaces import Recipe, RecipeOption, Slot
 from imgtrans.training.optim import fast_adam
 
 
-def _set_requires_grad(net: nn.Module, flag: bool) -> None:
-    for p in net.parameters():
-        p.requires_grad_(flag)
-
-
 class Pix2Pix(Recipe):
     """pix2pix: U-Net generator, conditional PatchGAN, GAN loss + lambda_l1 * L1 (paired data)."""
 
@@ -61,7 +56,7 @@ class Pix2Pix(Recipe):
         fake_b = self.net_g(real_a)
 
         # Discriminator: halve the loss so D learns more slowly than G, as in the paper.
-        _set_requires_grad(self.discriminator, True)
+        self.set_requires_grad([self.discriminator], True)
         opt_d = optimizers["discriminator"]
         opt_d.zero_grad(set_to_none=True)
         loss_d_fake = self.gan_loss(self.discriminator(torch.cat([real_a, fake_b.detach()], 1)), False)
@@ -71,7 +66,7 @@ class Pix2Pix(Recipe):
         self.step(opt_d)
 
         # Generator: fool the (frozen) discriminator and stay close to the target.
-        _set_requires_grad(self.discriminator, False)
+        self.set_requires_grad([self.discriminator], False)
         opt_g = optimizers["generator"]
         opt_g.zero_grad(set_to_none=True)
         loss_g_gan = self.gan_loss(self.discriminator(torch.cat([real_a, fake_b], 1)), True)

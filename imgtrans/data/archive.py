@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from ..download_limits import human
 from ..errors import DataError
 from ..terminal import StderrBar
 
@@ -115,8 +116,8 @@ def safe_extract(archive: Path, dest: Path, *, strip_top: bool = False, progress
         total = sum(e.size for e in files)
         if total > max_bytes:
             raise RefusedArchive(
-                f"archive {archive} declares {_human(total)} ({total} bytes) of uncompressed data, more than "
-                f"the limit of {_human(max_bytes)}; refusing it as a possible zip bomb (pass a larger "
+                f"archive {archive} declares {human(total)} ({total} bytes) of uncompressed data, more than "
+                f"the limit of {human(max_bytes)}; refusing it as a possible zip bomb (pass a larger "
                 "max_bytes if you trust it)")
         _check_space(archive, dest, total)
         links = [e.name for e in entries if e.kind == "symlink"]
@@ -428,14 +429,6 @@ def _strip_top(entries: list[_Entry]) -> list[_Entry]:
 # checking space and writing
 
 
-def _human(n: float) -> str:
-    for unit in ("bytes", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def _existing_ancestor(path: Path) -> Path:
     path = path.absolute()
     while not path.exists() and path.parent != path:
@@ -452,8 +445,8 @@ def _check_space(archive: Path, dest: Path, total: int) -> None:
     need = math.ceil(total * (1.0 + SPACE_MARGIN))
     if need > free:
         raise ArchiveError(
-            f"not enough disk space to extract {archive.name} into {dest}: need {_human(need)} ({need} bytes, "
-            f"including a {SPACE_MARGIN:.0%} margin), free {_human(free)} ({free} bytes) on {where}; "
+            f"not enough disk space to extract {archive.name} into {dest}: need {human(need)} ({need} bytes, "
+            f"including a {SPACE_MARGIN:.0%} margin), free {human(free)} ({free} bytes) on {where}; "
             "free some space or set IMGTRANS_HOME to a bigger disk")
 
 

@@ -51,6 +51,11 @@ class DataError(ImgtransError):
     """A dataset or image that cannot be used."""
 
 
+class PixelLimitError(DataError):
+    """An image with more pixels than the limit allows (a possible decompression bomb), refused
+    from its header before it is decoded."""
+
+
 class PluginCodeError(ImgtransError):
     """Code inside a plugin (a component's constructor, a recipe's step) raised.
 

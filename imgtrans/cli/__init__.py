@@ -22,6 +22,7 @@ from .data import data_group
 from .eval import eval_command
 from .info import info_command
 from .inspect import list_command, plugins_command
+from .serve import serve_command
 from .train import train_command
 from .translate import translate_command
 from .zoo import zoo_group
@@ -118,6 +119,7 @@ def cli(debug: bool) -> None:
 
 cli.add_command(train_command)
 cli.add_command(translate_command)
+cli.add_command(serve_command)
 cli.add_command(eval_command)
 cli.add_command(plugins_command)
 cli.add_command(list_command)

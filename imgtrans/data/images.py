@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, PixelLimitError
 from ..fileio import atomic_path
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
@@ -115,12 +115,13 @@ def max_pixels() -> int:
     return value
 
 
-def _check_pixels(path: Path, size: tuple[int, int]) -> None:
-    limit = max_pixels()
+def _check_pixels(path: Path | str, size: tuple[int, int], limit: int | None = None) -> None:
+    """Refuse more than ``limit`` pixels (default: :func:`max_pixels`, whose message says how to raise it)."""
+    hint = "" if limit is not None else f"; raise it with {MAX_PIXELS_ENV} (0 = no limit)"
+    limit = max_pixels() if limit is None else limit
     w, h = size
     if limit and w * h > limit:
-        raise DataError(f"{path}: {w}x{h} pixels exceeds the limit of {limit} (a decompression bomb?); "
-                        f"raise it with {MAX_PIXELS_ENV} (0 = no limit)")
+        raise PixelLimitError(f"{path}: {w}x{h} pixels exceeds the limit of {limit} (a decompression bomb?){hint}")
 
 
 _pil_lock = threading.Lock()
@@ -155,28 +156,43 @@ def load_image(path: Path, channels: int = 3) -> np.ndarray:
 
     Raises :class:`DataError` naming the file and the reason when it cannot be used.
     """
-    if channels not in (1, 3):
-        raise DataError(f"{path}: only 1- or 3-channel images are supported, not {channels}")
     path = Path(path)
+    fast = FAST_DECODE and path.suffix.lower() in _FAST_SUFFIXES
+    return _decode(path, None if fast else path, channels, path)
+
+
+def decode_image(data: bytes, channels: int = 3, name: str = "<bytes>", limit: int | None = None) -> np.ndarray:
+    """:func:`load_image` for an image held in memory (an upload): the same decoders, channel rule
+    and refusals, so a file and its bytes give the same pixels.  ``limit`` replaces the process's
+    pixel limit (:func:`max_pixels`) for this image; too many pixels raise :class:`PixelLimitError`
+    before anything is decoded.  ``name`` stands for the file in messages."""
+    return _decode(data, None, channels, name, limit)
+
+
+def _decode(data: Path | bytes, pil_path: Path | None, channels: int, label: Path | str,
+            limit: int | None = None) -> np.ndarray:
+    """Decode the bytes of ``data`` (a file read here, or bytes); ``pil_path``: let Pillow read that
+    file itself (no fast path)."""
+    if channels not in (1, 3):
+        raise DataError(f"{label}: only 1- or 3-channel images are supported, not {channels}")
     try:
-        fast = FAST_DECODE and path.suffix.lower() in _FAST_SUFFIXES
-        data = path.read_bytes() if fast else None
-        with _pil_settings(), Image.open(io.BytesIO(data) if fast else path) as img:
-            _check_pixels(path, img.size)
-            pixels = _decode_torchvision(data, img, channels) if fast else None
+        raw = None if pil_path is not None else (data.read_bytes() if isinstance(data, Path) else data)
+        with _pil_settings(), Image.open(pil_path if raw is None else io.BytesIO(raw)) as img:
+            _check_pixels(label, img.size, limit)
+            pixels = _decode_torchvision(raw, img, channels) if raw is not None and FAST_DECODE else None
             if pixels is None:
-                pixels = _decode_pil(img, channels, path)
+                pixels = _decode_pil(img, channels, label)
     except DataError:
         raise
     except UnidentifiedImageError:
-        raise DataError(f"cannot read image {path}: not an image file, or a format Pillow cannot read") from None
+        raise DataError(f"cannot read image {label}: not an image file, or a format Pillow cannot read") from None
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error, ...
         reason = str(exc) or type(exc).__name__
         if "truncated" in reason:
             reason = f"the file is truncated or incomplete ({reason})"
         elif not isinstance(exc, OSError):
             reason = f"corrupt or unsupported data ({type(exc).__name__}: {reason})"
-        raise DataError(f"cannot read image {path}: {reason}") from exc
+        raise DataError(f"cannot read image {label}: {reason}") from exc
     return pixels
 
 
@@ -224,7 +240,7 @@ def _decode_torchvision(data: bytes, img: Image.Image, channels: int) -> np.ndar
     return _to_channels(pixels, channels)
 
 
-def _decode_pil(img: Image.Image, channels: int, path: Path) -> np.ndarray:
+def _decode_pil(img: Image.Image, channels: int, path: Path | str) -> np.ndarray:
     img.load()  # decodes the pixels (raises on truncated data); a PNG's EXIF may follow them
     if _orientation(img, True) != 1:
         img = ImageOps.exif_transpose(img)
@@ -244,7 +260,7 @@ def _decode_pil(img: Image.Image, channels: int, path: Path) -> np.ndarray:
     return _to_channels(arr[:, :, None] if arr.ndim == 2 else arr, channels)
 
 
-def _reduce_depth(arr: np.ndarray, mode: str, path: Path) -> np.ndarray:
+def _reduce_depth(arr: np.ndarray, mode: str, path: Path | str) -> np.ndarray:
     """16-bit (or 32-bit int within 0..65535) -> round(v / 257); float in [0, 1] -> round(v * 255)."""
     if mode == "F":
         finite = np.isfinite(arr).all()

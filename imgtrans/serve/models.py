@@ -1,0 +1,121 @@
+"""The models a server offers: each ``--model`` loaded once, in every direction it translates,
+and run exactly as ``imgtrans translate`` runs it (same precision, layout, statistics, tiling).
+
+A model is named after its source: ``zoo:NAME`` (or a bare zoo name) is ``NAME``, a file is its
+stem; ``NAME=SOURCE`` chooses the name (two runs' ``model.safetensors`` would otherwise clash).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.images import to_pixels
+from ..errors import CheckpointError, ConfigError
+from ..inference.engine import default_channels_last, resolve_precision, run_generator
+from ..inference.model import TranslationModel, choose_direction, load_model, model_directions
+from ..inference.translate import auto_batch_size
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class Direction:
+    """One direction of a served model, with the settings ``imgtrans translate`` would use."""
+
+    model: TranslationModel
+    precision: str
+    channels_last: bool
+    norm_stats: str
+
+    def batch_limit(self, height: int, width: int) -> int:
+        """Images of this size per forward pass: translate's ``auto`` batch size."""
+        return auto_batch_size(height, width, self.model.stride, self.model.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return run_generator(self.model.generator, x.to(self.model.device), stride=self.model.stride,
+                             norm_stats=self.norm_stats, precision=self.precision,
+                             channels_last=self.channels_last)
+
+    def translate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Same-size ``H x W x C`` uint8 images in one forward pass, converted as translate does."""
+        x = torch.from_numpy(np.stack(images)).to(self.model.device)
+        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        return list(to_pixels(self.forward(x)))
+
+    def translate_tiled(self, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+        """One large image in overlapping tiles, as translate does above ``--tile``."""
+        from ..inference.tiling import translate_tiled
+
+        return translate_tiled(lambda x: self.forward(x).cpu(), pixels, tile=tile, overlap=overlap,
+                               out_channels=self.model.out_channels, batch_size=self.batch_limit(tile, tile))
+
+
+@dataclass
+class ServedModel:
+    name: str
+    source: str
+    default_direction: str
+    directions: dict[str, Direction] = field(default_factory=dict)
+
+    def describe(self) -> dict:
+        """What ``GET /v1/models`` says about this model (no file paths: they are the server's business)."""
+        return {"name": self.name, "directions": list(self.directions), "default_direction": self.default_direction,
+                "channels": {d: {"in": m.model.in_channels, "out": m.model.out_channels}
+                             for d, m in self.directions.items()}}
+
+    def direction(self, requested: str | None) -> Direction:
+        """The direction asked for, or the one translate would choose; :class:`CheckpointError` otherwise."""
+        if requested is None:
+            return self.directions[self.default_direction]
+        return self.directions[choose_direction(self.directions, requested, f"model {self.name!r}")]
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``NAME=SOURCE`` -> (NAME, SOURCE); ``zoo:NAME``/a bare name -> NAME; a file -> its stem."""
+    name, sep, source = spec.partition("=")
+    if sep and _NAME.match(name) and not Path(spec).exists():
+        return name, source
+    source = spec
+    if source.startswith("zoo:"):
+        return source[4:], source
+    return Path(source).stem, source
+
+
+def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", precision: str | None = None,
+                channels_last: bool | None = None) -> dict[str, ServedModel]:
+    """Load every model of ``specs`` (see the module docstring) in all its directions, or raise an
+    :class:`ImgtransError` naming the bad one before anything is served."""
+    from ..checkpoint import read_metadata
+    from ..zoo.store import resolve_model, zoo_default_direction
+
+    if not specs:
+        raise ConfigError("no model to serve: pass --model FILE or --model zoo:NAME (repeatable)")
+    served: dict[str, ServedModel] = {}
+    for spec in specs:
+        name, source = split_spec(spec)
+        if not _NAME.match(name):
+            raise ConfigError(f"model name {name!r} (from {spec!r}) must be letters, digits, '_', '.' or '-'; "
+                              f"name it with NAME={source}")
+        if name in served:
+            raise ConfigError(f"two models are named {name!r} ({served[name].source} and {source}); "
+                              f"name one of them with NAME={source}")
+        path = resolve_model(source)
+        if path.is_dir():
+            raise CheckpointError(f"{path} is a directory, not a model file")
+        available = model_directions(read_metadata(path))
+        default = choose_direction(available, None, str(path), zoo_default_direction(source))
+        model = ServedModel(name, source, default)
+        for direction in available:
+            loaded = load_model(path, device=device, direction=direction)
+            resolved = resolve_precision(precision, loaded.device)
+            model.directions[direction] = Direction(
+                loaded, resolved,
+                default_channels_last(resolved, loaded.device) if channels_last is None else channels_last,
+                loaded.recommended_norm_stats)
+        served[name] = model
+    return served

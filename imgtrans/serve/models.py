@@ -78,7 +78,7 @@ class ServedModel:
 def split_spec(spec: str) -> tuple[str, str]:
     """``NAME=SOURCE`` -> (NAME, SOURCE); ``zoo:NAME``/a bare name -> NAME; a file -> its stem."""
     name, sep, source = spec.partition("=")
-    if sep and _NAME.match(name) and not Path(spec).exists():
+    if sep and not spec.startswith("zoo:") and not Path(spec).exists():
         return name, source
     source = spec
     if source.startswith("zoo:"):

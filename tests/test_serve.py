@@ -247,3 +247,19 @@ def test_cli_refuses_bad_models_and_clashing_names_in_one_line(files, tmp_path) 
         result = CliRunner().invoke(cli, ["serve", "--port", "0", *sum((["--model", a] for a in args), [])])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
         assert words in result.output
+
+
+def test_max_batch_caps_the_forward_pass(models, monkeypatch) -> None:
+    gate, entered, calls = _held(monkeypatch, models)
+    app = create_app(models, settings=ServeSettings(batch_wait_ms=0, max_batch=2))
+    data = image_bytes(24, 16)
+    with running(app) as base, ThreadPoolExecutor(4) as pool:
+        try:
+            first = pool.submit(post_image, base, data, "model=oneway")
+            assert entered.wait(60)
+            rest = [pool.submit(post_image, base, data, "model=oneway") for _ in range(3)]
+            _until(lambda: app.state.batcher.pending() == 3, "three requests to queue")
+        finally:
+            gate.set()
+        assert all(f.result().status == 200 for f in [first, *rest])
+    assert [len(c) for c in calls] == [1, 2, 1]

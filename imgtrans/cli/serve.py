@@ -25,6 +25,9 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION
                    "answered 503 with Retry-After.")
 @click.option("--batch-wait-ms", type=click.FloatRange(0), default=5.0, show_default=True,
               help="How long a request waits for others of the same size to share its forward pass.")
+@click.option("--max-batch", type=click.IntRange(1),
+              help="Most images per forward pass (1: one request at a time).  [default: as translate's "
+                   "--batch-size auto, 8 of 256x256 on CPU]")
 @click.option("--max-body-mb", type=click.FloatRange(0, min_open=True), default=32.0, show_default=True,
               help="Largest request body, in MiB; larger ones are answered 413.")
 @click.option("--max-pixels", type=click.IntRange(1), default=1 << 24, show_default=True,
@@ -33,7 +36,7 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn's log level (info logs every request).")
 def serve_command(models: tuple[str, ...], host: str, port: int, token: str | None, device: str, precision: str,
-                  queue_size: int, batch_wait_ms: float, max_body_mb: float, max_pixels: int,
+                  queue_size: int, batch_wait_ms: float, max_batch: int | None, max_body_mb: float, max_pixels: int,
                   log_level: str) -> None:
     """Serve models over HTTP: a web page at /, the API under /v1, its description at /docs.
 
@@ -65,7 +68,7 @@ def serve_command(models: tuple[str, ...], host: str, port: int, token: str | No
     try:
         served = load_served(models, device=dev, precision=precision)
         settings = ServeSettings(queue_size=queue_size, max_body=int(max_body_mb * 1024 * 1024),
-                                 max_pixels=max_pixels, batch_wait_ms=batch_wait_ms)
+                                 max_pixels=max_pixels, batch_wait_ms=batch_wait_ms, max_batch=max_batch)
         app = create_app(served, token=token, settings=settings)
         names = ", ".join(f"{m.name} ({'/'.join(m.directions)})" for m in served.values())
         click.echo(f"serving {names} at {url(sock)}/  (API: /v1, docs: /docs; Ctrl-C stops)", err=True)

@@ -41,6 +41,7 @@ class ServeSettings:
     max_body: int = 32 * 1024 * 1024     # bytes of one request body; more get 413
     max_pixels: int = 1 << 24            # pixels of one image (16.7 M, e.g. 4096 x 4096); more get 413
     batch_wait_ms: float = 5.0           # how long the first request of a batch waits for company
+    max_batch: int | None = None         # images per forward pass; None: translate's auto batch size
     tile: int = 1024                     # images with a larger side are translated in tiles, as translate
     tile_overlap: int = 128
 
@@ -72,6 +73,8 @@ def create_app(models: Mapping[str, ServedModel], *, token: str | None = None,
         raise ImgtransError("no model to serve")
     if settings.queue_size < 1:
         raise ImgtransError(f"--queue-size must be at least 1, not {settings.queue_size}")
+    if settings.max_batch is not None and settings.max_batch < 1:
+        raise ImgtransError(f"--max-batch must be at least 1, not {settings.max_batch}")
 
     def run_batch(key, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         name, direction, (h, w, _) = key
@@ -84,7 +87,8 @@ def create_app(models: Mapping[str, ServedModel], *, token: str | None = None,
         name, direction, (h, w, _) = key
         if settings.tile and max(h, w) > settings.tile:
             return 1
-        return models[name].directions[direction].batch_limit(h, w)
+        auto = models[name].directions[direction].batch_limit(h, w)
+        return auto if settings.max_batch is None else min(auto, settings.max_batch)
 
     batcher = Batcher(run_batch, batch_limit, settings.batch_wait_ms / 1000)
     admission = Admission(settings.queue_size)

@@ -16,6 +16,7 @@ ENVIRONMENT = {
     "IMGTRANS_MAX_IMAGE_PIXELS": "Largest image (pixels) decoded; 0 = no limit (decompression-bomb guard).",
     "IMGTRANS_DISABLE_PLUGINS": "Comma-separated plugin (entry-point) names to skip, or * for all.",
     "IMGTRANS_DEBUG": "1: show the traceback behind a one-line error (same as --debug).",
+    "IMGTRANS_SERVE_TOKEN": "The bearer token of `imgtrans serve` (as --token, kept out of the process list).",
 }
 
 EXIT_CODES = {

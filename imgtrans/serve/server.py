@@ -10,6 +10,7 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from ..errors import ConfigError, RunError
 
@@ -57,19 +58,19 @@ def url(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def _server(app, log_level: str):
+def _server(app: Any, log_level: str) -> Any:
     import uvicorn
 
     return uvicorn.Server(uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=5))
 
 
-def run(app, sock: socket.socket, log_level: str = "info") -> None:
+def run(app: Any, sock: socket.socket, log_level: str = "info") -> None:
     """Serve ``app`` on ``sock`` until Ctrl-C / SIGTERM."""
     _server(app, log_level).run(sockets=[sock])
 
 
 @contextlib.contextmanager
-def running(app, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> Iterator[str]:
+def running(app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning") -> Iterator[str]:
     """Serve ``app`` in a background thread (tests, benchmarks); yields its base URL, stops on exit."""
     sock = bind(host, port)
     server = _server(app, log_level)

@@ -25,8 +25,8 @@ def describe(kind: str, name: str) -> dict[str, Any]:
     """Description, origin (plugin, distribution, version) and settable arguments of ``name``.
 
     ``kind`` is a component kind (plurals such as ``generators`` are accepted) or ``dataset``.
-    Recipes add their ``slots`` (component kind, default, role when declared), command-line
-    ``options`` of ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and
+    Metrics add ``shape`` (paired or set) and ``better`` (higher or lower).  Recipes add their
+    ``slots`` (component kind, default, role when declared), command-line ``options`` of ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and
     defaults for the ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
     """
     from .plugins import get_host
@@ -42,6 +42,13 @@ def describe(kind: str, name: str) -> dict[str, Any]:
         "distribution": info.distribution if info else None, "version": info.version if info else None,
         "arguments": [a for a in arguments(component.factory) if not (kind == "recipe" and a["name"] == "components")],
     }
+    if kind == "metric":
+        from .interfaces import PairedMetric, SetMetric
+
+        factory = component.factory
+        out["shape"] = ("paired" if isinstance(factory, type) and issubclass(factory, PairedMetric)
+                        else "set" if isinstance(factory, type) and issubclass(factory, SetMetric) else None)
+        out["better"] = getattr(factory, "better", None)
     if kind == "recipe":
         factory = component.factory
         out["slots"] = [{"name": slot, "kind": getattr(spec, "kind", None), "default": getattr(spec, "default", None),

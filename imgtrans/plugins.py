@@ -73,9 +73,8 @@ class PluginHost:
 
     # discovery -----------------------------------------------------------------------------
     def register_builtin(self) -> None:
-        """The core's own components (dataset formats) go through the same hooks as any plugin."""
-        from . import __version__
-        from .data import builtin
+        """The core's own components (dataset formats, metrics) go through the same hooks as any plugin."""
+        from . import __version__, builtin
 
         self.register_module(builtin, PluginInfo("imgtrans", builtin.__name__, "imgtrans", __version__))
 

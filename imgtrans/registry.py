@@ -1,7 +1,7 @@
 """Typed registries of components, filled by plugins through the ``register_components`` hook.
 
-One :class:`Registry` holds five kinds of component (generators, discriminators, losses,
-dataset formats and recipes).  A component is a name bound to a factory (usually a class);
+One :class:`Registry` holds six kinds of component (generators, discriminators, losses,
+dataset formats, recipes and metrics).  A component is a name bound to a factory (usually a class);
 ``create`` calls the factory with keyword arguments after checking them against the factory's
 signature, and records the name and arguments on the result so checkpoints can rebuild it.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ConfigError, DuplicateComponentError, ImgtransError, PluginCodeError, UnknownNameError
 
-KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe")
+KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe", "metric")
 
 
 def normalize_kind(text: str, extra: tuple[str, ...] = ()) -> str:
@@ -177,6 +177,10 @@ class PluginRegistrar:
 
     def recipe(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
         self.add("recipe", name, factory, description)
+
+    def metric(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        """A :class:`~imgtrans.interfaces.PairedMetric` or :class:`~imgtrans.interfaces.SetMetric`."""
+        self.add("metric", name, factory, description)
 
     def validate(self, registry: Registry) -> None:
         """Raise if committing would fail, leaving ``registry`` untouched."""

@@ -157,7 +157,7 @@ def test_example_plugin_passes_its_own_conformance_suite(example_site, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     cases = ("generator:example_tiny", "discriminator:example_patch", "loss:example_charbonnier",
              "dataset_format:a_above_b", "recipe:example_l1", "dataset:example_stripes", "zoo:example_invert",
-             "command:example-stripes")
+             "command:example-stripes", "metric:example_max_error")
     for case in cases:
         assert f"test_conformance[{case}] PASSED" in result.stdout, result.stdout[-4000:]
     assert "test_registers_one_of_each_kind PASSED" in result.stdout

@@ -272,11 +272,12 @@ def _unpaired(root: Path) -> Path:
     return root
 
 
-def test_eval_refuses_unpaired_data(model: Path, tmp_path: Path) -> None:
-    """Issue 10 #9: eval on an unpaired set scored each input against a random target."""
+def test_eval_refuses_paired_metrics_on_unpaired_data(model: Path, tmp_path: Path) -> None:
+    """Issue 10 #9: eval on an unpaired set scored each input against a random target.  Unpaired
+    sets are scored by set metrics (FID, KID) now; per-image metrics on them stay refused."""
     line = _one_line_error(_run("eval", "--model", model, "--data", _unpaired(tmp_path / "u"),
-                                "--out", tmp_path / "out"))
-    assert "is unpaired" in line and "unrelated targets" in line
+                                "--metric", "ssim", "--out", tmp_path / "out"))
+    assert "is unpaired" in line and "ssim would score against unrelated targets" in line
     assert not (tmp_path / "out").exists()
 
 

@@ -1,7 +1,8 @@
-"""``imgtrans eval``: L1, PSNR and SSIM of a model on a dataset split, next to baselines."""
+"""``imgtrans eval``: a model scored on a dataset split by registered metrics, next to baselines."""
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
@@ -10,62 +11,130 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
 
 @click.command("eval")
 @click.option("--model", "-m", required=True, help="A .safetensors checkpoint, or zoo:NAME.")
-@click.option("--data", required=True, help="Dataset name or folder whose targets are ground truth for its inputs (paired data).")
+@click.option("--data", required=True, help="Dataset name or folder: paired (targets are ground truth) or "
+              "unpaired (scored by set metrics such as FID).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate.")
 @click.option("--format", "data_format", default="auto", show_default=True, metavar="NAME",
               help="Dataset format (see `imgtrans list dataset_format`); auto: the catalogue's layout, or detected.")
+@click.option("--metric", "metrics", multiple=True, metavar="NAME",
+              help="A metric to score (repeatable; see `imgtrans list metric`) [paired data: l1, psnr, ssim; "
+                   "unpaired: fid, kid].")
+@click.option("--fid-weights", type=click.Path(dir_okay=False), metavar="FILE",
+              help="A local copy of the FID Inception weights (weights-inception-2015-12-05-6726825d.pth; its "
+                   "sha256 is checked) instead of downloading them.")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["untrained", "identity"]),
               help="Also score a freshly initialised network of the same architecture, or the input itself.")
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]), help="Batch-norm statistics mode.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the model's translations here.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), help="Write a PNG of input | output | target rows.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Write an HTML report here: the table, histograms of per-image scores, best and worst images.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available, else CPU), cpu, "
               "cuda or cuda:N.")
 @click.option("--precision", type=INFERENCE_PRECISION, default="fp32", show_default=True,
-              help="Arithmetic of the forward passes, as for translate ('auto': what translate would use "
-                   f"here).  fp32 by default, so that scores do not depend on the machine. {ALSO_ACCEPTED}")
+              help="Arithmetic of the forward passes and feature extraction, as for translate ('auto': what "
+                   f"translate would use here).  fp32 by default, so that scores do not depend on the machine. "
+                   f"{ALSO_ACCEPTED}")
 @click.option("--batch-size", type=BatchSize(), default=1, show_default=True,
               help="Images per forward pass, as for translate (consecutive same-size images; 'auto': translate's "
                    "default).")
 @click.option("--direction", type=click.Choice(["AtoB", "BtoA"]),
-              help="Which way to translate with a two-way (CycleGAN) model [its only direction, else AtoB].")
+              help="Which way to translate with a two-way (CycleGAN) model [paired data: its only direction, else "
+                   "AtoB; unpaired data: both].")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def eval_command(model: str, data: str, split: str, data_format: str, baselines: tuple[str, ...],
-                 norm_stats: str | None, out_dir: str | None, contact_sheet: str | None, device: str,
-                 precision: str, batch_size: int | str, direction: str | None, as_json: bool) -> None:
-    """Score a model against the targets of a paired dataset split.
+def eval_command(model: str, data: str, split: str, data_format: str, metrics: tuple[str, ...],
+                 fid_weights: str | None, baselines: tuple[str, ...], norm_stats: str | None, out_dir: str | None,
+                 contact_sheet: str | None, report_dir: str | None, device: str, precision: str,
+                 batch_size: int | str, direction: str | None, as_json: bool) -> None:
+    """Score a model on a dataset split, with the protocol of every figure stated.
 
-    Images are translated at native size and quantised to 8 bits before scoring.  L1 is the
-    mean absolute error with pixels in [0, 1]; PSNR is in dB with peak 1; SSIM uses an 11x11
-    Gaussian window.  The networks run in fp32, one image at a time, unless --precision or
-    --batch-size say otherwise.
+    Images are translated at native size and quantised to 8 bits before scoring.  A paired split is
+    scored per image against its targets (L1 with pixels in [0, 1], PSNR in dB with peak 1, SSIM
+    with an 11x11 Gaussian window); FID and KID (`--metric fid`, the `metrics` extra) compare the
+    outputs' Inception features with the targets'.  An unpaired split is scored by FID and KID of
+    G(A) against B, and of G_B(B) against A for a two-way model.  The networks run in fp32, one
+    image at a time, unless --precision or --batch-size say otherwise.
+
+    \b
+    Examples:
+      imgtrans eval --model zoo:basemap_a2b --data basemap --baseline identity
+      imgtrans eval --model run/model.safetensors --data basemap --metric fid --metric ssim --fid-weights w.pth
+      imgtrans eval --model run/model.safetensors --data basemap_unpaired --split test --json
     """
-    from rich.console import Console
-    from rich.markup import escape
-
+    from ..checkpoint import read_metadata
     from ..devices import resolve_device
     from ..inference.engine import resolve_precision
-    from ..inference.model import load_model
+    from ..inference.model import load_model, model_directions
     from ..metrics.evaluate import check_outputs, evaluate, untrained_like
-    from .tables import name_table, print_table
+    from ..zoo.store import resolve_model
 
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)  # 'auto' -> what it is here, shown in the title
-    check_outputs(out_dir, contact_sheet)  # before any work, not after the last image
-    loaded = load_model(model, device=dev, direction=direction)
-    models = {"model": loaded}
-    if "untrained" in baselines:
-        models["untrained"] = untrained_like(loaded)
-    if "identity" in baselines:
-        models["identity"] = None
-    results = evaluate(models, data, split, norm_stats=norm_stats, out_dir=out_dir, contact_sheet=contact_sheet,
-                       format=data_format, precision=precision, batch_size=batch_size)
+    check_outputs(out_dir, contact_sheet, report_dir)  # before any work, not after the last image
+
+    def run(way: str | None, first: bool) -> list:
+        loaded = load_model(model, device=dev, direction=way)
+        models = {"model": loaded}
+        if "untrained" in baselines:
+            models["untrained"] = untrained_like(loaded)
+        if "identity" in baselines:
+            models["identity"] = None
+        return evaluate(models, data, split, metrics=list(metrics) or None, norm_stats=norm_stats,
+                        out_dir=out_dir if first else None, contact_sheet=contact_sheet if first else None,
+                        format=data_format, precision=precision, batch_size=batch_size, fid_weights=fid_weights,
+                        report=report_dir if first else None)
+
+    results = run(direction, True)
+    if direction is None and _unpaired(results):  # a two-way model on unpaired data: the way back too
+        others = [d for d in model_directions(read_metadata(resolve_model(model))) if d != results[0].direction]
+        for way in others:
+            results += run(way, False)
+    _print(results, data, split, precision, as_json, contact_sheet, report_dir)
+
+
+def _unpaired(results) -> bool:
+    return bool(results) and all(not r.per_image for r in results)
+
+
+def _print(results, data: str, split: str, precision: str, as_json: bool, contact_sheet: str | None,
+           report_dir: str | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from .tables import name_table, print_table
+
     if as_json:
-        click.echo(json.dumps([r.as_dict() for r in results], indent=2))
+        click.echo(json.dumps([{**r.as_dict(), "protocol": r.protocol} for r in results], indent=2))
         return
+    two_way = len({r.direction for r in results}) > 1
+    keys = [k for k in results[0].figures]
+    headers = ["", "images", *(_heading(results[0], k) for k in keys)]
+    rows = [(escape(r.name + (f" {r.direction}" if two_way else "")), str(r.count), *(_cell(k, r.figures.get(k)) for k in keys))
+            for r in results]
     title = f"{data} / {split}" + ("" if precision == "fp32" else f" ({precision})")
-    rows = [(escape(r.name), str(r.count), f"{r.l1:.4f}", f"{r.psnr:.2f}", f"{r.ssim:.4f}") for r in results]
-    print_table(name_table(("", "images", "L1 (lower is better)", "PSNR dB", "SSIM"), rows, names=("",),
-                           title=escape(title)))
+    print_table(name_table(tuple(headers), rows, names=("",), title=escape(title)))
+    console = Console()
+    for line in results[0].protocol:
+        console.print(escape(line), style="dim")
+    if results[0].reference_count:
+        console.print(f"set metrics: {results[0].count} outputs against {results[0].reference_count} reference images "
+                      "(small sets bias FID upward; compare only figures from equal set sizes and protocols)",
+                      style="dim")
     if contact_sheet:
-        Console().print(f"contact sheet: {contact_sheet}")
+        console.print(f"contact sheet: {contact_sheet}")
+    if report_dir:
+        console.print(f"report: {report_dir}/index.html")
+
+
+def _heading(result, key: str) -> str:
+    label = result.labels.get(key, key)
+    better = result.better.get(key)
+    return f"{label} ({better} is better)" if better == "lower" else label
+
+
+def _cell(key: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if key in ("psnr", "fid"):
+        return f"{value:.2f}"
+    return f"{value:.4f}" if key not in ("kid", "kid_std") else f"{value:.5f}"

@@ -1,4 +1,9 @@
-"""Image-quality metrics on tensors in [-1, 1] (reported on the [0, 1] scale users reason in)."""
+"""Image-quality metrics on tensors in [-1, 1] (reported on the [0, 1] scale users reason in).
+
+The functions here are the arithmetic of the core's per-image metrics; the registered components
+(``imgtrans list metric``) are in :mod:`.paired` and :mod:`.distribution`, the one scoring loop
+that eval, validation and :func:`imgtrans.evaluate` share in :mod:`.scoring`.
+"""
 from __future__ import annotations
 
 import torch
@@ -48,4 +53,5 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, window: int = 11, sigma
     return s.flatten(1).mean(1)
 
 
+#: the per-image arithmetic by metric name (the core's own names: a plugin may not assume them away)
 METRICS = {"l1": l1, "psnr": psnr, "ssim": ssim}

@@ -1,13 +1,17 @@
-"""Evaluate a translation model on a dataset split: L1, PSNR, SSIM against the targets.
+"""Evaluate a translation model on a dataset split with registered metrics (:mod:`imgtrans.metrics.scoring`).
 
-Images are translated at their native size (no resize or crop) and quantised to 8 bits first,
-so the figures describe the PNGs a user would get.
+A paired split (aligned pairs) is scored per image against the targets (L1, PSNR, SSIM by default)
+and, when asked, by set metrics of outputs against targets.  An unpaired split is scored by set
+metrics only (FID and KID by default): outputs of its A images against its B images.  Images are
+translated at their native size (no resize or crop) and quantised to 8 bits first, so the figures
+describe the PNGs a user would get.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -18,21 +22,41 @@ from ..destinations import check_writable_file, check_writable_folder
 from ..errors import DataError, ImgtransError
 from ..inference.engine import default_channels_last, resolve_precision, run_generator
 from ..inference.model import TranslationModel, build_generator
-from ..interfaces import PairedDataset, UnpairedDataset
+from ..interfaces import Metric, PairedDataset, PairedMetric, UnpairedDataset
 from ..training.outputs import preview_grid
-from . import METRICS, quantise
+from .scoring import Batch, Scores, score
+
+#: what eval scores when no --metric is given
+DEFAULT_PAIRED = ("l1", "psnr", "ssim")
+DEFAULT_UNPAIRED = ("fid", "kid")
 
 
 @dataclass
 class EvalResult:
+    """One model's figures on the split (``figures``: metric -> value), and per-image scores."""
+
     name: str
     count: int
-    l1: float
-    psnr: float
-    ssim: float
+    figures: dict[str, float]
+    per_image: dict[str, list[float]] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)
+    direction: str = "AtoB"
+    reference_count: int = 0
+    #: metric -> "higher" / "lower" (which way is better), and the table heading
+    better: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    protocol: list[str] = field(default_factory=list)
+    #: the dataset index of each per-image score
+    indices: list[int] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, float | int | str]:
-        return {"name": self.name, "count": self.count, "l1": self.l1, "psnr": self.psnr, "ssim": self.ssim}
+    def __getattr__(self, key: str) -> float:  # result.l1, result.fid
+        figures = self.__dict__.get("figures", {})
+        if key in figures:
+            return figures[key]
+        raise AttributeError(key)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "count": self.count, "direction": self.direction, **self.figures}
 
 
 def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
@@ -42,11 +66,10 @@ def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
     return TranslationModel(gen, dict(model.metadata), "untrained", model.direction, dict(model.info))
 
 
-def load_pairs(data: str | Path, split: str, model: TranslationModel, direction: str | None = None,
-               format: str = "auto"):
-    """The split as aligned (input, target) pairs.  Anything else is refused: scores against targets
-    that are not the inputs' own counterparts (an unpaired set pairs each input with an unrelated B;
-    a folder of single images has no targets) would be numbers without meaning."""
+def load_split(data: str | Path, split: str, model: TranslationModel, direction: str | None = None,
+               format: str = "auto") -> tuple[Any, bool]:
+    """The split, and whether its items are aligned pairs (B the ground truth of A).  A format
+    whose items have no second domain (single images) is refused: there is nothing to compare with."""
     from ..plugins import get_host
 
     host = get_host()
@@ -57,21 +80,44 @@ def load_pairs(data: str | Path, split: str, model: TranslationModel, direction:
                                  in_channels=model.in_channels, out_channels=model.out_channels)
     if isinstance(pairs, UnpairedDataset):
         pairs.pair_by_index()
-    if isinstance(pairs, UnpairedDataset) and not pairs.aligned():
-        raise DataError(f"{data} split {split!r} is unpaired: its B images are not the ground truth of its A "
-                        "images, so L1/PSNR/SSIM would score against unrelated targets")
-    if not isinstance(pairs, (PairedDataset, UnpairedDataset)):
+        return pairs, pairs.aligned()
+    if not isinstance(pairs, PairedDataset):
         raise DataError(f"eval needs aligned ground truth, but {data} is {fmt!r} data with no target for each "
                         f"input; use paired data (aligned A|B images, or A/ and B/ folders with matching names)")
-    return pairs
+    return pairs, True
 
 
-def check_outputs(out_dir: str | Path | None, contact_sheet: str | Path | None) -> None:
-    """Refuse an unwritable ``--out`` or ``--contact-sheet`` before anything is computed."""
+def resolve_metrics(metrics: Sequence[str | Metric] | None, paired: bool, *, data: str | Path = "", split: str = "",
+                    weights: str | Path | None = None) -> dict[str, Metric]:
+    """Metric objects by name: registered names are built (``weights`` goes to those taking it), objects
+    pass through.  Paired metrics on an unpaired split are refused: they would score unrelated targets."""
+    from ..plugins import get_host
+
+    registry = get_host().registry
+    chosen: dict[str, Metric] = {}
+    for item in metrics or (DEFAULT_PAIRED if paired else DEFAULT_UNPAIRED):
+        if isinstance(item, str):
+            component = registry.get("metric", item)
+            args = {"weights": str(weights)} if weights is not None and "weights" in component.arguments() else {}
+            chosen[item] = registry.create("metric", item, **args)
+        else:
+            chosen[getattr(item, "name", type(item).__name__.lower())] = item
+    wrong = [n for n, m in chosen.items() if isinstance(m, PairedMetric)]
+    if not paired and wrong:
+        raise DataError(f"{data} split {split!r} is unpaired: its B images are not the ground truth of its A "
+                        f"images, so {', '.join(wrong)} would score against unrelated targets; use set metrics "
+                        "such as fid or kid (`imgtrans list metric`)")
+    return chosen
+
+
+def check_outputs(out_dir: str | Path | None, contact_sheet: str | Path | None, report: str | Path | None = None) -> None:
+    """Refuse an unwritable ``--out``, ``--contact-sheet`` or ``--report`` before anything is computed."""
     if out_dir is not None:
         check_writable_folder(out_dir, "--out")
     if contact_sheet is not None:
         check_writable_file(contact_sheet, "--contact-sheet")
+    if report is not None:
+        check_writable_folder(report, "--report")
 
 
 def _save(pixels, path: Path, what: str) -> None:
@@ -81,73 +127,136 @@ def _save(pixels, path: Path, what: str) -> None:
         raise ImgtransError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
-def _batches(pairs, batch_size: int | str, model: TranslationModel) -> Iterator[list[dict]]:
-    """Consecutive items of ``pairs`` in groups of the same size, as translate batches them: at most
-    ``batch_size`` (``auto``: :func:`imgtrans.inference.translate.auto_batch_size`) per group."""
+def _groups(items: Iterator[tuple[int, dict]], batch_size: int | str, model: TranslationModel,
+            keys: tuple[str, ...]) -> Iterator[list[tuple[int, dict]]]:
+    """Consecutive items in groups of one size, as translate batches them: at most ``batch_size``
+    (``auto``: :func:`imgtrans.inference.translate.auto_batch_size`) per group."""
     from ..inference.translate import auto_batch_size
 
-    batch: list[dict] = []
+    batch: list[tuple[int, dict]] = []
     limit = 1
-    for i in range(len(pairs)):
-        item = pairs[i]
-        if batch and (item["A"].shape != batch[0]["A"].shape or item["B"].shape != batch[0]["B"].shape
-                      or len(batch) >= limit):
+    for index, item in items:
+        if batch and (any(item[k].shape != batch[0][1][k].shape for k in keys) or len(batch) >= limit):
             yield batch
             batch = []
         if not batch:
-            h, w = item["A"].shape[-2:]
+            h, w = item[keys[0]].shape[-2:]
             limit = auto_batch_size(h, w, model.stride, model.device) if batch_size == "auto" else int(batch_size)
-        batch.append(item)
+        batch.append((index, item))
     if batch:
         yield batch
 
 
+def _paired_batches(pairs: Any, batch_size: int | str, model: TranslationModel) -> Iterator[Batch]:
+    for group in _groups(((i, pairs[i]) for i in range(len(pairs))), batch_size, model, ("A", "B")):
+        yield Batch(torch.stack([it["A"] for _, it in group]), torch.stack([it["B"] for _, it in group]),
+                    [str(it.get("path") or it.get("path_A")) for _, it in group], [i for i, _ in group])
+
+
+def _domain(pairs: Any, side: str) -> Iterator[tuple[int, dict]]:
+    """Each distinct image of one side of an unpaired set (index-paired items repeat the smaller side)."""
+    seen: set[str] = set()
+    for i in range(len(pairs)):
+        item = pairs[i]
+        path = str(item[f"path_{side}"])
+        if path not in seen:
+            seen.add(path)
+            yield i, {"A": item[side], "path": path}
+
+
+def _unpaired_batches(pairs: Any, batch_size: int | str, model: TranslationModel) -> Iterator[Batch]:
+    for group in _groups(_domain(pairs, "A"), batch_size, model, ("A",)):
+        yield Batch(torch.stack([it["A"] for _, it in group]), None, [it["path"] for _, it in group],
+                    [i for i, _ in group])
+
+
+def _references(pairs: Any, batch_size: int | str, model: TranslationModel) -> Iterator[torch.Tensor]:
+    for group in _groups(_domain(pairs, "B"), batch_size, model, ("A",)):
+        yield torch.stack([it["A"] for _, it in group])
+
+
+def translator(model: TranslationModel | None, out_channels: int, *, norm_stats: str | None, precision: str,
+               channels_last: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Images in [-1, 1] -> the model's outputs; ``None`` is the identity baseline (grey inputs
+    repeated, colour inputs averaged, to the output's channels)."""
+    if model is None:
+        def identity(a: torch.Tensor) -> torch.Tensor:
+            return a if a.shape[1] == out_channels else a.mean(1, keepdim=True).expand(-1, out_channels, -1, -1)
+        return identity
+
+    def run(a: torch.Tensor) -> torch.Tensor:
+        return run_generator(model.generator, a.to(model.device), stride=model.stride,
+                             norm_stats=norm_stats or model.recommended_norm_stats,
+                             precision=precision, channels_last=channels_last).cpu()
+    return run
+
+
 def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split: str = "test", *,
-             norm_stats: str | None = None, out_dir: str | Path | None = None, contact_sheet: str | Path | None = None,
-             sheet_rows: int = 8, on_progress: Callable[[int], None] | None = None,
-             format: str = "auto", precision: str | None = "fp32", batch_size: int | str = 1) -> list[EvalResult]:
+             metrics: Sequence[str | Metric] | None = None, norm_stats: str | None = None,
+             out_dir: str | Path | None = None, contact_sheet: str | Path | None = None, sheet_rows: int = 8,
+             on_progress: Callable[[int], None] | None = None, format: str = "auto", precision: str | None = "fp32",
+             batch_size: int | str = 1, fid_weights: str | Path | None = None,
+             report: str | Path | None = None) -> list[EvalResult]:
     """Score each model (``None`` means the identity mapping) on ``data``/``split``.
 
-    Writes the first model's translations into ``out_dir`` and a contact sheet (input | output |
-    target rows) when asked.  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
-    ``precision`` (any spelling of :mod:`imgtrans.precision_names`; ``auto`` as translate) and
-    ``batch_size`` run the networks as :func:`imgtrans.translate` runs a tensor; the defaults, fp32
-    one image at a time, are the plain forward the recorded scores come from.
+    ``metrics``: registered names or :class:`~imgtrans.interfaces.Metric` objects (default: L1, PSNR,
+    SSIM on a paired split; FID and KID on an unpaired one, outputs of A against the B images).
+    ``fid_weights``: a local copy of the Inception weights.  Writes the first model's translations
+    into ``out_dir``, a contact sheet (input | output | target rows) and an HTML ``report`` folder
+    when asked.  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
+    ``precision`` (``auto`` as translate) and ``batch_size`` run the networks (and the feature
+    extractor) as :func:`imgtrans.translate` runs a tensor; the defaults, fp32 one image at a time,
+    are the plain forward the recorded scores come from.
     """
-    check_outputs(out_dir, contact_sheet)
+    check_outputs(out_dir, contact_sheet, report)
     first = next(m for m in models.values() if m is not None)
     if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
         raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
     precision = resolve_precision(precision, first.device)
     channels_last = precision != "fp32" and default_channels_last(precision, first.device)
-    pairs = load_pairs(data, split, first, format=format)
-    totals = {name: {k: 0.0 for k in METRICS} for name in models}
+    pairs, paired = load_split(data, split, first, format=format)
+    chosen = resolve_metrics(metrics, paired, data=data, split=split, weights=fid_weights)
+    translators = {name: translator(model, first.out_channels, norm_stats=norm_stats, precision=precision,
+                                    channels_last=channels_last) for name, model in models.items()}
     sheet: list[torch.Tensor] = []
-    for batch in _batches(pairs, batch_size, first):
-        a_all, b_all = torch.stack([item["A"] for item in batch]), torch.stack([item["B"] for item in batch])
-        outs = {}
-        for name, model in models.items():
-            if model is None:
-                out = a_all if a_all.shape[1] == b_all.shape[1] else a_all.mean(1, keepdim=True).expand_as(b_all)
-            else:
-                out = run_generator(model.generator, a_all.to(model.device), stride=model.stride,
-                                    norm_stats=norm_stats or model.recommended_norm_stats,
-                                    precision=precision, channels_last=channels_last).cpu()
-            outs[name] = quantise(out)
-        for k, item in enumerate(batch):
-            a, b = a_all[k:k + 1], b_all[k:k + 1]
-            for j, name in enumerate(models):
-                out = outs[name][k:k + 1]
-                for metric, fn in METRICS.items():
-                    totals[name][metric] += float(fn(out, b)[0])
-                if j == 0:
-                    if out_dir is not None:
-                        _save(to_pixels(out[0]), Path(out_dir) / f"{Path(item['path']).stem}.png", "--out")
-                    if contact_sheet is not None and len(sheet) < sheet_rows:
-                        sheet.append(preview_grid([a, out, b]))
+    leader = next(iter(models))
+
+    def on_outputs(batch: Batch, outputs: dict[str, torch.Tensor]) -> None:
+        out = outputs[leader]
+        for k in range(len(out)):
+            if out_dir is not None:
+                _save(to_pixels(out[k]), Path(out_dir) / f"{Path(batch.paths[k]).stem}.png", "--out")
+            if contact_sheet is not None and len(sheet) < sheet_rows:
+                columns = [batch.inputs[k:k + 1], out[k:k + 1]]
+                if batch.targets is not None:
+                    columns.append(batch.targets[k:k + 1])
+                sheet.append(preview_grid(columns))
             if on_progress:
                 on_progress(1)
+
+    if paired:
+        results = score(_paired_batches(pairs, batch_size, first), translators, chosen, precision=precision,
+                        device=first.device, on_outputs=on_outputs)
+    else:
+        results = score(_unpaired_batches(pairs, batch_size, first), translators, chosen, precision=precision,
+                        device=first.device, references=_references(pairs, batch_size, first),
+                        on_outputs=on_outputs)
     if contact_sheet is not None and sheet:
         _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet")
-    n = len(pairs)
-    return [EvalResult(name, n, *(totals[name][k] / n for k in ("l1", "psnr", "ssim"))) for name in models]
+    out = [_result(scores, first.direction, chosen) for scores in results.values()]
+    if report is not None:
+        from .report import write_report
+
+        write_report(report, out, chosen, pairs, translators[leader], paired=paired, title=f"{data} / {split}")
+    return out
+
+
+def _result(scores: Scores, direction: str, metrics: dict[str, Metric]) -> EvalResult:
+    return EvalResult(scores.name, scores.count, scores.figures, scores.per_image, scores.paths, direction,
+                      scores.reference_count, {n: m.better for n, m in metrics.items()},
+                      {n: m.label or n for n, m in metrics.items()}, protocols(metrics), scores.indices)
+
+
+def protocols(metrics: dict[str, Metric]) -> list[str]:
+    """What each metric computes, one line each (shown with the results)."""
+    return [m.protocol or f"{name}: {type(m).__name__}" for name, m in metrics.items()]

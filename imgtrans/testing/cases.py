@@ -16,6 +16,7 @@ from ..errors import ConformanceError
 from ..registry import KINDS
 from .components import MIN_SIDE, check_discriminator, check_generator, check_loss
 from .datasets import check_dataset, check_dataset_format
+from .metrics import check_metric
 from .recipes import check_recipe
 from .subject import Subject
 
@@ -96,6 +97,8 @@ def check_case(kind: str, name: str, workdir: str | Path, **options: Any) -> dic
         return check_dataset_format(registry, name, workdir=workdir, catalog=host.catalog, **options)
     if kind == "recipe":
         return check_recipe(registry, name, workdir, **options)
+    if kind == "metric":
+        return check_metric(registry, name, **options)
     if kind == "dataset":
         return check_dataset(host.catalog, registry, name, workdir)
     if kind == "zoo":

@@ -1,0 +1,183 @@
+"""Metrics as registered components, the one scoring loop, and FID / KID checked against an
+independent computation on the same features (a small injected feature network, no Inception)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import imgtrans
+from helpers import write_aligned, write_unpaired
+from imgtrans.cli import cli
+from imgtrans.errors import DataError
+from imgtrans.metrics.scoring import Batch, score
+
+pytest.importorskip("torch_fidelity", reason="FID and KID need the metrics extra (torch-fidelity)")
+from imgtrans.metrics.distribution import FID, KID  # noqa: E402
+
+
+class ChannelStats(nn.Module):
+    """Features: each channel's mean and mean square, 6 numbers an image (a shift moves the means only)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x.mean((2, 3)), (x * x).mean((2, 3))], 1)
+
+
+class ChannelMeans(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean((2, 3))
+
+
+def _grid_images(n: int, seed: int = 0, side: int = 8) -> torch.Tensor:
+    """Images on the 8-bit grid within [-0.5, 0.5], so a shift of a few levels never clips."""
+    g = torch.Generator().manual_seed(seed)
+    levels = torch.randint(64, 192, (n, 3, side, side), generator=g).float()
+    return levels / 127.5 - 1
+
+
+def _batches(images: torch.Tensor, size: int = 4):
+    for i in range(0, len(images), size):
+        chunk = images[i:i + size]
+        yield Batch(chunk, chunk.clone(), [f"{j}.png" for j in range(i, i + len(chunk))], list(range(i, i + len(chunk))))
+
+
+def _fid_direct(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy import linalg
+
+    mx, my = x.mean(0), y.mean(0)
+    sx, sy = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    covmean = linalg.sqrtm(sx @ sy).real
+    return float(((mx - my) ** 2).sum() + np.trace(sx + sy - 2 * covmean))
+
+
+def _kid_direct(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, written out from its definition."""
+    d, m, n = x.shape[1], len(x), len(y)
+    k = lambda a, b: (a @ b.T / d + 1) ** 3  # noqa: E731
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    return float((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                 - 2 * kxy.mean())
+
+
+def test_builtin_metrics_are_registered_components(registry) -> None:
+    assert {"l1", "psnr", "ssim", "fid", "kid"} <= set(registry.names("metric"))
+    assert all(registry.get("metric", n).plugin == "imgtrans" for n in ("l1", "fid"))
+    listed = CliRunner().invoke(cli, ["list", "metric", "--json"])
+    assert listed.exit_code == 0 and {r["name"] for r in json.loads(listed.output)} >= {"fid", "kid", "ssim"}
+    info = CliRunner().invoke(cli, ["info", "metric", "fid", "--json"])
+    data = json.loads(info.output)
+    assert data["shape"] == "set" and data["better"] == "lower" and "weights" in {a["name"] for a in data["arguments"]}
+    assert imgtrans.describe("metrics", "psnr")["shape"] == "paired"
+
+
+def test_identical_sets_give_zero_and_a_shift_the_analytic_fid() -> None:
+    images = _grid_images(16)
+    fid = FID(extractor=ChannelMeans())
+    shift = 6 / 127.5  # six 8-bit levels
+    results = score(_batches(images), {"same": lambda a: a, "shifted": lambda a: a + shift}, {"fid": fid})
+    assert abs(results["same"].figures["fid"]) < 1e-9
+    # equal covariances, means apart by `shift` in each of 3 channels: FID = |mu1 - mu2|^2 = 3 shift^2
+    assert results["shifted"].figures["fid"] == pytest.approx(3 * shift ** 2, rel=1e-6)
+    assert results["shifted"].count == 16 and results["shifted"].reference_count == 16
+
+
+def test_fid_and_kid_match_a_direct_computation_on_the_same_features() -> None:
+    images = _grid_images(24, seed=1)
+    net = ChannelStats()
+    fid, kid = FID(extractor=net), KID(extractor=net, subsets=3)
+    assert fid.feature_key == kid.feature_key  # one extraction serves both
+
+    def darker(a: torch.Tensor) -> torch.Tensor:
+        return a * 0.7 - 0.1
+
+    figures = score(_batches(images), {"model": darker}, {"fid": fid, "kid": kid})["model"].figures
+    quantised = imgtrans.metrics.quantise
+    x, y = (net(quantised(t)).double().numpy() for t in (darker(images), images))
+    assert figures["fid"] == pytest.approx(_fid_direct(x, y), rel=1e-6)
+    # subsets of the whole set: every subset is the set, so the mean is the direct figure and the std 0
+    assert figures["kid"] == pytest.approx(_kid_direct(x, y), rel=1e-9)
+    assert figures["kid_std"] == pytest.approx(0, abs=1e-12)
+
+
+def test_kid_is_unbiased_where_the_plain_mmd_is_not() -> None:
+    """Two samples of one distribution: KID averages to 0 over many draws; the biased estimate (all
+    kernel terms, diagonals included) stays clearly above it."""
+    rng = np.random.default_rng(0)
+    kid = KID(subsets=1, subset_size=20)
+    unbiased, biased = [], []
+    for _ in range(150):
+        x, y = rng.normal(size=(20, 4)), rng.normal(size=(20, 4))
+        unbiased.append(kid.compute(torch.from_numpy(x), torch.from_numpy(y))["kid"])
+        k = lambda a, b: (a @ b.T / 4 + 1) ** 3  # noqa: E731
+        biased.append(float(k(x, x).mean() + k(y, y).mean() - 2 * k(x, y).mean()))
+    se = np.std(unbiased) / np.sqrt(len(unbiased))
+    assert abs(np.mean(unbiased)) < 3 * se
+    assert np.mean(biased) > 10 * se
+
+
+def test_set_metrics_need_two_images_a_side() -> None:
+    with pytest.raises(DataError, match="fid needs at least 2 images on each side, got 1 outputs"):
+        score(_batches(_grid_images(1)), {"m": lambda a: a}, {"fid": FID(extractor=ChannelMeans())})
+
+
+def _model(tmp_path: Path) -> Path:
+    from imgtrans.checkpoint import save_checkpoint
+
+    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
+    meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,
+            "stride": 32}
+    return save_checkpoint(tmp_path / "m.safetensors", {"generator": gen}, meta)
+
+
+def test_unpaired_split_is_scored_by_set_metrics_of_outputs_against_the_other_domain(tmp_path: Path) -> None:
+    data = write_unpaired(tmp_path / "u", count=5, count_b=3)  # train split: unrelated A and B
+    model = imgtrans.load_model(str(_model(tmp_path)))
+    net = ChannelStats()
+    results = imgtrans.evaluate({"model": model, "identity": None}, data, "train", metrics=[FID(extractor=net)])
+    identity = results[1]
+    assert (identity.count, identity.reference_count) == (5, 3)
+    from imgtrans.data.unpaired import UnpairedFolders
+
+    u = UnpairedFolders(data, "train")
+    a = torch.stack([u[i]["A"] for i in range(5)])
+    b = torch.stack([UnpairedFolders(data, "train", serial=True)[i]["B"] for i in range(3)])
+    expected = _fid_direct(net(a).double().numpy(), net(b).double().numpy())
+    assert identity.figures["fid"] == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(DataError, match="is unpaired.*ssim would score against unrelated targets"):
+        imgtrans.evaluate({"model": model}, data, "train", metrics=["ssim"])
+
+
+def test_eval_metric_subset_json_and_report(tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "pairs", "test", count=3, size=32)
+    model = _model(tmp_path)
+    result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(data), "--metric", "ssim",
+                                      "--metric", "l1", "--json", "--report", str(tmp_path / "rep")])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert set(row) == {"name", "count", "direction", "ssim", "l1", "protocol"} and row["count"] == 3
+    page = (tmp_path / "rep" / "index.html").read_text()
+    assert page.count("<svg") == 2 and "Best 3 by ssim" in page and "Worst 3 by ssim" in page
+    assert (tmp_path / "rep" / "worst_1.png").is_file()
+    table = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(data), "--metric", "psnr"])
+    assert "PSNR: 10 log10(1 / MSE)" in table.output  # the protocol is stated with the figures
+    unknown = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(data), "--metric", "fdi"])
+    assert unknown.exit_code == 2 and "unknown metric 'fdi'. Did you mean 'fid'?" in unknown.output
+
+
+def test_validation_scores_through_the_same_loop(monkeypatch) -> None:
+    from imgtrans.metrics import scoring
+    from imgtrans.training import validation
+
+    calls = []
+    real = scoring.score
+    monkeypatch.setattr(validation, "score", lambda *a, **k: calls.append(1) or real(*a, **k))
+    items = [{"A": _grid_images(1, seed=i)[0], "B": _grid_images(1, seed=9)[0], "path": f"{i}"} for i in range(3)]
+    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4).train()
+    record = validation.validate(gen, [items[0], None, items[2]], stride=32, metrics=validation.build_metrics(["l1"]))
+    assert set(record) == {"val_l1", "val_images"} and record["val_images"] == 2 and calls == [1]
+    assert gen.training  # modes restored

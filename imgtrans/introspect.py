@@ -26,8 +26,9 @@ def describe(kind: str, name: str) -> dict[str, Any]:
 
     ``kind`` is a component kind (plurals such as ``generators`` are accepted) or ``dataset``.
     Metrics add ``shape`` (paired or set) and ``better`` (higher or lower).  Recipes add their
-    ``slots`` (component kind, default, role when declared), command-line ``options`` of ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and
-    defaults for the ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
+    ``slots`` (component kind, default, role when declared), command-line ``options`` of
+    ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and defaults for the
+    ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
     """
     from .plugins import get_host
 

@@ -43,7 +43,8 @@ def _grid_images(n: int, seed: int = 0, side: int = 8) -> torch.Tensor:
 def _batches(images: torch.Tensor, size: int = 4):
     for i in range(0, len(images), size):
         chunk = images[i:i + size]
-        yield Batch(chunk, chunk.clone(), [f"{j}.png" for j in range(i, i + len(chunk))], list(range(i, i + len(chunk))))
+        indices = list(range(i, i + len(chunk)))
+        yield Batch(chunk, chunk.clone(), [f"{j}.png" for j in indices], indices)
 
 
 def _fid_direct(x: np.ndarray, y: np.ndarray) -> float:

@@ -109,8 +109,8 @@ def _print(results, data: str, split: str, precision: str, as_json: bool, contac
     two_way = len({r.direction for r in results}) > 1
     keys = [k for k in results[0].figures]
     headers = ["", "images", *(_heading(results[0], k) for k in keys)]
-    rows = [(escape(r.name + (f" {r.direction}" if two_way else "")), str(r.count), *(_cell(k, r.figures.get(k)) for k in keys))
-            for r in results]
+    rows = [(escape(r.name + (f" {r.direction}" if two_way else "")), str(r.count),
+             *(_cell(k, r.figures.get(k)) for k in keys)) for r in results]
     title = f"{data} / {split}" + ("" if precision == "fp32" else f" ({precision})")
     print_table(name_table(tuple(headers), rows, names=("",), title=escape(title)))
     console = Console()

@@ -56,7 +56,8 @@ def render(data: dict[str, Any]) -> None:
         console.print(table)
         return
     if data["kind"] == "metric":
-        shape = {"paired": "per image, against each output's target", "set": "over the whole set, against reference images"}
+        shape = {"paired": "per image, against each output's target",
+                 "set": "over the whole set, against reference images"}
         console.print(escape(f"scored {shape.get(data.get('shape'), '?')}; {data.get('better')} is better"))
     if data.get("slots"):
         console.print("component slots (--set SLOT.name=NAME)")

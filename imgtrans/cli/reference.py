@@ -10,6 +10,7 @@ ENVIRONMENT = {
     "IMGTRANS_HOME": "Cache root for datasets, zoo downloads and converted models [~/.cache/imgtrans].",
     "IMGTRANS_ZOO_MIRROR": "Base URL or folder to download zoo weights from instead of the published one.",
     "IMGTRANS_DATA_MIRROR": "Base URL or folder to download public datasets from instead.",
+    "IMGTRANS_METRICS_MIRROR": "Base URL or folder to download the FID Inception weights from instead.",
     "IMGTRANS_OFFLINE": "1: never download; a missing file is a one-line error saying where to put it.",
     "IMGTRANS_MAX_DOWNLOAD": "Size cap of a download whose manifest declares no size (k/M/G/T suffixes) [20G].",
     "IMGTRANS_DOWNLOAD_STALL": "Seconds a download may deliver under 1 kB before it stops with an error [60].",

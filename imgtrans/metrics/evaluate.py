@@ -110,7 +110,8 @@ def resolve_metrics(metrics: Sequence[str | Metric] | None, paired: bool, *, dat
     return chosen
 
 
-def check_outputs(out_dir: str | Path | None, contact_sheet: str | Path | None, report: str | Path | None = None) -> None:
+def check_outputs(out_dir: str | Path | None, contact_sheet: str | Path | None,
+                  report: str | Path | None = None) -> None:
     """Refuse an unwritable ``--out``, ``--contact-sheet`` or ``--report`` before anything is computed."""
     if out_dir is not None:
         check_writable_folder(out_dir, "--out")

@@ -69,7 +69,8 @@ def write_report(folder: str | Path, results: Sequence[Any], metrics: dict[str, 
         if not paired or not per_image:
             parts.append("<p>No per-image scores: set metrics (FID, KID) describe the whole set.</p>")
         for name in per_image:
-            parts.append(histogram_svg(model.per_image[name], f"{model.labels.get(name, name)} per image ({model.name})"))
+            title = f"{model.labels.get(name, name)} per image ({model.name})"
+            parts.append(histogram_svg(model.per_image[name], title))
         if per_image:
             parts.append(_extremes(folder, model, per_image[0], metrics[per_image[0]].better, pairs, translate))
         page = folder / "index.html"

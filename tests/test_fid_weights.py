@@ -1,0 +1,125 @@
+"""The FID Inception weights through the project's downloader, against a loopback server (no
+internet): pinned sha256 checked before anything unpickles the file, cache under IMGTRANS_HOME,
+mirror variable, one-line offline error, ``--fid-weights FILE``; and FID end to end through
+torch-fidelity's real Inception network with a weights file the test makes."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from helpers import write_aligned
+from imgtrans.cli import cli
+from imgtrans.download import OFFLINE_ENV, ChecksumMismatch, OfflineError
+from imgtrans.metrics import inception
+from imgtrans.metrics.inception import MIRROR_ENV, WeightsFile, inception_weights, verified_bytes
+
+
+def _state_bytes() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"w": torch.arange(6.0)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def published(http_server, monkeypatch, tmp_path):
+    """A weights file served on 127.0.0.1 and pinned as the published one."""
+    data = _state_bytes()
+    http_server.files["/releases/weights-test.pth"] = data
+    spec = WeightsFile(http_server.url("/releases/weights-test.pth"), hashlib.sha256(data).hexdigest(), len(data))
+    monkeypatch.setattr(inception, "INCEPTION", spec)
+    monkeypatch.setenv("IMGTRANS_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    return http_server, spec, data
+
+
+def test_download_is_verified_and_cached_under_imgtrans_home(published, tmp_path) -> None:
+    server, spec, data = published
+    path = inception_weights(progress=False)
+    assert path == tmp_path / "home" / "metrics" / "weights-test.pth" and path.read_bytes() == data
+    assert inception_weights(progress=False) == path and len(server.requests) == 1  # the cache: no request
+    assert verified_bytes(path) == data
+
+
+def test_mirror_variable_replaces_the_published_url(published, monkeypatch) -> None:
+    server, spec, data = published
+    server.files["/mirror/weights-test.pth"] = data
+    monkeypatch.setenv(MIRROR_ENV, server.url("/mirror/"))
+    inception_weights(progress=False)
+    assert [path for path, _ in server.requests] == ["/mirror/weights-test.pth"]
+
+
+def test_offline_is_one_line_naming_the_file_and_where(published, monkeypatch, tmp_path) -> None:
+    server, spec, _ = published
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    with pytest.raises(OfflineError) as caught:
+        inception_weights(progress=False)
+    message = str(caught.value)
+    assert "\n" not in message and str(tmp_path / "home" / "metrics" / "weights-test.pth") in message
+    assert "--fid-weights FILE" in message and spec.sha256 in message and not server.requests
+
+
+def test_a_wrong_file_is_refused_before_it_is_unpickled(published, tmp_path, monkeypatch) -> None:
+    """Some libraries load these weights with pickle: a substituted file must never reach it."""
+    pytest.importorskip("torch_fidelity", reason="the metrics extra (torch-fidelity) loads the weights")
+    impostor = tmp_path / "impostor.pth"
+    impostor.write_bytes(b"not the weights")
+    loads = []
+    monkeypatch.setattr(torch, "load", lambda *a, **k: loads.append(a))
+    with pytest.raises(ChecksumMismatch, match="impostor.pth is not weights-test.pth: its sha256 is"):
+        inception.inception_extractor(impostor)
+    assert loads == []
+    with pytest.raises(Exception, match="no such file"):
+        inception_weights(tmp_path / "missing.pth")
+
+
+@pytest.fixture(scope="module")
+def random_inception(tmp_path_factory) -> Path:
+    """A file with the real architecture's keys and random values (the published weights cannot be
+    downloaded here); the figures it gives are meaningless, the code path is the real one."""
+    fe = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3",
+                             reason="FID and KID need the metrics extra (torch-fidelity)")
+    from unittest import mock
+
+    with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: None), \
+            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None):
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("random", ["2048"])
+    path = tmp_path_factory.mktemp("inception") / "weights-inception-random.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_eval_fid_with_a_weights_file_placed_by_hand(random_inception, tmp_path, monkeypatch) -> None:
+    """``imgtrans eval --metric fid --metric kid --fid-weights FILE`` offline, through torch-fidelity."""
+    import imgtrans
+    from imgtrans.checkpoint import save_checkpoint
+
+    data = random_inception.read_bytes()
+    spec = WeightsFile("https://example.invalid/weights-inception-random.pth", hashlib.sha256(data).hexdigest(),
+                       len(data))
+    monkeypatch.setattr(inception, "INCEPTION", spec)
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    pairs = write_aligned(tmp_path / "pairs", "test", count=2, size=32)
+    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
+    meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,
+            "stride": 32}
+    model = save_checkpoint(tmp_path / "m.safetensors", {"generator": gen}, meta)
+    result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(pairs), "--metric", "fid",
+                                      "--metric", "kid", "--baseline", "identity", "--fid-weights",
+                                      str(random_inception), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    assert rows["model"]["fid"] > 0 and "kid" in rows["identity"] and "kid_std" in rows["model"]
+    assert any("299x299" in line and "8 bits" in line for line in rows["model"]["protocol"])
+    # the same file under another name than the pin's still verifies; a different file does not
+    other = tmp_path / "other.pth"
+    other.write_bytes(_state_bytes())
+    refused = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(pairs), "--metric", "fid",
+                                       "--fid-weights", str(other)])
+    assert refused.exit_code != 0 and "is not weights-inception-random.pth" in refused.output

@@ -113,6 +113,12 @@ def _tensor_budget(budget: int) -> Iterator[None]:
             handle.remove()
 
 
+def rebuild_args(registry: Any, name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` with the generator's declared :attr:`~imgtrans.interfaces.Generator.rebuild_args`
+    applied: saved weights are about to replace the initial ones, so none are fetched."""
+    return {**args, **(getattr(registry.get("generator", name).factory, "rebuild_args", None) or {})}
+
+
 def _build_on_meta(path: Path, spec: dict[str, Any],
                    n_tensors: int) -> tuple[torch.nn.Module, dict[str, tuple[int, ...]]]:
     """The declared generator on the meta device, and its state dict's shapes."""
@@ -123,7 +129,8 @@ def _build_on_meta(path: Path, spec: dict[str, Any],
     budget = 2 * n_tensors + 64
     try:
         with _tensor_budget(budget), torch.device("meta"):
-            net = get_host().registry.create("generator", spec["name"], **args)
+            registry = get_host().registry
+            net = registry.create("generator", spec["name"], **rebuild_args(registry, spec["name"], args))
             return net, {key: tuple(value.shape) for key, value in net.state_dict().items()}
     except ImgtransError as exc:
         raise CheckpointError(f"{path}: {exc}") from None

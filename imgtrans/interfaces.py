@@ -34,6 +34,13 @@ class Generator(nn.Module):
     #: (``{"norm": "batch", "dropout": True}`` for pix2pix's U-Nets): what ``imgtrans zoo import``
     #: builds before loading such weights, and what lets it recognise an architecture from its keys
     reference_args: ClassVar[Mapping[str, Any]] = {}
+    #: arguments that replace the recorded ones when the network is rebuilt to receive saved weights
+    #: (translate, checkpoint checks): ``{"pretrained": False}`` for a generator that fetches initial
+    #: weights, so that loading a trained model never downloads weights it would overwrite
+    rebuild_args: ClassVar[Mapping[str, Any]] = {}
+    #: arguments the conformance kit builds it with instead of its defaults, for defaults that need
+    #: something a test machine lacks (downloaded weights); empty: the defaults are checked
+    conformance_args: ClassVar[Mapping[str, Any]] = {}
 
 
 class Discriminator(nn.Module):
@@ -46,6 +53,8 @@ class Discriminator(nn.Module):
     in_channels: int
     #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
     arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: arguments the conformance kit builds it with instead of its defaults (as :attr:`Generator.conformance_args`)
+    conformance_args: ClassVar[Mapping[str, Any]] = {}
 
 
 class Loss(nn.Module):
@@ -61,6 +70,9 @@ class Loss(nn.Module):
     role: ClassVar[str] = "pixel"
     #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
     arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: arguments the conformance kit builds it with instead of its defaults (as
+    #: :attr:`Generator.conformance_args`): a perceptual loss whose default backbone needs downloaded weights
+    conformance_args: ClassVar[Mapping[str, Any]] = {}
 
 
 class _EpochAware:

@@ -13,7 +13,7 @@ from imgtrans.plugins import PluginHost, PluginInfo
 
 
 def test_wildcards_and_kinds() -> None:
-    assert imgtrans.list_components("generator", "unet_*") == ["unet_128", "unet_256"]
+    assert imgtrans.list_components("generator", "unet_[0-9]*") == ["unet_128", "unet_256"]
     assert "pix2pix" in imgtrans.list_components("recipe")
     assert imgtrans.list_components("loss", "nothing*") == []
     with pytest.raises(UnknownNameError, match="Valid choices: dataset_format, discriminator"):

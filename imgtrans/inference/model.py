@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import check_generator_fits, load_checkpoint, read_metadata
+from ..checkpoint_check import rebuild_args
 from ..errors import CheckpointError
 from ..interfaces import DIRECTIONS, Generator
 
@@ -103,7 +104,7 @@ def build_generator(spec: Any) -> Generator:
 
         raise UnknownNameError("generator", spec["name"], registry.names("generator"),
                                note=provenance_note(entry))
-    return registry.create("generator", spec["name"], **args)
+    return registry.create("generator", spec["name"], **rebuild_args(registry, spec["name"], args))
 
 
 def load_model(source: str | Path, device: str | torch.device = "cpu", direction: str | None = None) -> TranslationModel:

@@ -32,7 +32,7 @@ def check_generator(registry: "Registry", name: str, *, size: int | None = None,
     subject, component = component_subject(registry, "generator", name)
     check_defaults(subject, component)
     with subject.rule("builds"):
-        gen = registry.create("generator", name)
+        gen = registry.create("generator", name, **_conformance_args(component))
     _check_type(subject, gen, Generator)
     for attr in ("in_channels", "out_channels", "stride"):
         if not positive_int(getattr(gen, attr, None)):
@@ -66,7 +66,7 @@ def check_discriminator(registry: "Registry", name: str, *, size: int = DISCRIMI
     subject, component = component_subject(registry, "discriminator", name)
     check_defaults(subject, component)
     with subject.rule("builds"):
-        disc = registry.create("discriminator", name)
+        disc = registry.create("discriminator", name, **_conformance_args(component))
     _check_type(subject, disc, Discriminator)
     if not positive_int(getattr(disc, "in_channels", None)):
         subject.fail("attributes", f"in_channels must be a positive int, got {getattr(disc, 'in_channels', None)!r}")
@@ -92,7 +92,7 @@ def check_loss(registry: "Registry", name: str) -> dict[str, Any]:
     subject, component = component_subject(registry, "loss", name)
     check_defaults(subject, component)
     with subject.rule("builds"):
-        loss = registry.create("loss", name)
+        loss = registry.create("loss", name, **_conformance_args(component))
     _check_type(subject, loss, Loss)
     role = getattr(loss, "role", None)
     if role not in ROLES:
@@ -124,6 +124,11 @@ def check_loss(registry: "Registry", name: str) -> dict[str, Any]:
 
 
 # helpers ------------------------------------------------------------------------------------------
+def _conformance_args(component: Any) -> dict[str, Any]:
+    """What a component declares to be checked with instead of its defaults (downloads it cannot make)."""
+    return dict(getattr(component.factory, "conformance_args", None) or {})
+
+
 def _uniform(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     """Images in [-1, 1], the value range networks see."""
     return torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1

@@ -21,7 +21,7 @@ hookimpl = pluggy.HookimplMarker("imgtrans")
 
 @hookspec
 def register_components(registry: "PluginRegistrar") -> None:
-    """Register generators, discriminators, losses, dataset formats, recipes and metrics."""
+    """Register generators, discriminators, losses, dataset formats, recipes, metrics and pair makers."""
 
 
 @hookspec

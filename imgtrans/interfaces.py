@@ -1,4 +1,4 @@
-"""What a generator, discriminator, loss, dataset, recipe and metric are.
+"""What a generator, discriminator, loss, dataset, recipe, metric and pair maker are.
 
 These are small base classes rather than Protocols so that plugins get sensible defaults and
 the core can rely on a few attributes (channels, stride) when it pads, checkpoints or tests.
@@ -9,11 +9,14 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
 
 
 class Generator(nn.Module):
@@ -139,6 +142,25 @@ class UnpairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
         """True when item ``i``'s ``B`` is the ground truth of its ``A`` (test sets laid out that way,
         such as basemap_unpaired's test band), so the split can be scored with paired metrics."""
         return False
+
+
+class PairMaker(abc.ABC):
+    """Derives the input image A of a training pair from a photo, which is its target B
+    (``imgtrans data make TASK PHOTOS OUT``): edges, a greyscale copy, a degraded copy.
+
+    Constructor keyword arguments are the task's parameters (``--set TASK.ARG=VALUE``); each needs a
+    JSON-serialisable default, and values are checked against the annotations and
+    ``arg_constraints`` (as a generator's) before the maker is built.  ``__call__`` receives an
+    ``H x W x 3`` uint8 RGB photo and a numpy ``Generator`` seeded from the run's seed and the
+    photo's name, and returns A as ``H x W x 3`` uint8.  It must depend on nothing else (so a
+    dataset is reproducible whatever the order or number of threads) and must not modify the photo.
+    """
+
+    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    @abc.abstractmethod
+    def __call__(self, photo: "np.ndarray", rng: "np.random.Generator") -> "np.ndarray": ...
 
 
 @dataclass(frozen=True)

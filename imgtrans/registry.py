@@ -1,9 +1,9 @@
 """Typed registries of components, filled by plugins through the ``register_components`` hook.
 
-One :class:`Registry` holds six kinds of component (generators, discriminators, losses,
-dataset formats, recipes and metrics).  A component is a name bound to a factory (usually a class);
-``create`` calls the factory with keyword arguments after checking them against the factory's
-signature, and records the name and arguments on the result so checkpoints can rebuild it.
+One :class:`Registry` holds seven kinds of component (generators, discriminators, losses,
+dataset formats, recipes, metrics, and pair makers: the tasks of ``imgtrans data make``).  A
+component is a name bound to a factory (usually a class); ``create`` calls the factory with
+keyword arguments after checking them against the factory's signature, and records the name and arguments on the result so checkpoints can rebuild it.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ConfigError, DuplicateComponentError, ImgtransError, PluginCodeError, UnknownNameError
 
-KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe", "metric")
+KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe", "metric", "pair_maker")
 
 
 def normalize_kind(text: str, extra: tuple[str, ...] = ()) -> str:
@@ -181,6 +181,9 @@ class PluginRegistrar:
     def metric(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
         """A :class:`~imgtrans.interfaces.PairedMetric` or :class:`~imgtrans.interfaces.SetMetric`."""
         self.add("metric", name, factory, description)
+
+    def pair_maker(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+        self.add("pair_maker", name, factory, description)
 
     def validate(self, registry: Registry) -> None:
         """Raise if committing would fail, leaving ``registry`` untouched."""

@@ -24,13 +24,14 @@ from .cases import (CASE_KINDS, check_case, check_command, check_plugin, check_z
 from .components import check_discriminator, check_generator, check_loss
 from .datasets import check_dataset, check_dataset_format, promised_keys
 from .metrics import check_metric
+from .pairmakers import check_pair_maker
 from .recipes import check_recipe, recipe_data, tiny_layers
 from .samples import write_aligned, write_paired_folders, write_sample_layouts, write_single, write_unpaired
 
 __all__ = [
     "CASE_KINDS", "ConformanceError", "check_case", "check_command", "check_dataset", "check_dataset_format",
-    "check_discriminator", "check_generator", "check_loss", "check_metric", "check_plugin", "check_recipe",
-    "check_zoo_entry",
+    "check_discriminator", "check_generator", "check_loss", "check_metric", "check_pair_maker", "check_plugin",
+    "check_recipe", "check_zoo_entry",
     "conformance", "conformance_cases", "promised_keys", "recipe_data", "tiny_layers", "use_plugin",
     "write_aligned", "write_paired_folders", "write_sample_layouts", "write_single", "write_unpaired",
 ]

@@ -17,6 +17,7 @@ from ..registry import KINDS
 from .components import MIN_SIDE, check_discriminator, check_generator, check_loss
 from .datasets import check_dataset, check_dataset_format
 from .metrics import check_metric
+from .pairmakers import check_pair_maker
 from .recipes import check_recipe
 from .subject import Subject
 
@@ -99,6 +100,8 @@ def check_case(kind: str, name: str, workdir: str | Path, **options: Any) -> dic
         return check_recipe(registry, name, workdir, **options)
     if kind == "metric":
         return check_metric(registry, name, **options)
+    if kind == "pair_maker":
+        return check_pair_maker(registry, name, workdir, **options)
     if kind == "dataset":
         return check_dataset(host.catalog, registry, name, workdir)
     if kind == "zoo":

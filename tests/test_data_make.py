@@ -144,7 +144,7 @@ def test_an_interrupted_run_leaves_no_dataset_and_keeps_the_old_one(tmp_path: Pa
     (("edgs",), "unknown pair maker 'edgs'. Did you mean 'edges'?"),
     (("edges", "--set", "edges.sigm=2"), "Did you mean 'sigma'?"),
     (("edges", "--set", "edges.sigma=-1"), "edges.sigma must be a number >= 0, got -1"),
-    (("edges", "--set", "edges.low=0.95"), "edges.low (0.95) must not exceed edges.high (0.9)"),
+    (("edges", "--set", "edges.low=0.95"), "edges.low (0.95) must not exceed edges.high (0.85)"),
     (("edges", "--set", "blur.sigma=2"), "--set blur.NAME does not apply: the task is 'edges'"),
     (("inpaint", "--set", "inpaint.fill=red"), "inpaint.fill must be one of grey, black, white, noise"),
     (("jpeg", "--split", "0.5,0.6,0"), "--split must be three fractions"),

@@ -115,6 +115,10 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
 
     image = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(image)
+    made = tmp_path / "made"  # the plugin's pair maker serves `data make` like a built-in one
+    ok(run_cli(["data", "make", "example_posterize", str(tmp_path / "data"), str(made), "--size", "32",
+                "--set", "example_posterize.bits=1"], [example_site], home))
+    assert json.loads((made / "make.json").read_text())["parameters"] == {"bits": 1}
     out = tmp_path / "out.png"
     ok(run_cli(["translate", "--model", str(model), str(image), str(out)], [example_site], home))
     with Image.open(out) as translated:
@@ -157,7 +161,7 @@ def test_example_plugin_passes_its_own_conformance_suite(example_site, tmp_path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     cases = ("generator:example_tiny", "discriminator:example_patch", "loss:example_charbonnier",
              "dataset_format:a_above_b", "recipe:example_l1", "dataset:example_stripes", "zoo:example_invert",
-             "command:example-stripes", "metric:example_max_error")
+             "command:example-stripes", "metric:example_max_error", "pair_maker:example_posterize")
     for case in cases:
         assert f"test_conformance[{case}] PASSED" in result.stdout, result.stdout[-4000:]
     assert "test_registers_one_of_each_kind PASSED" in result.stdout

@@ -41,7 +41,7 @@ class Edges(PairMaker):
         "high": {"min": 0, "max": 1, "help": "upper hysteresis threshold, as a quantile of the gradient magnitude"},
         "thickness": {"min": 1, "help": "line width in pixels"}}
 
-    def __init__(self, sigma: float = 2.0, low: float = 0.8, high: float = 0.9, thickness: int = 1):
+    def __init__(self, sigma: float = 2.0, low: float = 0.7, high: float = 0.85, thickness: int = 1):
         if low > high:
             raise ConfigError(f"edges.low ({low}) must not exceed edges.high ({high})")
         self.sigma, self.low, self.high, self.thickness = sigma, low, high, thickness

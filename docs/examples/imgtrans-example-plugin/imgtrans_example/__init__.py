@@ -4,8 +4,9 @@ It registers one of each kind of thing a plugin can add, through the four hooks:
 
 * ``register_components``: a generator (``example_tiny``), a discriminator (``example_patch``), a
   pixel loss (``example_charbonnier``), a dataset format (``a_above_b``: A on top of B in one
-  image), a recipe (``example_l1``: a generator trained with a pixel loss alone) and a metric
-  (``example_max_error``: the worst pixel of each image);
+  image), a recipe (``example_l1``: a generator trained with a pixel loss alone), a metric
+  (``example_max_error``: the worst pixel of each image) and a pair maker (``example_posterize``,
+  for ``imgtrans data make``);
 * ``register_datasets``: a named dataset built locally (``example_stripes``, in ``a_above_b``);
 * ``register_zoo``: a model shipped with the package (``example_invert``, in ``zoo.toml``);
 * ``register_commands``: a command (``imgtrans example-stripes OUT``).
@@ -27,7 +28,7 @@ import click
 
 from imgtrans import hookimpl
 
-from .data import AAboveB, build_stripes
+from .data import AAboveB, Posterize, build_stripes
 from .metric import MaxError
 from .networks import CharbonnierLoss, TinyDiscriminator, TinyGenerator
 from .recipe import L1Recipe
@@ -42,6 +43,7 @@ def register_components(registry) -> None:
     registry.dataset_format("a_above_b", AAboveB)
     registry.recipe("example_l1", L1Recipe)
     registry.metric("example_max_error", MaxError)
+    registry.pair_maker("example_posterize", Posterize)
 
 
 @hookimpl

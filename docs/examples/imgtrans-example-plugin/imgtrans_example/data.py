@@ -1,4 +1,5 @@
-"""The example's data: an "A above B" dataset format and a small named dataset built locally in it."""
+"""The example's data: an "A above B" dataset format, a small named dataset built locally in it,
+and a pair maker for ``imgtrans data make``."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from imgtrans.data.images import list_images, load_image, to_tensor
 from imgtrans.errors import DataError
-from imgtrans.interfaces import PairedDataset
+from imgtrans.interfaces import PairedDataset, PairMaker
 
 #: images ``detect`` looks at (headers only)
 DETECT_SAMPLE = 8
@@ -83,3 +84,19 @@ def build_stripes(dest: Path, progress: Callable[[str], None] | None = None) -> 
         progress("drawing 10 stripe images")
     write_stripes(Path(dest) / "train", 8, seed=0)
     write_stripes(Path(dest) / "test", 2, seed=1)
+
+
+class Posterize(PairMaker):
+    """Posterized copy (each colour channel cut to a few bits, Pillow): posterized -> photo.
+
+    ``imgtrans data make example_posterize PHOTOS OUT --set example_posterize.bits=3`` makes a
+    dataset of such pairs.  The ``rng`` argument is unused: the result depends on the photo alone.
+    """
+
+    arg_constraints = {"bits": {"min": 1, "max": 7, "help": "bits kept per colour channel"}}
+
+    def __init__(self, bits: int = 2):
+        self.bits = bits
+
+    def __call__(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(ImageOps.posterize(Image.fromarray(photo), self.bits))

@@ -29,7 +29,8 @@ def get_registry():
 
 def list_components(kind: str, pattern: str = "*") -> list[str]:
     """Names of registered components of ``kind`` (generator, discriminator, loss, dataset_format,
-    recipe, metric) matching the shell-style wildcard ``pattern``, e.g. ``list_components("generator", "unet*")``."""
+    recipe, metric, pair_maker) matching the shell-style wildcard ``pattern``, e.g.
+    ``list_components("generator", "unet*")``."""
     return get_registry().names(kind, pattern)
 
 

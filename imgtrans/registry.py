@@ -3,7 +3,8 @@
 One :class:`Registry` holds seven kinds of component (generators, discriminators, losses,
 dataset formats, recipes, metrics, and pair makers: the tasks of ``imgtrans data make``).  A
 component is a name bound to a factory (usually a class); ``create`` calls the factory with
-keyword arguments after checking them against the factory's signature, and records the name and arguments on the result so checkpoints can rebuild it.
+keyword arguments after checking them against the factory's signature, and records the name and
+arguments on the result so checkpoints can rebuild it.
 """
 from __future__ import annotations
 

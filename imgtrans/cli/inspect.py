@@ -64,7 +64,8 @@ def list_command(kind: str | None, pattern: str, as_json: bool) -> None:
       imgtrans list generator 'unet*'    generators whose name starts with unet
       imgtrans list dataset              named datasets (built or downloadable)
 
-    KIND is one of generator, discriminator, loss, dataset_format, recipe, metric, dataset (plurals work).
+    KIND is one of generator, discriminator, loss, dataset_format, recipe, metric, pair_maker,
+    dataset (plurals work).
     """
 
     from ..plugins import get_host

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := runs/demo
 
-.PHONY: demo demo-cyclegan test install clean
+.PHONY: demo demo-cyclegan demo-photos test install clean
 
 $(BIN)/imgtrans: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,20 @@ demo-cyclegan: $(BIN)/imgtrans
 			--split test --baseline untrained --baseline identity --contact-sheet runs/cyclegan/contact_$$d.png \
 			|| exit 1; \
 	done
+
+## Make pairs from offline satellite "photos" with `imgtrans data make`, train, score against baselines.
+PHOTO_TASK ?= denoise
+PHOTOS_DIR := runs/demo-photos
+demo-photos: $(BIN)/imgtrans
+	$(BIN)/python scripts/demo_photos.py $(PHOTOS_DIR)/photos
+	$(BIN)/imgtrans data make $(PHOTO_TASK) $(PHOTOS_DIR)/photos $(PHOTOS_DIR)/data --size 128 --overwrite
+	$(BIN)/imgtrans train pix2pix --config configs/cpu_photos.toml --data $(PHOTOS_DIR)/data \
+		--out $(PHOTOS_DIR)/run --overwrite
+	$(BIN)/imgtrans eval --model $(PHOTOS_DIR)/run/model.safetensors --data $(PHOTOS_DIR)/data --split test \
+		--baseline untrained --baseline identity --out $(PHOTOS_DIR)/run/test \
+		--contact-sheet $(PHOTOS_DIR)/contact_sheet.png > $(PHOTOS_DIR)/metrics.txt; \
+		status=$$?; cat $(PHOTOS_DIR)/metrics.txt; exit $$status
+	@echo "demo-photos outputs: $(PHOTOS_DIR)/ (data/, run/, contact_sheet.png, metrics.txt)"
 
 ## Run the test suite.
 test: $(BIN)/imgtrans

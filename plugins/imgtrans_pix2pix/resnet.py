@@ -13,12 +13,14 @@ by 1 themselves), so their inner indices shift exactly as in the reference (``co
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from imgtrans.interfaces import Generator
 
-from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
+from .layers import NETWORK_CONSTRAINTS, UPSAMPLE_CONSTRAINT, conv_bias, init_weights, norm_layer, upsample_layer
 
 PADDINGS = ("reflect", "replicate", "zero")
 
@@ -54,14 +56,18 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(Generator):
-    """ResNet generator of CycleGAN: two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings."""
+    """ResNet generator of CycleGAN: two stride-2 downsamplings, ``n_blocks`` residual blocks, two upsamplings.
+
+    ``upsample`` chooses the up-sampling layers as for the U-Net: the reference's transposed
+    convolutions by default, or resize-convolutions / pixel shuffle.
+    """
 
     n_downsampling = 2
     arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "n_blocks": {"min": 0},
-                       "padding": {"choices": PADDINGS}}
+                       "padding": {"choices": PADDINGS}, "upsample": UPSAMPLE_CONSTRAINT}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
-                 dropout: bool = False, n_blocks: int = 9, padding: str = "reflect"):
+                 dropout: bool = False, n_blocks: int = 9, padding: str = "reflect", upsample: str = "transpose"):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be at least 0, got {n_blocks}")
@@ -82,9 +88,10 @@ class ResnetGenerator(Generator):
                    for _ in range(n_blocks)]
         for i in range(self.n_downsampling):
             mult = 2 ** (self.n_downsampling - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1,
-                                          bias=bias),
-                       make_norm(ngf * mult // 2), nn.ReLU(True)]
+            cin, cout = ngf * mult, ngf * mult // 2
+            transpose = functools.partial(nn.ConvTranspose2d, cin, cout, 3, stride=2, padding=1, output_padding=1,
+                                          bias=bias)
+            layers += [upsample_layer(upsample, cin, cout, bias, transpose), make_norm(cout), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
         init_weights(self)
@@ -99,8 +106,8 @@ class Resnet9Blocks(ResnetGenerator):
     reference_args = {"norm": "instance", "dropout": False}  # the public CycleGAN weights
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
-                 dropout: bool = False, padding: str = "reflect"):
-        super().__init__(in_channels, out_channels, ngf, norm, dropout, 9, padding)
+                 dropout: bool = False, padding: str = "reflect", upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, ngf, norm, dropout, 9, padding, upsample)
 
 
 class Resnet6Blocks(ResnetGenerator):
@@ -109,5 +116,5 @@ class Resnet6Blocks(ResnetGenerator):
     reference_args = {"norm": "instance", "dropout": False}  # the public CycleGAN weights
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "instance",
-                 dropout: bool = False, padding: str = "reflect"):
-        super().__init__(in_channels, out_channels, ngf, norm, dropout, 6, padding)
+                 dropout: bool = False, padding: str = "reflect", upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, ngf, norm, dropout, 6, padding, upsample)

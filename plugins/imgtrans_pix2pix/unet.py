@@ -9,13 +9,15 @@ quirk is what makes outputs identical to the reference's for the same weights.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 
 from imgtrans.interfaces import Generator
 
 from .im2col import Conv2d, ConvTranspose2d
-from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
+from .layers import NETWORK_CONSTRAINTS, UPSAMPLE_CONSTRAINT, conv_bias, init_weights, norm_layer, upsample_layer
 
 
 class UnetSkipBlock(nn.Module):
@@ -23,20 +25,25 @@ class UnetSkipBlock(nn.Module):
 
     def __init__(self, outer_nc: int, inner_nc: int, input_nc: int | None = None,
                  submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
-                 norm: str = "batch", dropout: bool = False):
+                 norm: str = "batch", dropout: bool = False, upsample: str = "transpose"):
         super().__init__()
         self.outermost = outermost
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         input_nc = outer_nc if input_nc is None else input_nc
         down_conv = Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+
+        def up(channels: int, up_bias: bool) -> nn.Module:
+            return upsample_layer(upsample, channels, outer_nc, up_bias, conv=Conv2d, transpose=lambda: ConvTranspose2d(
+                channels, outer_nc, kernel_size=4, stride=2, padding=1, bias=up_bias))
+
         if outermost:
-            up_conv = ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            up_conv = up(inner_nc * 2, True)
             layers = [down_conv, submodule, nn.ReLU(True), up_conv, nn.Tanh()]
         elif innermost:
-            up_conv = ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = up(inner_nc, bias)
             layers = [nn.LeakyReLU(0.2, True), down_conv, nn.ReLU(True), up_conv, make_norm(outer_nc)]
         else:
-            up_conv = ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            up_conv = up(inner_nc * 2, bias)
             layers = [nn.LeakyReLU(0.2, True), down_conv, make_norm(inner_nc), submodule,
                       nn.ReLU(True), up_conv, make_norm(outer_nc)]
             if dropout:
@@ -50,23 +57,29 @@ class UnetSkipBlock(nn.Module):
 
 
 class UnetGenerator(Generator):
-    """U-Net with ``num_downs`` stride-2 levels: input sides must be multiples of ``2 ** num_downs``."""
+    """U-Net with ``num_downs`` stride-2 levels: input sides must be multiples of ``2 ** num_downs``.
 
-    arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "num_downs": {"min": 5}}
+    ``upsample`` chooses the decoder's up-sampling layers (``layers.UPSAMPLES``): the reference's
+    transposed convolutions by default, or resize-convolutions / pixel shuffle, which avoid the
+    checkerboard artefacts transposed convolutions are known for.
+    """
+
+    arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "num_downs": {"min": 5}, "upsample": UPSAMPLE_CONSTRAINT}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
-                 norm: str = "batch", dropout: bool = True):
+                 norm: str = "batch", dropout: bool = True, upsample: str = "transpose"):
         super().__init__()
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5, got {num_downs}")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 2 ** num_downs
-        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
+        level = functools.partial(UnetSkipBlock, norm=norm, upsample=upsample)
+        block = level(ngf * 8, ngf * 8, innermost=True)
         for _ in range(num_downs - 5):  # the 512-wide levels next to the bottleneck carry dropout
-            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout)
-        block = UnetSkipBlock(ngf * 4, ngf * 8, submodule=block, norm=norm)
-        block = UnetSkipBlock(ngf * 2, ngf * 4, submodule=block, norm=norm)
-        block = UnetSkipBlock(ngf, ngf * 2, submodule=block, norm=norm)
-        self.model = UnetSkipBlock(out_channels, ngf, input_nc=in_channels, submodule=block, outermost=True, norm=norm)
+            block = level(ngf * 8, ngf * 8, submodule=block, dropout=dropout)
+        block = level(ngf * 4, ngf * 8, submodule=block)
+        block = level(ngf * 2, ngf * 4, submodule=block)
+        block = level(ngf, ngf * 2, submodule=block)
+        self.model = level(out_channels, ngf, input_nc=in_channels, submodule=block, outermost=True)
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,8 +92,8 @@ class Unet256(UnetGenerator):
     reference_args = {"norm": "batch", "dropout": True}  # the public pix2pix weights
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "batch",
-                 dropout: bool = True):
-        super().__init__(in_channels, out_channels, 8, ngf, norm, dropout)
+                 dropout: bool = True, upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, 8, ngf, norm, dropout, upsample)
 
 
 class Unet128(UnetGenerator):
@@ -89,5 +102,5 @@ class Unet128(UnetGenerator):
     reference_args = {"norm": "batch", "dropout": True}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, norm: str = "batch",
-                 dropout: bool = True):
-        super().__init__(in_channels, out_channels, 7, ngf, norm, dropout)
+                 dropout: bool = True, upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, 7, ngf, norm, dropout, upsample)

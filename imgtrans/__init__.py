@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "__version__", "hookimpl", "get_registry", "list_components",
     "create_generator", "create_discriminator", "create_loss", "create_dataset_format", "create_recipe",
-    "load_model", "translate", "train", "evaluate", "describe",
+    "load_model", "translate", "train", "evaluate", "describe", "make_dataset",
 ]
 
 
@@ -91,3 +91,10 @@ def evaluate(*args: Any, **kwargs: Any):
     from .metrics.evaluate import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
+
+
+def make_dataset(*args: Any, **kwargs: Any):
+    """See :func:`imgtrans.data.make.make_dataset` (``imgtrans data make``)."""
+    from .data.make import make_dataset as _make
+
+    return _make(*args, **kwargs)

@@ -166,3 +166,12 @@ def test_parameters_reach_the_maker(tmp_path: Path) -> None:
     assert np.abs(np.diff(a, axis=1)).max() < np.abs(np.diff(pair[:, SIDE:].astype(int), axis=1)).max()
     with pytest.raises(ConfigError):
         make_dataset("superres", photos, tmp_path / "x", parameters={"scale": 1}, size=SIDE, progress=False)
+
+
+def test_the_current_folder_can_be_out_when_empty(tmp_path: Path, monkeypatch) -> None:
+    photos = _photos(tmp_path / "photos", count=2)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    report = imgtrans.make_dataset("edges", photos, ".", size=SIDE, progress=False)
+    assert report.counts == {"train": 2} and (tmp_path / "here" / MARKER).is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["here", "photos"]  # nothing left beside it

@@ -189,7 +189,8 @@ def make_dataset(task: str, photos: str | Path, out: str | Path, *, parameters: 
         from ..plugins import get_host
 
         registry = get_host().registry
-    photos, out, warn = Path(photos), Path(out), warn or warn_stderr
+    # absolute, so that OUT = "." has a parent to put the temporary folder in
+    photos, out, warn = Path(os.path.abspath(photos)), Path(os.path.abspath(out)), warn or warn_stderr
     if image_format not in IMAGE_FORMATS:
         raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {image_format!r}")
     if not isinstance(size, int) or size < 8:

@@ -78,8 +78,8 @@ def main() -> None:
                           contact_sheet=args.out / f"contact_{mode}.png")
         params = sum(p.numel() for p in model.generator.parameters())
         results[mode] = {"steps": trained.steps, "train_s": round(seconds, 1), "parameters": params,
-                         **{k: v for k, v in scores[0].as_dict().items() if k != "name"}}
-        identity = {k: v for k, v in scores[1].as_dict().items() if k != "name"}
+                         "count": scores[0].count, **scores[0].figures}
+        identity = {"count": scores[1].count, **scores[1].figures}
         print(f"{mode}: {json.dumps(results[mode])}", flush=True)
     results["identity"] = identity
     comparison_sheet(data / "test", args.out, modes, args.rows, args.out / "comparison.png")

@@ -41,7 +41,8 @@ def comparison_sheet(test_dir: Path, out: Path, modes: list[str], rows: int, tar
         pair = np.asarray(Image.open(pair_path).convert("RGB"))
         half = pair.shape[1] // 2
         cells = [pair[:, :half]]
-        cells += [np.asarray(Image.open(out / mode / "test" / f"{pair_path.stem}.png").convert("RGB")) for mode in modes]
+        cells += [np.asarray(Image.open(out / mode / "test" / f"{pair_path.stem}.png").convert("RGB"))
+                  for mode in modes]
         cells.append(pair[:, half:2 * half])
         lines.append(np.concatenate(cells, axis=1))
     Image.fromarray(np.concatenate(lines, axis=0)).save(target)

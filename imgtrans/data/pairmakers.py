@@ -81,7 +81,8 @@ class SuperRes(PairMaker):
         "scale": {"min": 2, "help": "downscaling factor"},
         "resample": {"help": "Pillow filter used to shrink and enlarge"}}
 
-    def __init__(self, scale: int = 4, resample: Literal["nearest", "box", "bilinear", "bicubic", "lanczos"] = "bicubic"):
+    def __init__(self, scale: int = 4,
+                 resample: Literal["nearest", "box", "bilinear", "bicubic", "lanczos"] = "bicubic"):
         self.scale, self.resample = scale, resample
 
     def __call__(self, photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -94,8 +95,9 @@ class SuperRes(PairMaker):
 class Denoise(PairMaker):
     """Additive Gaussian noise: noisy -> clean.
 
-    The noise has a standard deviation of ``sigma`` grey levels (of 0-255).  With ``sigma_min`` set, each photo's noise level is drawn uniformly from [sigma_min, sigma],
-    so one model learns to remove noise of any strength in that range (blind denoising).
+    The noise has a standard deviation of ``sigma`` grey levels (of 0-255).  With ``sigma_min``
+    set, each photo's noise level is drawn uniformly from [sigma_min, sigma], so one model learns
+    to remove noise of any strength in that range (blind denoising).
     """
 
     arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
@@ -116,7 +118,8 @@ class Denoise(PairMaker):
 class Inpaint(PairMaker):
     """Random rectangular holes filled with grey, black, white or noise: holes -> photo.
 
-    ``holes`` rectangles are filled with ``fill``; each side of a hole is drawn between ``min_size`` and ``max_size`` times the image's side.
+    ``holes`` rectangles are filled with ``fill``; each side of a hole is drawn between
+    ``min_size`` and ``max_size`` times the image's side.
     """
 
     arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {

@@ -73,7 +73,8 @@ def check_pair_maker(registry: "Registry", name: str, workdir: str | Path | None
         item = dataset[0]
     if sum(report.counts.values()) != DATASET_PHOTOS or tuple(item["A"].shape) != (3, DATASET_SIDE, DATASET_SIDE):
         subject.fail("makes-dataset", f"made {report.counts} from {DATASET_PHOTOS} photos, first item A "
-                                      f"{tuple(item['A'].shape)}; expected all photos, A (3, {DATASET_SIDE}, {DATASET_SIDE})")
+                                      f"{tuple(item['A'].shape)}; expected every photo, and A of "
+                                      f"(3, {DATASET_SIDE}, {DATASET_SIDE})")
     facts["counts"] = dict(report.counts)
     facts["root"] = out
     return facts

@@ -64,7 +64,8 @@ class UnetGenerator(Generator):
     checkerboard artefacts transposed convolutions are known for.
     """
 
-    arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "num_downs": {"min": 5}, "upsample": UPSAMPLE_CONSTRAINT}
+    arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "num_downs": {"min": 5},
+                       "upsample": UPSAMPLE_CONSTRAINT}
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, ngf: int = 64,
                  norm: str = "batch", dropout: bool = True, upsample: str = "transpose"):

@@ -4,7 +4,8 @@ exactly as ``imgtrans data make TASK`` makes them (centre crop, resize, seed 0).
 
     python scripts/pair_maker_gallery.py            # writes docs/images/pairs_TASK.png
 
-Needs scikit-image (the ``demo`` extra: ``pip install -e ".[demo]"``), only for the photo.
+Needs scikit-image, only for its sample photo (``pip install scikit-image``); imgtrans itself
+does not depend on it (Canny comes from OpenCV, already a dependency).
 """
 from __future__ import annotations
 

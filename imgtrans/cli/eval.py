@@ -33,7 +33,7 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
               "cuda or cuda:N.")
 @click.option("--precision", type=INFERENCE_PRECISION, default="fp32", show_default=True,
               help="Arithmetic of the forward passes and feature extraction, as for translate ('auto': what "
-                   f"translate would use here).  fp32 by default, so that scores do not depend on the machine. "
+                   f"translate would use here, verified per model on the first batch).  fp32 by default, so that scores do not depend on the machine. "
                    f"{ALSO_ACCEPTED}")
 @click.option("--batch-size", type=BatchSize(), default=1, show_default=True,
               help="Images per forward pass, as for translate (consecutive same-size images; 'auto': translate's "
@@ -63,13 +63,11 @@ def eval_command(model: str, data: str, split: str, data_format: str, metrics: t
     """
     from ..checkpoint import read_metadata
     from ..devices import resolve_device
-    from ..inference.engine import resolve_precision
     from ..inference.model import load_model, model_directions
     from ..metrics.evaluate import check_outputs, evaluate, untrained_like
     from ..zoo.store import resolve_model
 
     dev = resolve_device(device)
-    precision = resolve_precision(precision, dev)  # 'auto' -> what it is here, shown in the title
     check_outputs(out_dir, contact_sheet, report_dir)  # before any work, not after the last image
 
     def run(way: str | None, first: bool) -> list:
@@ -89,7 +87,8 @@ def eval_command(model: str, data: str, split: str, data_format: str, metrics: t
         others = [d for d in model_directions(read_metadata(resolve_model(model))) if d != results[0].direction]
         for way in others:
             results += run(way, False)
-    _print(results, data, split, precision, as_json, contact_sheet, report_dir)
+    ran = results[0].precision if results and results[0].name == "model" else "fp32"  # 'auto' decided per model
+    _print(results, data, split, ran, as_json, contact_sheet, report_dir)
 
 
 def _unpaired(results) -> bool:
@@ -116,6 +115,9 @@ def _print(results, data: str, split: str, precision: str, as_json: bool, contac
     console = Console()
     for line in results[0].protocol:
         console.print(escape(line), style="dim")
+    for r in results:
+        if r.precision_note:
+            console.print(f"precision ({r.name}): {r.precision_note}", markup=False, highlight=False, soft_wrap=True)
     if results[0].reference_count:
         console.print(f"set metrics: {results[0].count} outputs against {results[0].reference_count} reference images "
                       "(small sets bias FID upward; compare only figures from equal set sizes and protocols)",

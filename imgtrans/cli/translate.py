@@ -25,8 +25,10 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
               help="Images per forward pass; same-size images are batched together.  'auto': as many as fit "
                    "8 images of 256x256 on CPU (32 on CUDA), so huge images go one at a time.")
 @click.option("--precision", type=INFERENCE_PRECISION, default="auto", show_default=True,
-              help="Arithmetic of the forward pass.  'auto': bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX), "
-                   f"fp16 on CUDA, fp32 otherwise. {ALSO_ACCEPTED}")
+              help="Arithmetic of the forward pass.  'auto': bf16 on CPUs with native bf16 (AVX-512 BF16 / AMX) "
+                   "or fp16 on CUDA, but only for models whose outputs it moves by at most 2 grey levels (measured on "
+                   "the first batch, remembered per model file), fp32 otherwise; an explicit value is always obeyed. "
+                   f"{ALSO_ACCEPTED}")
 @click.option("--channels-last/--no-channels-last", default=None,
               help="Run the network in NHWC memory layout.  [default: where it was measured to help]")
 @click.option("--compile", "compile_", is_flag=True,
@@ -99,6 +101,8 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
     seconds = time.perf_counter() - start
     rate = f", {len(report.written) / seconds:.1f} img/s" if report.written and seconds > 0 else ""
     console.print(f"wrote {len(report.written)} image(s) to {output} ({report.precision}{rate})")
+    if report.precision_note:
+        console.print(f"precision: {report.precision_note}", markup=False, highlight=False, soft_wrap=True)
     if report.skipped:
         console.print(f"skipped {len(report.skipped)} input(s) whose output exists")
     if report.failed:

@@ -54,7 +54,9 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def default_precision(device: str | torch.device = "cpu") -> str:
-    """fp16 on CUDA, bf16 on CPUs with native bf16 (see :func:`cpu_has_fast_bf16`), fp32 otherwise."""
+    """fp16 on CUDA, bf16 on CPUs with native bf16 (see :func:`cpu_has_fast_bf16`), fp32 otherwise: the
+    precision the hardware runs fastest, which ``auto`` only uses after checking that the model's
+    outputs survive it (:mod:`imgtrans.inference.precision_probe`)."""
     kind = torch.device(device).type
     if kind == "cuda":
         return "fp16"
@@ -64,7 +66,8 @@ def default_precision(device: str | torch.device = "cpu") -> str:
 
 
 def resolve_precision(precision: str | None, device: str | torch.device = "cpu") -> str:
-    """``None`` or ``"auto"`` -> :func:`default_precision`; otherwise one of :data:`PRECISIONS`, from
+    """``None`` or ``"auto"`` -> :func:`default_precision` (the unverified candidate; translate and
+    eval verify it per model with :class:`imgtrans.inference.precision_probe.AutoPrecision`); otherwise one of :data:`PRECISIONS`, from
     any spelling of :mod:`imgtrans.precision_names` (``bf16-mixed`` -> ``bf16``, ``32-true`` -> ``fp32``)."""
     from ..precision_names import inference_precision
 

@@ -37,8 +37,9 @@ from ..data.images import load_image, to_pixels
 from ..devices import resolve_device
 from ..errors import DataError, ImgtransError
 from ..fileio import atomic_path
-from .engine import default_channels_last, resolve_precision, run_generator
+from .engine import default_channels_last, run_generator
 from .model import NORM_STATS, TranslationModel, load_model
+from .precision_probe import AutoPrecision
 from .plan import FORMATS, Job, collect_inputs, output_path, plan  # noqa: F401  (collect_inputs, output_path: public here too)
 
 #: ``batch_size="auto"``: padded pixels per forward pass (8 images of 256x256 on CPU, 32 on CUDA) ...
@@ -55,6 +56,7 @@ class TranslateReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)    # (input, reason)
     skipped: list[Path] = field(default_factory=list)               # inputs whose output existed (skip_existing)
     precision: str = "fp32"                                         # what the forward passes ran in
+    precision_note: str = ""                                        # why, when ``auto`` weighed bf16/fp16
 
 
 def write_image(pixels: np.ndarray, path: Path, fmt: str = "png") -> None:
@@ -101,8 +103,10 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
 
     Options (docs/translate.md has the details): ``batch_size`` (int or ``"auto"``), ``norm_stats``
     (``running``/``instance``; default: the checkpoint's), ``precision`` (``auto``/``fp32``/``bf16``/
-    ``fp16``), ``channels_last`` (default: where it helps), ``compile``, ``tile``/``tile_overlap``
-    (images with a side above ``tile`` are translated in overlapping tiles; 0 = never),
+    ``fp16``; ``auto`` uses bf16/fp16 only where the first batch shows they keep the outputs within 2
+    grey levels of fp32, see :mod:`imgtrans.inference.precision_probe`; the report says why),
+    ``channels_last`` (default: where it helps), ``compile``, ``tile``/``tile_overlap`` (images with
+    a side above ``tile`` are translated in overlapping tiles; 0 = never),
     ``dropout``/``seed`` (dropout kept on, seeded per image), ``recursive``, ``format``
     (``png``/``jpg``/``webp``/``tif``), ``on_progress(n)`` (called as inputs are done).
     """
@@ -120,13 +124,16 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
     if isinstance(inputs, torch.Tensor):
         model = _loaded(model, device)
         dev, norm_stats = model.device, norm_stats or model.recommended_norm_stats
-        # tensors are a numeric API: the plain fp32 forward unless asked otherwise
-        precision = resolve_precision(precision or "fp32", dev)
-        if channels_last is None:
-            channels_last = precision != "fp32" and default_channels_last(precision, dev)
+        # tensors are a numeric API: the plain fp32 forward unless asked otherwise ("auto" is verified)
+        auto = AutoPrecision(model, precision or "fp32", norm_stats=norm_stats)
         seeds = [image_seed(seed, str(i)) for i in range(inputs.shape[0])] if dropout else None
-        return run_generator(model.generator, inputs.to(dev), stride=model.stride, norm_stats=norm_stats,
-                             precision=precision, channels_last=channels_last, compile=compile, dropout_seeds=seeds)
+
+        def forward(p: str) -> torch.Tensor:
+            cl = (p != "fp32" and default_channels_last(p, dev)) if channels_last is None else channels_last
+            return run_generator(model.generator, inputs.to(dev), stride=model.stride, norm_stats=norm_stats,
+                                 precision=p, channels_last=cl, compile=compile, dropout_seeds=seeds)
+
+        return auto.run(forward)
 
     if output is None:
         raise ImgtransError("an output folder is needed when translating files")
@@ -134,17 +141,19 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
     planned = plan(inputs if isinstance(inputs, (str, Path)) else list(inputs), output, recursive=recursive,
                    format=format, overwrite=overwrite, skip_existing=skip_existing)
     model = _loaded(model, device)
-    dev = model.device
-    precision = resolve_precision(precision, dev)
-    runner = _Runner(model, batch_size=batch_size, norm_stats=norm_stats or model.recommended_norm_stats,
-                     precision=precision,
-                     channels_last=default_channels_last(precision, dev) if channels_last is None else channels_last,
+    norm_stats = norm_stats or model.recommended_norm_stats
+    auto = AutoPrecision(model, precision, norm_stats=norm_stats)  # "auto": verified on the first batch
+    runner = _Runner(model, batch_size=batch_size, norm_stats=norm_stats, auto=auto, channels_last=channels_last,
                      compile=compile, tile=tile, tile_overlap=tile_overlap, dropout=dropout, seed=seed,
                      fmt=planned.fmt)
-    report = TranslateReport(failed=list(planned.failed), skipped=list(planned.skipped), precision=precision)
+    report = TranslateReport(failed=list(planned.failed), skipped=list(planned.skipped), precision=auto.precision)
     if on_progress and (report.failed or report.skipped):
         on_progress(len(report.failed) + len(report.skipped))
-    runner.run(planned.jobs, report, on_progress)
+    try:
+        runner.run(planned.jobs, report, on_progress)
+    finally:
+        report.precision = auto.precision
+        report.precision_note = auto.decision.reason if auto.decision is not None and auto.decision.worth_saying else ""
     order = {src: i for i, src in enumerate(planned.inputs)}  # the report lists inputs in their order
     by_dst = {job.dst: job.index for job in planned.jobs}
     report.written.sort(key=lambda p: by_dst[p])
@@ -187,8 +196,8 @@ class _Runner:
     model: TranslationModel
     batch_size: int | str
     norm_stats: str
-    precision: str
-    channels_last: bool
+    auto: AutoPrecision          # the precision, decided (``auto``) on the first batch
+    channels_last: bool | None   # None: where it helps for the precision that runs
     compile: bool
     tile: int
     tile_overlap: int
@@ -197,9 +206,13 @@ class _Runner:
     fmt: str
 
     def forward(self, x: torch.Tensor, seeds: list[int] | None) -> torch.Tensor:
-        return run_generator(self.model.generator, x, stride=self.model.stride, norm_stats=self.norm_stats,
-                             precision=self.precision, channels_last=self.channels_last, compile=self.compile,
-                             dropout_seeds=seeds if self.dropout else None)
+        def run(precision: str) -> torch.Tensor:
+            cl = default_channels_last(precision, x.device) if self.channels_last is None else self.channels_last
+            return run_generator(self.model.generator, x, stride=self.model.stride, norm_stats=self.norm_stats,
+                                 precision=precision, channels_last=cl, compile=self.compile,
+                                 dropout_seeds=seeds if self.dropout else None)
+
+        return self.auto.run(run)
 
     def batch_limit(self, height: int, width: int) -> int:
         if self.batch_size == "auto":

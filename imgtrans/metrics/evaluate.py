@@ -21,6 +21,7 @@ from ..data.images import save_image, to_pixels
 from ..destinations import check_writable_file, check_writable_folder
 from ..errors import DataError, ImgtransError
 from ..inference.engine import default_channels_last, resolve_precision, run_generator
+from ..inference.precision_probe import AutoPrecision
 from ..inference.model import TranslationModel, build_generator
 from ..interfaces import Metric, PairedDataset, PairedMetric, UnpairedDataset
 from ..training.outputs import preview_grid
@@ -48,6 +49,8 @@ class EvalResult:
     protocol: list[str] = field(default_factory=list)
     #: the dataset index of each per-image score
     indices: list[int] = field(default_factory=list)
+    precision: str = "fp32"    # what the network ran in (the identity: fp32)
+    precision_note: str = ""   # why, when ``auto`` weighed bf16/fp16 (imgtrans.inference.precision_probe)
 
     def __getattr__(self, key: str) -> float:  # result.l1, result.fid
         figures = self.__dict__.get("figures", {})
@@ -56,7 +59,8 @@ class EvalResult:
         raise AttributeError(key)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "count": self.count, "direction": self.direction, **self.figures}
+        return {"name": self.name, "count": self.count, "direction": self.direction, "precision": self.precision,
+                **self.figures}
 
 
 def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
@@ -176,19 +180,22 @@ def _references(pairs: Any, batch_size: int | str, model: TranslationModel) -> I
         yield torch.stack([it["A"] for _, it in group])
 
 
-def translator(model: TranslationModel | None, out_channels: int, *, norm_stats: str | None, precision: str,
-               channels_last: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+def translator(model: TranslationModel | None, out_channels: int, *, norm_stats: str | None,
+               precision: str | AutoPrecision) -> Callable[[torch.Tensor], torch.Tensor]:
     """Images in [-1, 1] -> the model's outputs; ``None`` is the identity baseline (grey inputs
-    repeated, colour inputs averaged, to the output's channels)."""
+    repeated, colour inputs averaged, to the output's channels).  ``precision`` may be an
+    :class:`AutoPrecision`, which decides ``auto`` on the first batch."""
     if model is None:
         def identity(a: torch.Tensor) -> torch.Tensor:
             return a if a.shape[1] == out_channels else a.mean(1, keepdim=True).expand(-1, out_channels, -1, -1)
         return identity
 
+    auto = precision if isinstance(precision, AutoPrecision) else AutoPrecision(model, precision, norm_stats=norm_stats)
+
     def run(a: torch.Tensor) -> torch.Tensor:
-        return run_generator(model.generator, a.to(model.device), stride=model.stride,
-                             norm_stats=norm_stats or model.recommended_norm_stats,
-                             precision=precision, channels_last=channels_last).cpu()
+        return auto.run(lambda p: run_generator(
+            model.generator, a.to(model.device), stride=model.stride, norm_stats=norm_stats or model.recommended_norm_stats,
+            precision=p, channels_last=p != "fp32" and default_channels_last(p, model.device))).cpu()
     return run
 
 
@@ -213,12 +220,13 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     first = next(m for m in models.values() if m is not None)
     if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
         raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
-    precision = resolve_precision(precision, first.device)
-    channels_last = precision != "fp32" and default_channels_last(precision, first.device)
+    autos = {name: AutoPrecision(model, precision, norm_stats=norm_stats or model.recommended_norm_stats)
+             for name, model in models.items() if model is not None}  # "auto": verified per model, first batch
+    precision = resolve_precision(precision, first.device)  # the feature extractor's (FID, KID)
     pairs, paired = load_split(data, split, first, format=format)
     chosen = resolve_metrics(metrics, paired, data=data, split=split, weights=fid_weights)
-    translators = {name: translator(model, first.out_channels, norm_stats=norm_stats, precision=precision,
-                                    channels_last=channels_last) for name, model in models.items()}
+    translators = {name: translator(model, first.out_channels, norm_stats=norm_stats, precision=autos.get(name, "fp32"))
+                   for name, model in models.items()}
     sheet: list[torch.Tensor] = []
     leader = next(iter(models))
 
@@ -245,6 +253,11 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     if contact_sheet is not None and sheet:
         _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet")
     out = [_result(scores, first.direction, chosen) for scores in results.values()]
+    for result in out:
+        auto = autos.get(result.name)
+        if auto is not None:
+            result.precision = auto.precision
+            result.precision_note = auto.decision.reason if auto.decision and auto.decision.worth_saying else ""
     if report is not None:
         from .report import write_report
 

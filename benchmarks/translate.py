@@ -9,12 +9,23 @@ Each precision is timed ``--repeats`` times (interleaved, after one untimed warm
 ``imgtrans.translate`` into a fresh folder; the median is reported.  The outputs of the last run
 of each precision are compared with those of the first precision (grey levels, mean and max).
 Other processes on the machine make single runs noisy: compare medians, and look at the spread.
+
+    python benchmarks/translate.py --whole-process          # fp32 translate vs the plain per-image loop
+
+``--whole-process`` measures as a user experiences it: whole processes (``python -m imgtrans
+translate --precision fp32`` and, as the baseline, a plain per-image fp32 loop: decode, eager
+forward at batch 1, encode, one image at a time), each run on 8 and on 72 images; the marginal
+rate ``64 / (t72 - t8)`` cancels start-up.  ``--repeats`` interleaved pairs (default 3); the
+median rates and the median of the per-pair ratios are printed.  ``--variants`` adds others
+(``bf16``, ``auto``).  Run it without ``OMP_NUM_THREADS`` so that torch uses every core.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +45,62 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(img).astype(np.int16)
 
 
+def plain_loop(model_path: str, source: Path, out: Path) -> None:
+    """The baseline: one image at a time, decode, the plain fp32 eager forward, encode (Pillow defaults)."""
+    from imgtrans.data.images import load_image, to_pixels
+    from imgtrans.inference.engine import run_generator
+
+    model = imgtrans.load_model(model_path)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(source.iterdir()):
+        x = torch.from_numpy(load_image(path, model.in_channels)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        y = run_generator(model.generator, x, stride=model.stride, norm_stats=model.recommended_norm_stats)
+        Image.fromarray(to_pixels(y[0])).save(out / f"{path.stem}.png")
+
+
+def _process_seconds(variant: str, model_path: Path, source: Path, out: Path) -> float:
+    if variant == "plain":
+        cmd = [sys.executable, __file__, "--plain-worker", str(model_path), str(source), str(out)]
+    else:
+        cmd = [sys.executable, "-m", "imgtrans", "translate", "--model", str(model_path), str(source), str(out),
+               "--precision", variant, "--device", "cpu"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def whole_process(args: argparse.Namespace, root: Path, model_path: Path, name: str) -> None:
+    """Marginal img/s between 8 and 72 images, whole processes, interleaved pairs (see the docstring)."""
+    folders = {}
+    rng = np.random.default_rng(0)
+    for n in (8, 72):
+        folders[n] = root / f"in-{n}"
+        folders[n].mkdir()
+    for i in range(72):
+        img = Image.fromarray((rng.random((args.size, args.size, 3)) * 255).astype(np.uint8))
+        for n in (8, 72):
+            if i < n:
+                img.save(folders[n] / f"{i:04d}.png")
+    variants = ["plain", *args.variants.split(",")]
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(args.repeats):
+        for v in variants:
+            t = {n: _process_seconds(v, model_path, folders[n], root / f"out-{v}-{n}-{r}") for n in (8, 72)}
+            rates[v].append(64 / (t[72] - t[8]))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"whole processes, {name}, {args.size}x{args.size}, marginal rate 8 -> 72 images, {args.repeats} interleaved "
+          f"pairs, {os.cpu_count()} CPUs, load {load:.1f}:")
+    for v in variants:
+        ratios = [a / b for a, b in zip(rates[v], rates["plain"])]
+        print(f"  {v:6s} median {statistics.median(rates[v]):.2f} img/s (runs: {', '.join(f'{x:.2f}' for x in rates[v])})"
+              + ("" if v == "plain" else f"; {statistics.median(ratios):.2f}x the plain loop "
+                                         f"(per pair: {', '.join(f'{x:.2f}' for x in ratios)})"))
+
+
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--plain-worker":
+        plain_loop(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=64, help="synthetic images (without --inputs)")
     parser.add_argument("--size", type=int, default=256, help="side of the synthetic images")
@@ -48,6 +114,10 @@ def main() -> None:
     parser.add_argument("--format", default="png", choices=["png", "jpg", "webp"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--norm-stats", choices=["running", "instance"], help="default: the model's recommendation")
+    parser.add_argument("--whole-process", action="store_true",
+                        help="whole processes against the plain per-image fp32 loop (marginal rate 8 -> 72 images)")
+    parser.add_argument("--variants", default="fp32",
+                        help="with --whole-process: comma-separated --precision values to run besides the plain loop")
     args = parser.parse_args()
     batch_size = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
@@ -64,6 +134,9 @@ def main() -> None:
                     "stride": 256}
             model = imgtrans.load_model(save_checkpoint(root / "m.safetensors", {"generator": gen}, meta))
             name = f"unet_256 ngf={args.ngf} (untrained)"
+        if args.whole_process:
+            whole_process(args, root, Path(model.source), name)
+            return
         if args.inputs:
             source = args.inputs
         else:

@@ -89,6 +89,18 @@ def test_channels_last_does_not_change_fp32_results(small: Path) -> None:
     assert [(p.stride(), p.dtype) for p in model.generator.parameters()] == layout, "the caller's model is untouched"
 
 
+def test_the_default_fp32_path_stays_within_half_a_grey_level_of_the_plain_forward(small: Path) -> None:
+    """What translate runs by default in fp32 (batched, channels-last where it helps) against the plain
+    eager forward, one image at a time: any faster fp32 path must keep this (issue 17)."""
+    model = imgtrans.load_model(small)
+    x = torch.rand(5, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        plain = torch.cat([model.generator(x[i:i + 1]) for i in range(len(x))])
+    fast = engine.run_generator(model.generator, x, stride=model.stride, precision="fp32",
+                                channels_last=engine.default_channels_last("fp32", "cpu"))
+    assert (fast - plain).abs().max() * 127.5 <= 0.5
+
+
 def test_batching_by_size_does_not_change_results(small: Path, tmp_path: Path) -> None:
     sizes = [(64, 48), (40, 40), (64, 48), (100, 30), (40, 40), (64, 48), (17, 9)]
     for i, (w, h) in enumerate(sizes):  # sizes interleaved in name order

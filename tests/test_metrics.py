@@ -160,7 +160,7 @@ def test_eval_metric_subset_json_and_report(tmp_path: Path) -> None:
                                       "--metric", "l1", "--json", "--report", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.output)
-    assert set(row) == {"name", "count", "direction", "ssim", "l1", "protocol"} and row["count"] == 3
+    assert set(row) == {"name", "count", "direction", "precision", "ssim", "l1", "protocol"} and row["count"] == 3
     page = (tmp_path / "rep" / "index.html").read_text()
     assert page.count("<svg") == 2 and "Best 3 by ssim" in page and "Worst 3 by ssim" in page
     assert (tmp_path / "rep" / "worst_1.png").is_file()

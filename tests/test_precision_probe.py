@@ -232,3 +232,18 @@ def test_grey_levels_are_those_of_the_written_images() -> None:
 def test_auto_precision_refuses_an_unknown_name(benign: Path) -> None:
     with pytest.raises(imgtrans.errors.ImgtransError, match="fp8"):
         AutoPrecision(imgtrans.load_model(benign), "fp8")
+
+
+def test_serve_verifies_auto_on_the_first_request(sensitive: Path, benign: Path) -> None:
+    """``imgtrans serve`` decides ``auto`` like translate: on its first request, per model."""
+    from imgtrans.serve.models import load_served
+
+    served = load_served([f"sensitive={sensitive}", f"benign={benign}"])
+    image = (np.random.default_rng(1).random((64, 64, 3)) * 255).astype(np.uint8)
+    for name, expected in (("sensitive", "fp32"), ("benign", "bf16")):
+        runner = served[name].direction(None)
+        assert runner.auto.pending  # nothing decided before a real input arrives
+        runner.translate([image])
+        assert runner.precision == expected
+        described = served[name].describe()["precision"]["AtoB"]
+        assert described["running"] == expected and "grey level" in described["why"]

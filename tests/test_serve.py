@@ -65,6 +65,10 @@ def _bomb_png(width: int, height: int) -> bytes:
 def test_healthz_models_and_docs(server) -> None:
     assert request(server, "GET", "/healthz").json() == {"status": "ok"}
     listed = request(server, "GET", "/v1/models").json()["models"]
+    for entry in listed:  # the precision each direction runs in, and why (fp32 here: no faster CPU precision)
+        precision = entry.pop("precision")
+        assert set(precision) == set(entry["directions"])
+        assert all(p["running"] in ("fp32", "bf16", "fp16") and p["why"] for p in precision.values())
     assert listed == [
         {"name": "oneway", "directions": ["AtoB"], "default_direction": "AtoB", "channels": {"AtoB": {"in": 3, "out": 3}}},
         {"name": "both", "directions": ["AtoB", "BtoA"], "default_direction": "AtoB",

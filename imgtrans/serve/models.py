@@ -16,7 +16,7 @@ import torch
 
 from ..data.images import to_pixels
 from ..errors import CheckpointError, ConfigError
-from ..inference.engine import default_channels_last, resolve_precision, run_generator
+from ..inference.precision_probe import AutoPrecision, forward_in
 from ..inference.model import TranslationModel, choose_direction, load_model, model_directions
 from ..inference.translate import auto_batch_size
 
@@ -28,18 +28,21 @@ class Direction:
     """One direction of a served model, with the settings ``imgtrans translate`` would use."""
 
     model: TranslationModel
-    precision: str
-    channels_last: bool
+    auto: AutoPrecision              # verified ``auto``: decided on the first request, like translate
+    channels_last: bool | None       # None: the engine's default for the decided precision
     norm_stats: str
+
+    @property
+    def precision(self) -> str:
+        return self.auto.precision
 
     def batch_limit(self, height: int, width: int) -> int:
         """Images of this size per forward pass: translate's ``auto`` batch size."""
         return auto_batch_size(height, width, self.model.stride, self.model.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return run_generator(self.model.generator, x.to(self.model.device), stride=self.model.stride,
-                             norm_stats=self.norm_stats, precision=self.precision,
-                             channels_last=self.channels_last)
+        return self.auto.run(lambda precision: forward_in(self.model, x, precision, norm_stats=self.norm_stats,
+                                                          channels_last=self.channels_last))
 
     def translate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Same-size ``H x W x C`` uint8 images in one forward pass, converted as translate does."""
@@ -66,7 +69,10 @@ class ServedModel:
         """What ``GET /v1/models`` says about this model (no file paths: they are the server's business)."""
         return {"name": self.name, "directions": list(self.directions), "default_direction": self.default_direction,
                 "channels": {d: {"in": m.model.in_channels, "out": m.model.out_channels}
-                             for d, m in self.directions.items()}}
+                             for d, m in self.directions.items()},
+                "precision": {d: {"running": m.precision, "why": m.auto.decision.reason if m.auto.decision else
+                                  f"auto: {m.auto.candidate} is checked against fp32 on the first request"}
+                              for d, m in self.directions.items()}}
 
     def direction(self, requested: str | None) -> Direction:
         """The direction asked for, or the one translate would choose; :class:`CheckpointError` otherwise."""
@@ -112,10 +118,8 @@ def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", pre
         model = ServedModel(name, source, default)
         for direction in available:
             loaded = load_model(path, device=device, direction=direction)
-            resolved = resolve_precision(precision, loaded.device)
             model.directions[direction] = Direction(
-                loaded, resolved,
-                default_channels_last(resolved, loaded.device) if channels_last is None else channels_last,
+                loaded, AutoPrecision(loaded, precision, device=loaded.device), channels_last,
                 loaded.recommended_norm_stats)
         served[name] = model
     return served

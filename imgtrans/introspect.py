@@ -2,7 +2,8 @@
 
 ``imgtrans info KIND NAME`` and :func:`imgtrans.describe` read the same dictionary, built from
 the factory's signature, type annotations and docstring, so a plugin author documents arguments
-once, in the code.  Per-argument help is taken from a Google-style ``Args:`` section
+once, in the code (read from the source, without importing, for a lazily registered component:
+see :mod:`imgtrans.source_info`).  Per-argument help is taken from a Google-style ``Args:`` section
 (``name (type): help``) or reST ``:param name: help`` lines, of the class or its ``__init__``.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def describe(kind: str, name: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": kind, "name": name, "description": component.description, "plugin": component.plugin,
         "distribution": info.distribution if info else None, "version": info.version if info else None,
-        "arguments": [a for a in arguments(component.factory) if not (kind == "recipe" and a["name"] == "components")],
+        "arguments": [a for a in _arguments(component) if not (kind == "recipe" and a["name"] == "components")],
     }
     if kind == "metric":
         from .interfaces import PairedMetric, SetMetric
@@ -62,6 +63,18 @@ def describe(kind: str, name: str) -> dict[str, Any]:
         out["data_defaults"] = _jsonable(dict(getattr(factory, "data_defaults", {}) or {}))
         out["optim_defaults"] = _jsonable(dict(getattr(factory, "optim_defaults", {}) or {}))
     return out
+
+
+def _arguments(component: Any) -> list[dict[str, Any]]:
+    """From the source for a lazily registered component not imported yet (no torch import just to
+    show a table), else, and whenever the source does not settle it, from the imported factory."""
+    if component.target is not None and not component.loaded and component.kind != "recipe":
+        from .source_info import source_arguments
+
+        found = source_arguments(component.target)
+        if found is not None:
+            return found
+    return arguments(component.factory)
 
 
 def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:

@@ -73,3 +73,13 @@ def test_plain_rows_can_be_cut_by_column() -> None:
     """`imgtrans list generator | awk '{print $2}'` gives the names."""
     lines = run("list", "generator").output.splitlines()
     assert [line.split()[1] for line in lines[1:]] == imgtrans.list_components("generator")
+
+
+def test_a_plain_table_keeps_its_title() -> None:
+    from rich.table import Table
+
+    from imgtrans.cli.tables import plain_lines
+
+    table = Table("", "score", title="facades / test [bold](fp16)[/bold]", caption="lower is better")
+    table.add_row("model", "0.25")
+    assert plain_lines(table) == ["facades / test (fp16)", "       score", "model  0.25", "lower is better"]

@@ -43,7 +43,8 @@ def render(data: dict[str, Any]) -> None:
 
     from .tables import print_table
 
-    console = Console(soft_wrap=True)  # prose lines are never cut; a terminal wraps them itself
+    console = Console()
+    console.soft_wrap = not console.is_terminal  # in a pipe: one line per paragraph, never cut
     origin = f"plugin {data['plugin']}"
     if data.get("distribution"):
         origin += f", distribution {data['distribution']} {data.get('version') or ''}".rstrip()

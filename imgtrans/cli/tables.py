@@ -60,16 +60,16 @@ _MIN_FOLDED = 8  # narrowest useful width of a column that wraps
 
 
 def plain_lines(table: Any) -> list[str]:
-    """The rows of a ``rich.table.Table`` as text: columns two spaces apart, markup and trailing
-    blanks dropped, nothing wrapped or cut."""
+    """The title, rows and caption of a ``rich.table.Table`` as text: columns two spaces apart,
+    markup and trailing blanks dropped, nothing wrapped or cut."""
     columns = [[*([_plain(c.header)] if table.show_header else []), *map(_plain, c.cells)] for c in table.columns]
     if not columns:
         return []
     widths = [max(len(cell) for cell in column) for column in columns]
-    lines = []
+    lines = [_plain(table.title)] if table.title else []
     for row in zip(*columns):
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    return lines
+    return lines + ([_plain(table.caption)] if table.caption else [])
 
 
 def _plain(cell: Any) -> str:

@@ -262,13 +262,19 @@ class PluginRegistrar:
 def _check_module_exists(component: Component) -> None:
     """A misspelt module in a lazy registration rejects the plugin when it loads, as a malformed
     registration does, rather than when the component is first used.  Only the module's file is
-    looked up (``find_spec``): its code runs on first use."""
+    looked up: no code runs, not even its parent packages' (see :func:`source_info.module_file`)."""
     import importlib.util
+    import sys
+
+    from .source_info import module_file
 
     module = (component.target or "").partition(":")[0]
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a parent package that does not exist
-        found = False
+    found = module_file(module) is not None
+    parent = module.rpartition(".")[0]
+    if not found and (not parent or parent in sys.modules):  # a zip import, a namespace package
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
     if not found:
         raise ConfigError(f"{component.kind} {component.name!r}: module {module!r} of {component.target!r} not found")

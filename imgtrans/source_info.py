@@ -2,8 +2,8 @@
 
 ``imgtrans list`` and ``imgtrans info`` must not import torch (seconds and hundreds of MB) to
 print a name, a description and a table of arguments.  For a component registered as
-``"package.module:attribute"`` this module finds the module's file (``importlib.util.find_spec``
-imports only the parent packages, which are the plugin's already imported entry point), parses it
+``"package.module:attribute"`` this module finds the module's file without running any of its
+package's code (:func:`module_file`), parses it
 with :mod:`ast` and reads the definition: the docstring, and the ``__init__`` (or function)
 signature with annotations as written and defaults that are literals.
 
@@ -18,6 +18,7 @@ a default that is not a literal, a name bound twice, a star import, no ``.py`` f
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
 import sys
 from functools import lru_cache
@@ -115,21 +116,47 @@ def _is_package(module: str) -> bool:
     return path is not None and path.name == "__init__.py"
 
 
-def _path(module: str) -> Path | None:
-    """The module's ``.py`` file, looked up without running it; None for a module whose parent
-    package is not imported yet (finding a submodule imports its parents, e.g. torch for torch.nn)."""
-    parent = module.rpartition(".")[0]
-    if parent and parent not in sys.modules:
-        return None
+def module_file(module: str) -> Path | None:
+    """The file ``module`` would be loaded from, found without running any code: not even its
+    parent packages' ``__init__`` (``importlib.util.find_spec("a.b")`` imports ``a``, and
+    ``imgtrans.metrics`` imports torch).  The top-level package is looked up with ``find_spec``
+    (which imports nothing for a top-level name, and honours editable installs' finders), then
+    each part in the package's folders.  None when it cannot be found this way (a namespace
+    package, a zip import): callers then fall back to importing."""
     loaded = sys.modules.get(module)
-    origin = getattr(loaded, "__file__", None) if loaded is not None else None
-    if origin is None:
-        try:
-            spec = importlib.util.find_spec(module)
-        except (ImportError, ValueError):
-            return None
-        origin = spec.origin if spec else None
-    return Path(origin) if origin and origin.endswith(".py") else None
+    if loaded is not None:
+        origin = getattr(loaded, "__file__", None)
+        return Path(origin) if origin else None
+    top, _, rest = module.partition(".")
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    if not rest:
+        return Path(spec.origin)
+    folders = [Path(p) for p in (spec.submodule_search_locations or [])]
+    *packages, last = rest.split(".")
+    for part in packages:
+        folders = [f / part for f in folders if (f / part / "__init__.py").is_file()][:1]
+    for folder in folders:
+        if (folder / last / "__init__.py").is_file():
+            return folder / last / "__init__.py"
+        for suffix in importlib.machinery.all_suffixes():
+            if (folder / f"{last}{suffix}").is_file():
+                return folder / f"{last}{suffix}"
+    return None
+
+
+def _path(module: str) -> Path | None:
+    """The module's ``.py`` file, for a top-level module or one of a package already imported (a
+    plugin's, the core's): the sources of a package not imported yet (torch) are not worth reading."""
+    top, dot, _ = module.partition(".")
+    if dot and top not in sys.modules:
+        return None
+    path = module_file(module)
+    return path if path is not None and path.suffix == ".py" else None
 
 
 def _tree(module: str) -> ast.Module | None:

@@ -113,6 +113,16 @@ def test_source_agrees_with_import(component: Component) -> None:
         assert from_source == arguments(component.factory)
 
 
+def test_builtin_metric_table_matches_the_modules() -> None:
+    from imgtrans.builtin import BUILTIN_METRICS
+    from imgtrans.interfaces import PairedMetric, SetMetric
+
+    registry = imgtrans.get_registry()
+    core = {c.name for c in registry.components("metric") if c.plugin == "imgtrans"}
+    assert core == set(BUILTIN_METRICS)
+    assert all(issubclass(registry.get("metric", n).factory, (PairedMetric, SetMetric)) for n in core)
+
+
 def test_builtin_format_table_matches_the_modules() -> None:
     from imgtrans.data.builtin import BUILTIN_FORMATS
     from imgtrans.data.formats import FORMATS

@@ -83,10 +83,6 @@ def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
     params = list(inspect.signature(target).parameters.values())
     if inspect.isclass(factory):
         params = params[1:]
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation: show it as written
-        hints = {}
     helps = {**docstring_arguments(getattr(factory, "__doc__", None)),
              **(docstring_arguments(target.__doc__) if target is not factory else {})}
     out = []
@@ -94,7 +90,9 @@ def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
         if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
             continue
         required = p.default is inspect.Parameter.empty
-        out.append({"name": p.name, "type": type_name(hints.get(p.name, p.annotation)),
+        # the annotation as written (text under PEP 563), never typing.get_type_hints: that differs
+        # between Pythons (3.10 turns `int | None = None` into Optional[int]); source_info reads the same
+        out.append({"name": p.name, "type": type_name(p.annotation),
                     "default": None if required else _jsonable(p.default), "required": required,
                     "help": helps.get(p.name, "")})
     return out

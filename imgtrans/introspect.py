@@ -2,7 +2,8 @@
 
 ``imgtrans info KIND NAME`` and :func:`imgtrans.describe` read the same dictionary, built from
 the factory's signature, type annotations and docstring, so a plugin author documents arguments
-once, in the code.  Per-argument help is taken from a Google-style ``Args:`` section
+once, in the code (read from the source, without importing, for a lazily registered component:
+see :mod:`imgtrans.source_info`).  Per-argument help is taken from a Google-style ``Args:`` section
 (``name (type): help``) or reST ``:param name: help`` lines, of the class or its ``__init__``.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ def describe(kind: str, name: str) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": kind, "name": name, "description": component.description, "plugin": component.plugin,
         "distribution": info.distribution if info else None, "version": info.version if info else None,
-        "arguments": [a for a in arguments(component.factory) if not (kind == "recipe" and a["name"] == "components")],
+        "arguments": [a for a in _arguments(component) if not (kind == "recipe" and a["name"] == "components")],
     }
     if kind == "metric":
         from .interfaces import PairedMetric, SetMetric
@@ -64,16 +65,24 @@ def describe(kind: str, name: str) -> dict[str, Any]:
     return out
 
 
+def _arguments(component: Any) -> list[dict[str, Any]]:
+    """From the source for a lazily registered component not imported yet (no torch import just to
+    show a table), else, and whenever the source does not settle it, from the imported factory."""
+    if component.target is not None and not component.loaded and component.kind != "recipe":
+        from .source_info import source_arguments
+
+        found = source_arguments(component.target)
+        if found is not None:
+            return found
+    return arguments(component.factory)
+
+
 def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
     """Each keyword argument of ``factory``: name, type, default (``required`` when there is none), help."""
     target = factory.__init__ if inspect.isclass(factory) else factory
     params = list(inspect.signature(target).parameters.values())
     if inspect.isclass(factory):
         params = params[1:]
-    try:
-        hints = typing.get_type_hints(target)
-    except Exception:  # noqa: BLE001 - an unresolvable annotation: show it as written
-        hints = {}
     helps = {**docstring_arguments(getattr(factory, "__doc__", None)),
              **(docstring_arguments(target.__doc__) if target is not factory else {})}
     out = []
@@ -81,7 +90,9 @@ def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
         if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
             continue
         required = p.default is inspect.Parameter.empty
-        out.append({"name": p.name, "type": type_name(hints.get(p.name, p.annotation)),
+        # the annotation as written (text under PEP 563), never typing.get_type_hints: that differs
+        # between Pythons (3.10 turns `int | None = None` into Optional[int]); source_info reads the same
+        out.append({"name": p.name, "type": type_name(p.annotation),
                     "default": None if required else _jsonable(p.default), "required": required,
                     "help": helps.get(p.name, "")})
     return out

@@ -50,6 +50,8 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
     disabled: bool = False
+    #: components registered by import path whose module failed to import (``imgtrans plugins --check``)
+    component_errors: list[str] = field(default_factory=list)
 
 
 class PluginHost:
@@ -154,6 +156,22 @@ class PluginHost:
         for name, command in self.commands.items():
             if name not in cli.commands:
                 cli.add_command(command, name)
+
+    def check_components(self) -> None:
+        """Import every component registered by import path (lazily), recording each failure on its
+        plugin's ``component_errors``: what ``imgtrans plugins --check`` reports."""
+        from .registry import KINDS
+
+        for kind in KINDS:
+            for component in self.registry.components(kind):
+                if component.target is None or component.loaded:
+                    continue
+                try:
+                    component.factory  # noqa: B018 - imports the module
+                except ImgtransError as exc:
+                    info = self.plugins.get(component.plugin)
+                    if info is not None:
+                        info.component_errors.append(str(exc))
 
     def zoo_owners(self) -> dict[str, str]:
         """Zoo model names taken so far, and by whom (the bundled manifest, then plugins)."""

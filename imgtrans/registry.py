@@ -18,6 +18,9 @@ from typing import Any
 
 from .errors import ConfigError, DuplicateComponentError, ImgtransError, PluginCodeError, UnknownNameError
 
+#: what a plugin registers: the factory, or where to import it from (``"package.module:attribute"``)
+Factory = Callable[..., Any] | str
+
 KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset_format", "recipe", "metric", "pair_maker")
 
 
@@ -54,15 +57,69 @@ def first_sentence(doc: str | None) -> str:
     return (summary[:match.start()] if match else summary).strip()
 
 
-@dataclass(frozen=True)
-class Component:
-    """A registered factory and where it came from."""
+#: ``"package.module:attribute"``: where a lazily registered factory is imported from
+_TARGET = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
-    kind: str
-    name: str
-    factory: Callable[..., Any]
-    plugin: str
-    description: str = ""
+
+class Component:
+    """A registered factory and where it came from.
+
+    ``factory`` is the callable itself, or a ``"module:attribute"`` string (lazy registration):
+    then the module is imported only when the factory is first needed (to build the component or
+    to check arguments), so listing and describing components never imports torch.
+    """
+
+    __slots__ = ("kind", "name", "plugin", "target", "_factory", "_description")
+
+    def __init__(self, kind: str, name: str, factory: Callable[..., Any] | str, plugin: str,
+                 description: str = "") -> None:
+        self.kind, self.name, self.plugin = kind, name, plugin
+        if isinstance(factory, str):
+            if not _TARGET.match(factory):
+                raise ConfigError(f"{kind} {name!r}: {factory!r} is neither a callable nor 'package.module:attribute'")
+            self.target: str | None = factory
+            self._factory: Callable[..., Any] | None = None
+        else:
+            self.target, self._factory = None, factory
+        self._description = description or None
+
+    def __repr__(self) -> str:
+        return f"Component({self.kind!r}, {self.name!r}, {self.target or self._factory!r}, {self.plugin!r})"
+
+    @property
+    def loaded(self) -> bool:
+        return self._factory is not None
+
+    @property
+    def factory(self) -> Callable[..., Any]:
+        """The callable, imported on first use; a module that fails to import is a one-line
+        :class:`PluginCodeError` naming the component, its plugin and the import error."""
+        if self._factory is None:
+            import importlib
+
+            module, _, attr = (self.target or "").partition(":")
+            with plugin_code(self.plugin, f"loading {self.kind.replace('_', ' ')} {self.name!r} from {self.target}"):
+                value: Any = importlib.import_module(module)
+                for part in attr.split("."):
+                    value = getattr(value, part)
+                if not callable(value):
+                    raise TypeError(f"{self.target} is a {type(value).__name__}, not a class or function")
+            self._factory = value
+        return self._factory
+
+    @property
+    def description(self) -> str:
+        """As registered, else the first sentence of the factory's docstring (read from the source
+        for a lazy registration, so listing imports nothing)."""
+        if self._description is None:
+            if self._factory is not None:
+                doc = getattr(self._factory, "__doc__", None)
+            else:
+                from .source_info import source_docstring
+
+                doc = source_docstring(self.target or "")
+            self._description = first_sentence(doc)
+        return self._description
 
     def arguments(self) -> dict[str, Any]:
         """Keyword arguments the factory accepts, with their defaults (``inspect.Parameter.empty`` if none)."""
@@ -157,33 +214,33 @@ class PluginRegistrar:
         self.plugin = plugin
         self.staged: list[Component] = []
 
-    def add(self, kind: str, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def add(self, kind: str, name: str, factory: Factory, description: str = "") -> None:
+        """Register ``factory`` (a callable, or ``"package.module:attribute"`` to import it only
+        when it is first used); ``description`` defaults to its docstring's first sentence."""
         if kind not in KINDS:
             raise UnknownNameError("component kind", kind, KINDS)
-        if not description:  # the factory's own docstring: a base class's would describe the wrong thing
-            description = first_sentence(getattr(factory, "__doc__", None))
         self.staged.append(Component(kind, name, factory, self.plugin, description))
 
-    def generator(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def generator(self, name: str, factory: Factory, description: str = "") -> None:
         self.add("generator", name, factory, description)
 
-    def discriminator(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def discriminator(self, name: str, factory: Factory, description: str = "") -> None:
         self.add("discriminator", name, factory, description)
 
-    def loss(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def loss(self, name: str, factory: Factory, description: str = "") -> None:
         self.add("loss", name, factory, description)
 
-    def dataset_format(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def dataset_format(self, name: str, factory: Factory, description: str = "") -> None:
         self.add("dataset_format", name, factory, description)
 
-    def recipe(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def recipe(self, name: str, factory: Factory, description: str = "") -> None:
         self.add("recipe", name, factory, description)
 
-    def metric(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def metric(self, name: str, factory: Factory, description: str = "") -> None:
         """A :class:`~imgtrans.interfaces.PairedMetric` or :class:`~imgtrans.interfaces.SetMetric`."""
         self.add("metric", name, factory, description)
 
-    def pair_maker(self, name: str, factory: Callable[..., Any], description: str = "") -> None:
+    def pair_maker(self, name: str, factory: Factory, description: str = "") -> None:
         self.add("pair_maker", name, factory, description)
 
     def validate(self, registry: Registry) -> None:
@@ -194,6 +251,8 @@ class PluginRegistrar:
             kind, name = sorted(dup)[0]
             raise DuplicateComponentError(f"plugin {self.plugin!r} registers {kind} {name!r} twice")
         for c in self.staged:
+            if c.target is not None:
+                _check_module_exists(c)
             taken = registry._items[c.kind].get(c.name)
             if taken is not None:
                 registry.add(c)  # raises, naming both plugins
@@ -202,3 +261,24 @@ class PluginRegistrar:
         self.validate(registry)
         for c in self.staged:
             registry.add(c)
+
+
+def _check_module_exists(component: Component) -> None:
+    """A misspelt module in a lazy registration rejects the plugin when it loads, as a malformed
+    registration does, rather than when the component is first used.  Only the module's file is
+    looked up: no code runs, not even its parent packages' (see :func:`source_info.module_file`)."""
+    import importlib.util
+    import sys
+
+    from .source_info import module_file
+
+    module = (component.target or "").partition(":")[0]
+    found = module_file(module) is not None
+    parent = module.rpartition(".")[0]
+    if not found and (not parent or parent in sys.modules):  # a zip import, a namespace package
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+    if not found:
+        raise ConfigError(f"{component.kind} {component.name!r}: module {module!r} of {component.target!r} not found")

@@ -8,6 +8,7 @@ subprocess test goes through real entry-point metadata for the exit status of ``
 from __future__ import annotations
 
 import json
+import re
 import types
 from pathlib import Path
 
@@ -353,11 +354,14 @@ def test_describe_and_info(use_host) -> None:
     assert recipe["options"] == [{"flag": "--lambda-x", "keys": ["recipe.lambda_x"], "type": "float",
                                   "help": "Weight of the pixel loss [10]."}]
 
-    result = run("info", "generator", "documented")
+    result = run("info", "generator", "documented", TTY_COMPATIBLE="1")  # an 80-column terminal
     assert result.exit_code == 0, result.output
-    assert max(len(line) for line in result.output.splitlines()) <= 80
+    drawn = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+    assert max(len(line) for line in drawn.splitlines()) <= 80
     for text in ("imgtrans-docs", "width", "int | None", "eighty-column", '"fast"'):
-        assert text in result.output
+        assert text in drawn
+    piped = run("info", "generator", "documented").output  # plain, one line per argument
+    assert not set("┃│━") & set(piped) and any(line.startswith("width ") for line in piped.splitlines())
     assert json.loads(run("info", "generators", "documented", "--json").output) == data
     shown = run("info", "recipes", "my_recipe").output
     assert "pixel_loss" in shown and "role" in shown and "--lambda-x" in shown and "lambda_x" in shown

@@ -50,6 +50,12 @@ class _Group(click.Group):
             raise _user_error(exc, 1 if isinstance(exc, PluginCodeError) else exc.exit_code) from exc
         except FloatingPointError as exc:  # a diverged training run
             raise _user_error(exc, 1) from exc
+        except BrokenPipeError:  # `imgtrans zoo list | head`: the reader has all it wanted
+            try:  # what Python's docs advise: point stdout at devnull so the flush at exit is quiet
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):  # no real file descriptor (a test runner)
+                pass
+            ctx.exit(0)
         except KeyboardInterrupt as exc:  # (click's own handler would say "Aborted!" with status 1)
             click.echo(str(exc) or "interrupted", err=True)
             ctx.exit(130)

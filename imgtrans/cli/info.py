@@ -36,12 +36,15 @@ def info_command(kind: str, name: str, as_json: bool) -> None:
 
 
 def render(data: dict[str, Any]) -> None:
-    """Tables that fit an 80-column terminal: long cells wrap, none is cut."""
+    """Tables that fit an 80-column terminal: long cells wrap, none is cut; plain text in a pipe."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from .tables import print_table
+
     console = Console()
+    console.soft_wrap = not console.is_terminal  # in a pipe: one line per paragraph, never cut
     origin = f"plugin {data['plugin']}"
     if data.get("distribution"):
         origin += f", distribution {data['distribution']} {data.get('version') or ''}".rstrip()
@@ -53,7 +56,7 @@ def render(data: dict[str, Any]) -> None:
         for key in ("paired", "domains", "layout", "how", "url", "splits", "licence", "notes", "size_mb"):
             if data.get(key) not in (None, "", {}, []):
                 table.add_row(key, escape(str(data[key])))
-        console.print(table)
+        print_table(table)
         return
     if data["kind"] == "metric":
         shape = {"paired": "per image, against each output's target",
@@ -65,13 +68,13 @@ def render(data: dict[str, Any]) -> None:
         slots = Table("slot", "kind", "default", *(["role"] if roles else []))
         for s in data["slots"]:
             slots.add_row(s["name"], s["kind"] or "", s["default"] or "", *([s["role"] or ""] if roles else []))
-        console.print(slots)
+        print_table(slots)
     if data.get("options"):
         console.print(f"options of `imgtrans train {data['name']}`")
         options = Table("option", "type", "sets", "help")
         for o in data["options"]:
             options.add_row(o["flag"], escape(o["type"]), escape(", ".join(o["keys"])), escape(o["help"]))
-        console.print(options)
+        print_table(options)
     heading = "hyper-parameters (--set recipe.ARG=VALUE)" if data["kind"] == "recipe" else "arguments"
     if not data["arguments"]:
         console.print(f"{heading}: none")
@@ -82,7 +85,7 @@ def render(data: dict[str, Any]) -> None:
         for a in data["arguments"]:
             default = "required" if a["required"] else json.dumps(a["default"])
             table.add_row(a["name"], escape(a["type"]), escape(default), *([escape(a["help"])] if with_help else []))
-        console.print(table)
+        print_table(table)
     for section in ("data", "optim"):
         if data.get(f"{section}_defaults"):
             console.print(escape(f"[{section}] defaults: {json.dumps(data[f'{section}_defaults'])}"))

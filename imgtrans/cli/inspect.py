@@ -24,13 +24,17 @@ class KindType(click.ParamType):
 
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def plugins_command(as_json: bool) -> None:
+@click.option("--check", is_flag=True,
+              help="Also import every component registered by import path (slower: imports torch).")
+def plugins_command(as_json: bool, check: bool) -> None:
     """List loaded plugins: name, version, distribution, hooks, and any error.
 
-    A plugin that failed (to import, a misspelt hook, a clash or malformed registration) is
-    shown with its error and none of it is used; everything else keeps working.  The exit
-    status is 1 when any plugin failed, so CI catches it.  Set IMGTRANS_DISABLE_PLUGINS=name1,name2
-    to switch plugins off.
+    A plugin that failed (to import, a misspelt hook, a clash or malformed registration, a
+    component's module that does not exist) is shown with its error and none of it is used;
+    everything else keeps working.  Components registered by import path are imported when first
+    used, so a module that exists but fails to import shows up then, or here with --check.  The exit
+    status is 1 when any plugin (or, with --check, any component) failed, so CI catches it.
+    Set IMGTRANS_DISABLE_PLUGINS=name1,name2 to switch plugins off.
     """
     from dataclasses import asdict
 
@@ -39,15 +43,22 @@ def plugins_command(as_json: bool) -> None:
     from ..plugins import get_host
     from .tables import name_table, print_table
 
-    infos = list(get_host().plugins.values())
+    host = get_host()
+    if check:
+        host.check_components()
+    infos = list(host.plugins.values())
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
     else:
-        rows = [(escape(i.name), i.version or "", escape(i.distribution or ""), ", ".join(i.hooks),
-                 "[red]error: " + escape(i.error) if i.error else ("[yellow]disabled" if i.disabled else "[green]ok"))
+        def status(i) -> str:
+            if i.error or i.component_errors:
+                return "[red]error: " + escape("; ".join(filter(None, [i.error, *i.component_errors])))
+            return "[yellow]disabled" if i.disabled else "[green]ok"
+
+        rows = [(escape(i.name), i.version or "", escape(i.distribution or ""), ", ".join(i.hooks), status(i))
                 for i in infos]
         print_table(name_table(("plugin", "version", "distribution", "hooks", "status"), rows, names=("plugin",)))
-    if any(i.error for i in infos):
+    if any(i.error or i.component_errors for i in infos):
         click.get_current_context().exit(1)
 
 

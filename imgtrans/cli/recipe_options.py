@@ -3,12 +3,14 @@ own, so ``imgtrans train cyclegan --help`` shows ``--lambda-a`` and ``imgtrans t
 shows ``--lambda-l1``, while the core names no recipe's settings."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ConfigError
-from ..interfaces import RecipeOption
+
+if TYPE_CHECKING:  # pragma: no cover - the CLI must start without importing torch
+    from ..interfaces import RecipeOption
 
 META_KEY = "imgtrans_recipe_options"
 

@@ -44,17 +44,22 @@ def list_models(as_json: bool) -> None:
         size = f"{e.size / 1e6:.1f} MB" if e.size else (f"~{e.size_mb:g} MB" if e.size_mb else "")
         rows.append((escape(e.name), e.recipe, e.generator["name"], escape(domains), escape(e.dataset), size,
                      "[green]yes" if is_cached(e) else "no"))
-    print_table(name_table(("name", "recipe", "generator", "A -> B", "dataset", "size", "cached"), rows))
+    print_table(name_table(("name", "recipe", "generator", "A -> B", "dataset", "size", "cached"), rows,
+                           names=("name", "recipe", "generator", "dataset")))
 
 
 @zoo_group.command("info")
 @click.argument("name")
-def info(name: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def info(name: str, as_json: bool) -> None:
     """Everything the manifest says about NAME, and where it is cached."""
     from ..zoo.store import converted_path, get_entry, is_cached
 
     entry = get_entry(name.removeprefix("zoo:"))
     data = {**_public(entry), "cached": is_cached(entry), "cache_path": str(converted_path(entry))}
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
     width = max(map(len, data))
     for key, value in data.items():
         if value not in (None, "", {}, []):
@@ -128,15 +133,20 @@ def import_pth(source: str, generator: str | None, norm: str | None, sets: tuple
 
 
 @zoo_group.command("verify")
-def verify() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def verify(as_json: bool) -> None:
     """Re-hash cached downloads, converted and shipped models; exit status 1 on any mismatch."""
     from ..zoo.store import verify_cache
 
     rows = verify_cache()
-    for row in rows:
-        click.echo(f"{row.status:<10} {row.name:<28} {row.path}")
-    if not rows:
-        click.echo("nothing cached yet")
+    if as_json:
+        click.echo(json.dumps([{"status": r.status, "name": r.name, "path": str(r.path)} for r in rows], indent=2))
+    else:
+        width = max([28, *(len(r.name) for r in rows)])  # names are never cut
+        for row in rows:
+            click.echo(f"{row.status:<10} {row.name:<{width}} {row.path}")
+        if not rows:
+            click.echo("nothing cached yet")
     if any(r.status in ("mismatch", "missing", "corrupt") for r in rows):
         sys.exit(1)
 

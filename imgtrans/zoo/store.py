@@ -10,6 +10,7 @@ Cache layout under ``$IMGTRANS_HOME/zoo``::
     <file>.lock                        held while <file> is made (see imgtrans.cachelock)
 
 Shipped models (``source`` is a file next to the manifest) are used in place: no copy, no network.
+torch is imported only to load or convert a model, so ``imgtrans zoo list`` stays quick.
 """
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..cachelock import cache_lock
-from ..checkpoint import check_generator_fits, load_checkpoint, save_checkpoint
 from ..download import ChecksumMismatch, DownloadError, fetch, mirrored, sha256_file
 from ..download_limits import approx_limit
 from ..errors import CheckpointError, ConfigError, UnknownNameError
@@ -244,6 +244,8 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
                                          metadata=entry.metadata())
         _save(target, {"generator": net}, meta)
         return
+    from ..checkpoint import load_checkpoint
+
     ckpt = load_checkpoint(raw)
     available = _check_networks(raw, ckpt.metadata)
     info = available.get(entry.direction) if len(available) > 1 else next(iter(available.values()))
@@ -260,6 +262,7 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
 def _check_networks(path: Path, metadata: dict) -> dict[str, dict]:
     """Every network the metadata describes (one per direction) must be exactly what the file's
     tensors hold; returns the directions."""
+    from ..checkpoint import check_generator_fits
     from ..inference.model import model_directions
 
     available = model_directions(metadata)
@@ -272,6 +275,8 @@ def _check_networks(path: Path, metadata: dict) -> dict[str, dict]:
 
 def _save(target: Path, networks: dict, metadata: dict) -> None:
     try:
+        from ..checkpoint import save_checkpoint
+
         save_checkpoint(target, networks, metadata)
     except OSError as exc:
         raise DownloadError(f"cannot write the converted model {target}: {exc.strerror or exc}; "
@@ -337,7 +342,7 @@ def _verify_converted(entry: ZooEntry) -> list[VerifyRow]:
     if status == "missing":
         return []
     if status == "unrecorded":
-        from ..checkpoint import read_metadata
+        from ..checkpoint import load_checkpoint, read_metadata
 
         try:
             _check_networks(target, read_metadata(target))

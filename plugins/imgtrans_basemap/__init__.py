@@ -10,10 +10,21 @@ from __future__ import annotations
 from imgtrans import hookimpl
 
 
+def build_basemap(dest, progress=None) -> dict:
+    """Builds ``basemap``; the builder (numpy, Pillow) is imported only when a dataset is built."""
+    from .build import build_basemap as build
+
+    return build(dest, progress=progress)
+
+
+def build_basemap_unpaired(dest, progress=None) -> dict:
+    from .build import build_basemap_unpaired as build
+
+    return build(dest, progress=progress)
+
+
 @hookimpl
 def register_datasets(catalog) -> None:
-    from .build import build_basemap, build_basemap_unpaired
-
     catalog.add(
         "basemap",
         "NASA Blue Marble satellite (A) -> Natural Earth shaded relief (B), 256x256 tiles; "

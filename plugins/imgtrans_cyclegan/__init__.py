@@ -12,6 +12,4 @@ from imgtrans import hookimpl
 
 @hookimpl
 def register_components(registry) -> None:
-    from .recipe import CycleGAN
-
-    registry.recipe("cyclegan", CycleGAN)
+    registry.recipe("cyclegan", "imgtrans_cyclegan.recipe:CycleGAN")  # imported when first used

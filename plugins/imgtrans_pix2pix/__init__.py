@@ -10,22 +10,17 @@ from imgtrans import hookimpl
 
 @hookimpl
 def register_components(registry) -> None:
-    from .losses import BCEGANLoss, L1Loss, LSGANLoss
-    from .patchgan import PatchGAN
-    from .recipe import Pix2Pix
-    from .resnet import Resnet6Blocks, Resnet9Blocks
-    from .unet import Unet128, Unet256, UnetGenerator
-
-    registry.generator("unet", UnetGenerator)
-    registry.generator("unet_256", Unet256)
-    registry.generator("unet_128", Unet128)
-    registry.generator("resnet_9blocks", Resnet9Blocks)
-    registry.generator("resnet_6blocks", Resnet6Blocks)
-    registry.discriminator("patchgan_70", PatchGAN)
-    registry.loss("bce", BCEGANLoss)
-    registry.loss("lsgan", LSGANLoss)
-    registry.loss("l1", L1Loss)
-    registry.recipe("pix2pix", Pix2Pix)
+    # by import path: the modules (and torch) are imported when a component is first built
+    registry.generator("unet", "imgtrans_pix2pix.unet:UnetGenerator")
+    registry.generator("unet_256", "imgtrans_pix2pix.unet:Unet256")
+    registry.generator("unet_128", "imgtrans_pix2pix.unet:Unet128")
+    registry.generator("resnet_9blocks", "imgtrans_pix2pix.resnet:Resnet9Blocks")
+    registry.generator("resnet_6blocks", "imgtrans_pix2pix.resnet:Resnet6Blocks")
+    registry.discriminator("patchgan_70", "imgtrans_pix2pix.patchgan:PatchGAN")
+    registry.loss("bce", "imgtrans_pix2pix.losses:BCEGANLoss")
+    registry.loss("lsgan", "imgtrans_pix2pix.losses:LSGANLoss")
+    registry.loss("l1", "imgtrans_pix2pix.losses:L1Loss")
+    registry.recipe("pix2pix", "imgtrans_pix2pix.recipe:Pix2Pix")
 
 
 @hookimpl

@@ -64,10 +64,15 @@ def register(catalog) -> None:
         catalog.add(f"cyclegan_{name}", f"unpaired {a} <-> {b} (CycleGAN)", paired=False, layout="unpaired",
                     url=CYCLEGAN_URL.format(name), archive="zip", aliases=aliases, **fields)
 
-    from .cityscapes import prepare_cityscapes
-
     catalog.add("cityscapes", "Cityscapes street photo (A) <-> semantic label colours (B), 256x256",
                 domains=("street photo", "label map"), layout="aligned", prepare=prepare_cityscapes,
                 prepare_help=CITYSCAPES_HELP, splits={"train": 2975, "val": 500},
                 licence="Cityscapes terms: non-commercial research, no redistribution",
                 notes="prepare it from your own download: imgtrans data prepare cityscapes --from DIR")
+
+
+def prepare_cityscapes(source: Any, dest: Any, *, progress: Any = None) -> None:
+    """Builds ``cityscapes``; its module (Pillow) is imported only when a user prepares it."""
+    from .cityscapes import prepare_cityscapes as prepare
+
+    prepare(source, dest, progress=progress)

@@ -20,8 +20,6 @@ def timm_installed() -> bool:
 def register_components(registry) -> None:
     if not timm_installed():
         return
-    from .perceptual import PerceptualLoss
-    from .unet_timm import UnetTimm
-
-    registry.generator("unet_timm", UnetTimm)
-    registry.loss("perceptual", PerceptualLoss)
+    # by import path: timm and torch are imported when a component is first built
+    registry.generator("unet_timm", "imgtrans_timm.unet_timm:UnetTimm")
+    registry.loss("perceptual", "imgtrans_timm.perceptual:PerceptualLoss")

@@ -11,6 +11,10 @@ It registers one of each kind of thing a plugin can add, through the four hooks:
 * ``register_zoo``: a model shipped with the package (``example_invert``, in ``zoo.toml``);
 * ``register_commands``: a command (``imgtrans example-stripes OUT``).
 
+Components are registered by import path (``"imgtrans_example.networks:TinyGenerator"``): this
+module imports nothing heavy, so ``imgtrans list`` and ``imgtrans info`` stay quick, and a
+component's module (and torch) is imported when the component is first built.
+
 imgtrans finds the plugin through the ``[project.entry-points.imgtrans]`` table of
 ``pyproject.toml``; nothing in imgtrans itself has to change.  After ``pip install``::
 
@@ -28,22 +32,24 @@ import click
 
 from imgtrans import hookimpl
 
-from .data import AAboveB, Posterize, build_stripes
-from .metric import MaxError
-from .networks import CharbonnierLoss, TinyDiscriminator, TinyGenerator
-from .recipe import L1Recipe
+
+def build_stripes(dest: Path, progress=None) -> None:
+    """Builds ``example_stripes``; its module (numpy, Pillow) is imported only when it runs."""
+    from .data import build_stripes as build
+
+    build(dest, progress=progress)
 
 
 @hookimpl
 def register_components(registry) -> None:
     """Called once by imgtrans; each name must be unique across all installed plugins."""
-    registry.generator("example_tiny", TinyGenerator)
-    registry.discriminator("example_patch", TinyDiscriminator)
-    registry.loss("example_charbonnier", CharbonnierLoss)
-    registry.dataset_format("a_above_b", AAboveB)
-    registry.recipe("example_l1", L1Recipe)
-    registry.metric("example_max_error", MaxError)
-    registry.pair_maker("example_posterize", Posterize)
+    registry.generator("example_tiny", "imgtrans_example.networks:TinyGenerator")
+    registry.discriminator("example_patch", "imgtrans_example.networks:TinyDiscriminator")
+    registry.loss("example_charbonnier", "imgtrans_example.networks:CharbonnierLoss")
+    registry.dataset_format("a_above_b", "imgtrans_example.data:AAboveB")
+    registry.recipe("example_l1", "imgtrans_example.recipe:L1Recipe")
+    registry.metric("example_max_error", "imgtrans_example.metric:MaxError")
+    registry.pair_maker("example_posterize", "imgtrans_example.data:Posterize")
 
 
 @hookimpl

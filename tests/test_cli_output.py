@@ -1,0 +1,85 @@
+"""Readable output (issue 16, item 4): names are never cut, a pipe gets plain text, every table has --json."""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+from rich.cells import cell_len
+
+import imgtrans
+from imgtrans.cli import cli
+
+BOX = set("┏┓┗┛┃━│─┡┩╇┳┻╋└┘┌┐├┤┼")
+TABLES = [["list"], ["list", "generator"], ["plugins"], ["zoo", "list"], ["data", "list"],
+          ["info", "generator", "unet_256"], ["info", "recipe", "pix2pix"], ["info", "dataset", "basemap"]]
+
+
+def run(*args: str, **env: str):
+    return CliRunner().invoke(cli, list(args), env={"COLUMNS": "80", **env}, catch_exceptions=False)
+
+
+def _names(args: list[str]) -> list[str]:
+    """The names a table must show whole: what its --json lists."""
+    if args[0] == "info":
+        data = json.loads(run(*args, "--json").output)
+        return [data["name"], *(a["name"] for a in data.get("arguments", []))]
+    key = "name"
+    return [row[key] for row in json.loads(run(*args, "--json").output)]
+
+
+@pytest.mark.parametrize("args", TABLES, ids=" ".join)
+def test_a_pipe_gets_plain_whole_rows(args: list[str]) -> None:
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert not BOX & set(result.output), result.output[:400]
+    assert "…" not in result.output and "\x1b[" not in result.output
+    words = set(result.output.split())
+    missing = [n for n in _names(args) if n not in words]
+    assert not missing, f"cut or missing: {missing}"
+
+
+@pytest.mark.parametrize("args", TABLES, ids=" ".join)
+def test_an_80_column_terminal_never_cuts_a_name(args: list[str]) -> None:
+    result = run(*args, TTY_COMPATIBLE="1")  # a terminal, as Rich sees it
+    assert result.exit_code == 0, result.output
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+    assert "…" not in output
+    cells = {w.strip("│┃ ") for line in output.splitlines() for w in line.split()}
+    missing = [n for n in _names(args) if n not in cells]
+    assert not missing, f"cut or missing: {missing}\n{output}"
+    if BOX & set(output):  # drawn: it fits; otherwise plain lines that the terminal wraps
+        assert max(cell_len(line) for line in output.splitlines() if BOX & set(line)) <= 80
+
+
+def test_zoo_list_has_whole_names_in_80_columns() -> None:
+    """The finding: `zoo list` showed `facades_…` and `cyclegan…`."""
+    output = run("zoo", "list", TTY_COMPATIBLE="1").output
+    for name in ("facades_label2photo", "cyclegan_summer2winter_yosemite", "cyclegan_cityscapes_photo2label"):
+        assert name in output
+
+
+@pytest.mark.parametrize("args", [["list"], ["plugins"], ["zoo", "list"], ["data", "list"],
+                                  ["info", "generator", "unet_256"], ["zoo", "info", "basemap_a2b"],
+                                  ["zoo", "verify"], ["data", "info", "facades"]], ids=" ".join)
+def test_every_table_command_has_json(args: list[str]) -> None:
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    json.loads(result.output)
+
+
+def test_plain_rows_can_be_cut_by_column() -> None:
+    """`imgtrans list generator | awk '{print $2}'` gives the names."""
+    lines = run("list", "generator").output.splitlines()
+    assert [line.split()[1] for line in lines[1:]] == imgtrans.list_components("generator")
+
+
+def test_a_plain_table_keeps_its_title() -> None:
+    from rich.table import Table
+
+    from imgtrans.cli.tables import plain_lines
+
+    table = Table("", "score", title="facades / test [bold](fp16)[/bold]", caption="lower is better")
+    table.add_row("model", "0.25")
+    assert plain_lines(table) == ["facades / test (fp16)", "       score", "model  0.25", "lower is better"]

@@ -20,7 +20,7 @@ from .errors import CheckpointError
 from .fileio import atomic_path
 
 FORMAT = "imgtrans-checkpoint/1"
-JSON_KEYS = ("generator", "directions", "config", "networks", "extra", "training_state")
+JSON_KEYS = ("generator", "directions", "config", "networks", "extra", "training_state", "best")
 
 
 @dataclass

@@ -41,6 +41,8 @@ else:  # pragma: no cover
 
 PRECISIONS = ("auto", "fp32", "bf16-mixed", "fp16-mixed")
 DIRECTIONS = ("AtoB", "BtoA")
+#: what validation scores unless run.val_metrics says otherwise
+DEFAULT_VAL_METRICS = ("l1", "psnr", "ssim")
 
 
 def _at_least(n: int) -> dict[str, Any]:
@@ -95,6 +97,10 @@ class RunConfig:
     keep_checkpoints: int = field(default=3, metadata=_at_least(1))  # newest checkpoints/step_*.safetensors kept
     validate_every: int = field(default=0, metadata=_at_least(0))  # epochs; 0: no validation
     validate_split: str = "val"  # the split scored (unpaired data: only where A and B are aligned by name)
+    # registered metrics validation scores (--val-metric); see training/validation.py
+    val_metrics: list[str] = field(default_factory=lambda: list(DEFAULT_VAL_METRICS))
+    keep_best: str | None = None  # a validation figure (--keep-best): see keep_best_key and training/best.py
+    fid_weights: str | None = None  # a local copy of the FID Inception weights (--fid-weights); default: the cache
     tensorboard: bool = False
     progress: bool = True
     # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
@@ -253,6 +259,7 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
         _check_keys(f"key of [{section}]", values, rules)
         sections[section] = cls(**check_values(values, rules, section))
     _check_data(sections["data"], registry)
+    _check_validation(sections["run"], registry, recipe_cls)
     return TrainConfig(ComponentSpec(recipe_name, hparams), components, **sections)
 
 
@@ -288,6 +295,53 @@ def _check_data(data: DataConfig, registry: Registry) -> None:
     if data.crop_size > data.load_size:
         raise ConfigError(f"data.crop_size {data.crop_size} is larger than data.load_size {data.load_size}: images "
                           "are resized to load_size, then cropped, so crop_size must be <= load_size")
+
+
+def keep_best_key(text: str) -> tuple[str, str]:
+    """``--keep-best`` in any accepted spelling -> (recipe direction, metric name).
+
+    A validation figure is named as in metrics.jsonl, with or without ``val_``: ``fid`` /
+    ``val_fid`` is the metric of the recipe's ``AtoB`` generator, ``BtoA_l1`` / ``val_BtoA_l1``
+    that of its way back (``AtoB_l1`` is accepted for symmetry)."""
+    name = text.strip()
+    name = name[len("val_"):] if name.startswith("val_") else name
+    for direction in DIRECTIONS:
+        if name.startswith(direction + "_"):
+            return direction, name[len(direction) + 1:]
+    return "AtoB", name
+
+
+def val_key(direction: str, metric: str) -> str:
+    """The metrics.jsonl key of ``metric`` for ``direction`` (``val_fid``, ``val_BtoA_fid``)."""
+    return f"val_{metric}" if direction == "AtoB" else f"val_{direction}_{metric}"
+
+
+def _check_validation(run: RunConfig, registry: Registry, recipe_cls: type) -> None:
+    """Validation metrics must be registered; ``keep_best`` must name one of them for a direction
+    the recipe trains (its metric is added to them when missing) and is stored as its
+    metrics.jsonl key, so config.toml says exactly which figure chooses the best checkpoint."""
+    names = [run.val_metrics] if isinstance(run.val_metrics, str) else run.val_metrics
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f"run.val_metrics must be a list of metric names (`imgtrans list metric`), got {names!r}")
+    known = registry.names("metric")
+    for name in names:
+        if name not in known:
+            raise UnknownNameError("metric", name, known, note="(--val-metric, run.val_metrics)")
+    names = list(dict.fromkeys(names))
+    if run.keep_best is not None:
+        direction, metric = keep_best_key(run.keep_best)
+        if metric not in known:
+            raise UnknownNameError("metric", metric, known, note=f"(--keep-best {run.keep_best}, run.keep_best)")
+        directions = getattr(recipe_cls, "directions", {"AtoB": None})
+        if direction not in directions:
+            raise ConfigError(f"--keep-best {run.keep_best}: this recipe trains no {direction} generator "
+                              f"(its directions: {', '.join(directions)})")
+        if metric not in names:
+            names.append(metric)
+        run.keep_best = val_key(direction, metric)
+    if not names and run.validate_every:
+        raise ConfigError("run.val_metrics is empty: validation needs at least one metric (`imgtrans list metric`)")
+    run.val_metrics = names
 
 
 def _recipe_args(recipe_cls: type) -> dict[str, Any]:

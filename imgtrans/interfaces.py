@@ -351,11 +351,16 @@ class SetMetric(Metric, abc.ABC):
     #: fewest images per side for a meaningful figure; fewer is an error naming the count
     min_images: ClassVar[int] = 2
 
+    def prepare(self) -> None:
+        """Fetch and load what the metric needs (weights) now: training calls it at start-up, so a
+        missing or wrong file stops a run before it trains rather than at its first validation."""
+
     @abc.abstractmethod
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` images in [-1, 1] -> ``(N, D)`` float features."""
 
     @abc.abstractmethod
     def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-        """The figure from all features of both sides: ``{name: value}`` with the metric's own name
-        first (the figure tables show); further keys (``kid_std``) are reported alongside."""
+        """The figure from all features of both sides: ``{name: value}`` with the metric's own figure
+        first (reported under the name the metric is registered as, whatever its key here);
+        further keys (``kid_std``) are reported alongside."""

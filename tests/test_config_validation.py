@@ -80,7 +80,7 @@ class TotalVariation(Loss):
 
 def _registry_with(*extra: Component) -> Registry:
     fresh = Registry()
-    for kind in ("generator", "discriminator", "loss", "recipe", "dataset_format"):
+    for kind in ("generator", "discriminator", "loss", "recipe", "dataset_format", "metric"):
         for component in imgtrans.get_registry().components(kind):
             fresh.add(component)
     for component in extra:

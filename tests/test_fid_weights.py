@@ -123,3 +123,37 @@ def test_eval_fid_with_a_weights_file_placed_by_hand(random_inception, tmp_path,
     refused = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(pairs), "--metric", "fid",
                                        "--fid-weights", str(other)])
     assert refused.exit_code != 0 and "is not weights-inception-random.pth" in refused.output
+
+
+def test_training_validates_with_fid_and_kid_from_a_weights_file_placed_by_hand(random_inception, tmp_path,
+                                                                                monkeypatch) -> None:
+    """``train --val-metric fid --val-metric kid --keep-best fid --fid-weights FILE`` offline: the
+    validation records and the best checkpoint come through torch-fidelity's real network."""
+    from imgtrans.checkpoint import read_metadata
+
+    data = random_inception.read_bytes()
+    spec = WeightsFile("https://example.invalid/weights-inception-random.pth", hashlib.sha256(data).hexdigest(),
+                       len(data))
+    monkeypatch.setattr(inception, "INCEPTION", spec)
+    monkeypatch.setenv(OFFLINE_ENV, "1")
+    pairs = write_aligned(tmp_path / "pairs", "train", count=1)
+    write_aligned(pairs, "val", count=2, seed=3)
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", "pix2pix", "--data", str(pairs), "--out", str(run), "--quiet",
+                                      "--set", "generator.name=unet", "--set", "generator.num_downs=6",
+                                      "--set", "generator.ngf=4", "--set", "discriminator.ndf=4",
+                                      "--load-size", "64", "--crop-size", "64", "--max-steps", "1",
+                                      "--validate-every", "1", "--val-metric", "fid", "--val-metric", "kid",
+                                      "--keep-best", "fid", "--fid-weights", str(random_inception)])
+    assert result.exit_code == 0, result.output
+    (val,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if "val_fid" in line]
+    assert val["val_fid"] > 0 and "val_kid" in val and "val_kid_std" in val and val["val_images"] == 2
+    best = read_metadata(run / "model_best.safetensors")["best"]
+    assert best["metric"] == "val_fid" and best["score"] == val["val_fid"] and best["better"] == "lower"
+    # a wrong file is refused at start-up, before anything trains or a run directory is made
+    other = tmp_path / "other.pth"
+    other.write_bytes(_state_bytes())
+    refused = CliRunner().invoke(cli, ["train", "pix2pix", "--data", str(pairs), "--out", str(tmp_path / "run2"),
+                                       "--validate-every", "1", "--val-metric", "fid", "--fid-weights", str(other)])
+    assert refused.exit_code != 0 and "is not weights-inception-random.pth" in refused.output
+    assert not (tmp_path / "run2").exists()

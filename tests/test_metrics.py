@@ -182,3 +182,49 @@ def test_validation_scores_through_the_same_loop(monkeypatch) -> None:
     record = validation.validate(gen, [items[0], None, items[2]], stride=32, metrics=validation.build_metrics(["l1"]))
     assert set(record) == {"val_l1", "val_images"} and record["val_images"] == 2 and calls == [1]
     assert gen.training  # modes restored
+
+
+class _PixelMeans(nn.Module):
+    """Stands in for Inception in the FID/KID path: the 0..255 bytes' mean per channel, as a tuple
+    like torch-fidelity's extractor returns."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        assert x.dtype == torch.uint8
+        return (x.float().mean((2, 3)),)
+
+
+def test_a_two_way_model_on_an_unpaired_split_is_scored_both_ways(registry, tmp_path: Path, monkeypatch) -> None:
+    """A CycleGAN model, evaluated without --direction on an unpaired split: FID and KID of G_A(A)
+    against B and of G_B(B) against A, checked against a direct computation on images that
+    `imgtrans.translate` wrote with each direction."""
+    from PIL import Image
+
+    from imgtrans.config import resolve
+    from imgtrans.metrics import distribution
+
+    data = write_unpaired(tmp_path / "u", count=4, count_b=4)  # train split: unrelated A and B, 32x32
+    tiny = registry.get("recipe", "cyclegan").factory.tiny_config
+    config = resolve("cyclegan", registry, [tiny, {"data": {"source": str(data)}, "optim": {"max_steps": 2},
+                                                   "run": {"out": str(tmp_path / "run"), "progress": False}}])
+    model = imgtrans.train(config).model_path
+    monkeypatch.setattr(distribution, "inception_weights", lambda local=None, **kw: tmp_path / "unused.pth")
+    monkeypatch.setattr(distribution, "inception_extractor", lambda path, spec=None: _PixelMeans())
+    result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(data), "--split", "train",
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["direction"]: r for r in json.loads(result.output)}
+    assert set(rows) == {"AtoB", "BtoA"}
+
+    def features(folder: Path) -> np.ndarray:
+        pixels = [np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) for p in sorted(folder.glob("*.png"))]
+        return np.stack([p.mean((0, 1)) for p in pixels])
+
+    for direction, source, reference in (("AtoB", "trainA", "trainB"), ("BtoA", "trainB", "trainA")):
+        out = tmp_path / f"out_{direction}"
+        imgtrans.translate(imgtrans.load_model(str(model), direction=direction), data / source, out,
+                           precision="fp32", batch_size=1, channels_last=False)
+        x, y = features(out), features(data / reference)
+        assert rows[direction]["count"] == 4
+        assert rows[direction]["fid"] == pytest.approx(_fid_direct(x, y), rel=1e-6)
+        # 4 images a side: every KID subset is the whole set, so the mean is the direct figure
+        assert rows[direction]["kid"] == pytest.approx(_kid_direct(x, y), rel=1e-6)

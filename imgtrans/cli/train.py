@@ -26,6 +26,9 @@ OPTION_KEYS: dict[str, tuple[str, str]] = {
     "seed": ("run", "seed"),
     "device": ("run", "device"),
     "validate_every": ("run", "validate_every"),
+    "val_metrics": ("run", "val_metrics"),
+    "keep_best": ("run", "keep_best"),
+    "fid_weights": ("run", "fid_weights"),
     "tensorboard": ("run", "tensorboard"),
     "precision": ("run", "precision"),
     "compile": ("run", "compile"),
@@ -69,7 +72,17 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--device", help="auto, cpu, cuda or cuda:N [auto].")
 @click.option("--validate-every", type=click.IntRange(0), metavar="N",
-              help="Score L1/PSNR/SSIM on the val split every N epochs (records in metrics.jsonl) [0: off].")
+              help="Score the val split every N epochs and at the end (records in metrics.jsonl) [0: off].")
+@click.option("--val-metric", "val_metrics", multiple=True, metavar="NAME",
+              help="A metric validation scores (repeatable; `imgtrans list metric`, fid and kid included) "
+                   "[l1, psnr, ssim].")
+@click.option("--keep-best", metavar="METRIC",
+              help="Also keep the best checkpoint by this validation figure (l1, fid, BtoA_l1 for the way back; "
+                   "its own direction decides): checkpoints/best.safetensors and model_best.safetensors. "
+                   "Needs --validate-every.")
+@click.option("--fid-weights", type=click.Path(dir_okay=False, resolve_path=True), metavar="FILE",
+              help="A local copy of the FID Inception weights for --val-metric fid/kid (sha256 checked) "
+                   "[downloaded and cached].")
 @click.option("--tensorboard", is_flag=True, default=None, help="Also log scalars for TensorBoard (if installed).")
 @click.option("--precision", type=TRAIN_PRECISION,
               help="Arithmetic: bf16-mixed (or bf16) computes in bfloat16 with fp32 weights (1.5x faster than fp32 on "
@@ -121,6 +134,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     console = Console(stderr=True)
     declared = click.get_current_context().meta.get(META_KEY, ([], {}))[1]
     recipe_values = {name: options.pop(name) for name in list(options) if name in declared}
+    options["val_metrics"] = list(options["val_metrics"]) or None  # not given: the config's
     if resume_dir is not None:
         refused = [declared[n].flag for n, v in recipe_values.items() if v is not None]
         refused += [flag for flag, given in (("--config", config_file), ("--set", sets), ("--overwrite", overwrite),

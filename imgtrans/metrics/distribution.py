@@ -49,6 +49,9 @@ class _InceptionMetric(SetMetric):
             self._net = inception_extractor(inception_weights(self.weights))
         return self._net
 
+    def prepare(self) -> None:
+        self._network()
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         net = self._network()
         device = images.device

@@ -131,5 +131,7 @@ def score(batches: Iterable[Batch], translators: Mapping[str, Translator], metri
             if fewest < metric.min_images:
                 raise DataError(f"{metric_name} needs at least {metric.min_images} images on each side, got "
                                 f"{len(ours)} outputs and {len(theirs)} reference images")
-            scores.figures.update(metric.compute(ours, theirs))
+            computed = metric.compute(ours, theirs)
+            main = next(iter(computed), None)  # reported under the registered name, extras as they are
+            scores.figures.update({metric_name if key == main else key: v for key, v in computed.items()})
     return results

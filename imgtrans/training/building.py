@@ -105,13 +105,18 @@ def validation_data(config: TrainConfig, registry: Registry, catalog: DatasetCat
     """The validation split at native size (skipping unreadable files), or None with a warning.
     Unpaired data is scored only where its two sets are aligned by file name (ground truth)."""
     split = config.run.validate_split
+    problem = None
     try:
         dataset = build_dataset(config, registry, catalog, split=split, train=False, native=True)
     except DataError:
-        warn_stderr(f"the dataset has no {split!r} split; --validate-every is ignored "
-                    "(choose another with --set run.validate_split=test)")
-        return None
-    if isinstance(dataset, UnpairedDataset) and not dataset.aligned():
-        warn_stderr(f"the {split!r} split is unpaired (no ground truth for its images); --validate-every is ignored")
+        problem = f"the dataset has no {split!r} split"
+    else:
+        if isinstance(dataset, UnpairedDataset) and not dataset.aligned():
+            problem = f"the {split!r} split is unpaired (no ground truth for its images)"
+    if problem is not None:
+        if config.run.keep_best is not None:  # no validation, no best: refused rather than ignored
+            raise DataError(f"--keep-best {config.run.keep_best} needs validation, but {problem} "
+                            "(choose another split with --set run.validate_split=test)")
+        warn_stderr(f"{problem}; --validate-every is ignored (choose another split with --set run.validate_split=test)")
         return None
     return SkipBadItems(dataset, strict=config.data.strict, warn=warn_stderr)

@@ -18,3 +18,6 @@ def check_run_settings(config: TrainConfig) -> None:
     if optim.max_steps is not None and optim.max_steps < 1:
         raise ConfigError(f"a run must have at least one step: --max-steps {optim.max_steps} (optim.max_steps) "
                           "must be >= 1, or unset")
+    if run.keep_best is not None and not run.validate_every:
+        raise ConfigError(f"--keep-best {run.keep_best} needs --validate-every N (run.validate_every): the best "
+                          "checkpoint is chosen by validation scores")

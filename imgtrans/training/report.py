@@ -46,11 +46,29 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def plotted_validation(records: list[dict[str, Any]]) -> str | None:
+    """The validation metric the curves show: L1 when it was scored, else the first one scored
+    (one panel, one scale: ``val_fid`` and ``val_ssim`` do not share an axis)."""
+    first = None
+    for rec in records:
+        for key, v in rec.items():
+            if key.startswith("val_") and _number(v) and key != "val_images" and not key.endswith("_std"):
+                name = key[len("val_"):]
+                if name == "l1":
+                    return name
+                if first is None and not name.startswith(("AtoB_", "BtoA_")):
+                    first = name
+    return first
+
+
 def loss_groups(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
     """{panel title: {series: [(step, value), ...]}}: generator (G_*), discriminator (D_*), other losses,
-    validation L1; only panels with data."""
+    one validation metric (:func:`plotted_validation`, every direction); only panels with data."""
+    metric = plotted_validation(records)
+    val_title = f"validation {'L1' if metric == 'l1' else metric}"
+    val_keys = {f"val_{metric}", f"val_BtoA_{metric}"}
     groups: dict[str, dict[str, list[tuple[float, float]]]] = {
-        "generator losses": {}, "discriminator losses": {}, "other losses": {}, "validation L1": {}}
+        "generator losses": {}, "discriminator losses": {}, "other losses": {}, val_title: {}}
     for rec in records:
         if not _number(rec.get("step")):
             continue
@@ -58,9 +76,9 @@ def loss_groups(records: list[dict[str, Any]]) -> dict[str, dict[str, list[tuple
             if key in NOT_LOSSES or key.startswith("lr_") or not isinstance(v, float) or not math.isfinite(v):
                 continue
             if key.startswith("val_"):
-                if key != "val_l1":
+                if key not in val_keys:
                     continue
-                title = "validation L1"
+                title = val_title
             else:
                 title = {"G_": "generator losses", "D_": "discriminator losses"}.get(key[:2], "other losses")
             groups[title].setdefault(key, []).append((float(rec["step"]), float(v)))
@@ -207,7 +225,7 @@ def write_html(run_dir: Path) -> Path:
         keys = [k for k in ("epoch", "step") if any(k in r for r in val)]
         present = {k for r in val for k in r if k.startswith("val_")}
         keys += [k for k in VAL_ORDER if k in present] + sorted(present - set(VAL_ORDER))
-        parts.append("<h2>Validation</h2>" + _table(list(reversed(val)), keys))
+        parts.append("<h2>Validation</h2>" + _best_line(run_dir) + _table(list(reversed(val)), keys))
     parts.append("<h2>Loss curves</h2><img src='loss_curve.png' alt='loss curves' width='900'>")
     previews = _previews(run_dir)
     if previews:
@@ -223,6 +241,19 @@ def write_html(run_dir: Path) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text("\n".join(parts), encoding="utf-8")
     return out
+
+
+def _best_line(run_dir: Path) -> str:
+    """Which checkpoint is the best so far (``--keep-best``), read from the best checkpoint itself."""
+    from .best import MODEL_BEST, best_summary  # reads safetensors metadata: imported only when asked
+
+    best = best_summary(run_dir)
+    if best is None:
+        return ""
+    e = html.escape
+    return (f"<p>Best by {e(str(best.get('metric')))} ({e(str(best.get('better')))} is better): "
+            f"<b>{e(_fmt(best.get('score')))}</b> at step {e(str(best.get('step')))}, epoch {e(str(best.get('epoch')))}"
+            f": <a href='{MODEL_BEST}'>{MODEL_BEST}</a> (and checkpoints/best.safetensors)</p>")
 
 
 # ----------------------------------------------------------------------------- TensorBoard

@@ -30,12 +30,12 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 #: files that imgtrans writes at the top of a run directory
-RUN_FILES = {"config.toml", "metrics.jsonl", "model.safetensors", "index.html", "loss_curve.png",
-             "contact_sheet.png", LOCK_NAME}
+RUN_FILES = {"config.toml", "metrics.jsonl", "model.safetensors", "model_best.safetensors", "index.html",
+             "loss_curve.png", "contact_sheet.png", LOCK_NAME}
 _IMAGE = re.compile(r"^[^.].*\.(png|jpe?g|tiff?|webp|bmp)$", re.IGNORECASE)
 #: folders that imgtrans writes, and the names it writes in each
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
-    "checkpoints": re.compile(r"^(step_\d+|last)\.safetensors$"),
+    "checkpoints": re.compile(r"^(step_\d+|last|best)\.safetensors$"),
     "previews": re.compile(rf"^((epoch|step)_\d+\.png|{re.escape(COLUMNS_FILE)})$"),
     "test": _IMAGE,  # imgtrans eval --out RUN/test
     "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),

@@ -25,10 +25,11 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import TrainConfig
 from ..data.catalog import DatasetCatalog, resolve_dataset
 from ..data.robust import SkipBadItems
-from ..interfaces import Recipe
+from ..interfaces import Metric, Recipe
 from ..registry import Registry
 from ..terminal import warn_stderr
 from . import rundir as rd
+from .best import BestKeeper
 from .building import build_dataset, build_recipe, check_crop_size, preview_batch, validation_data
 from .checkpointing import restore_training_checkpoint
 from .data_order import EpochLoader, process_seed
@@ -41,6 +42,7 @@ from .records import MetricsWindow, RunLog
 from .resume import continue_run_dir, lock_and_find_checkpoint
 from .runlock import RunLock
 from .schedule import linear_decay
+from .validation import validation_metrics
 
 
 @dataclass
@@ -48,7 +50,8 @@ class Run:
     """A training run, set up: what its loop, checkpoints and records work on.
 
     ``step``, ``epoch`` and ``window`` change as it trains; what only rank 0 needs (``preview``,
-    ``val_data``, ``data_record``) is None in the other processes, and their ``log`` writes nothing.
+    ``val_data``, ``val_metrics``, ``best``, ``data_record``) is None in the other processes, and
+    their ``log`` writes nothing.
     """
 
     config: TrainConfig
@@ -75,6 +78,8 @@ class Run:
     step: int = 0
     epoch: int = 0  # the epoch in progress (epochs done, between epochs)
     start_batch: int = 0  # batches of the first epoch consumed before the checkpoint resumed from
+    val_metrics: dict[str, Metric] | None = None  # what validation scores with (run.val_metrics)
+    best: BestKeeper | None = None  # the best checkpoint by run.keep_best (training/best.py)
 
     @property
     def main(self) -> bool:
@@ -109,10 +114,13 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
     dataset = SkipBadItems(
         build_dataset(config, registry, catalog, split=config.data.split, train=True, progress=say),
         strict=config.data.strict, warn=warn_stderr)
-    preview = val_data = None
+    preview = val_data = val_metrics = None
     if main:
         preview = {k: v.to(device) for k, v in preview_batch(config, registry, catalog, dataset).items()}
         val_data = validation_data(config, registry, catalog) if config.run.validate_every else None
+        if val_data is not None:  # set metrics' image count and weights: checked before the run directory
+            val_metrics = validation_metrics(config.run.val_metrics, val_data, config.run.validate_split,
+                                             config.run.fid_weights)
 
     # only now, everything checked: a refused run leaves no run directory (or an unchanged one)
     recorded: list[dict[str, Any]] = []  # rank 0's record of the data
@@ -153,6 +161,12 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
         seed_everything(process_seed(config.run.seed, group.rank))
     if ckpt is not None:
         run.start_batch = restore_training_checkpoint(run, ckpt)
+    if val_metrics is not None:
+        run.val_metrics = val_metrics
+        if config.run.keep_best is not None:
+            run.best = BestKeeper.for_run(config.run.keep_best, val_metrics, run_dir)
+            if ckpt is not None:  # the best so far, whichever checkpoint the run resumes from
+                run.best.restore(recipe, warn_stderr)
     run.log.note({"device": str(device), "precision": precision, "processes": group.world_size})  # what "auto" became
     if say is not None:
         say(f"training on {device} in {precision}" + (f" with {group.world_size} processes"

@@ -177,9 +177,11 @@ class _Loop:
             write_preview(run.recipe, run.preview, run.run_dir / "previews" / f"epoch_{epoch:04d}.png")
         if run.val_data is not None and (epoch % config.run.validate_every == 0 or last):
             # not part of `history`: the window's averages count steps between training records
-            scores = validate_directions(run.recipe, run.val_data, device=run.device,
+            scores = validate_directions(run.recipe, run.val_data, device=run.device, metrics=run.val_metrics,
                                          norm_stats=recommended_norm_stats(config, run.group.world_size))
             run.log.write({"step": run.step, "epoch": epoch, **scores})
+            if run.best is not None:  # rank 0 only, like validation: no collective calls
+                run.best.update(scores, run)
         if run.main:
             write_html(run.run_dir)
         if cut_short:

@@ -14,20 +14,37 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import DEFAULT_VAL_METRICS
+from ..errors import DataError
 from ..inference.engine import run_generator
-from ..interfaces import Metric, Recipe
+from ..interfaces import Metric, Recipe, SetMetric
 from ..metrics.scoring import Batch, score
 
-#: what validation scores unless run.val_metrics says otherwise
-DEFAULT_VAL_METRICS = ("l1", "psnr", "ssim")
+__all__ = ["DEFAULT_VAL_METRICS", "build_metrics", "validation_metrics", "validate", "validate_directions"]
 
 
-def build_metrics(names: Sequence[str] | None) -> dict[str, Metric]:
-    """Registered metrics by name (default: L1, PSNR, SSIM)."""
-    from ..plugins import get_host
+def build_metrics(names: Sequence[str] | None, weights: str | None = None) -> dict[str, Metric]:
+    """Registered metrics by name (default: L1, PSNR, SSIM), built as ``imgtrans eval`` builds
+    them: ``weights`` (the FID Inception weights) goes to those that take it."""
+    from ..metrics.evaluate import resolve_metrics
 
-    registry = get_host().registry
-    return {name: registry.create("metric", name) for name in (names or DEFAULT_VAL_METRICS)}
+    return resolve_metrics(list(names or DEFAULT_VAL_METRICS), True, weights=weights)
+
+
+def validation_metrics(names: Sequence[str], dataset: Any, split: str, weights: str | None = None) -> dict[str, Metric]:
+    """The metrics a run validates with, checked at start-up rather than at the first validation:
+    a set metric (FID, KID) needs ``min_images`` images of the split, and its weights are fetched
+    and verified now (:meth:`~imgtrans.interfaces.SetMetric.prepare`), so a missing file or an
+    offline machine stops the run before it trains."""
+    metrics = build_metrics(names, weights)
+    for name, metric in metrics.items():
+        if isinstance(metric, SetMetric) and len(dataset) < metric.min_images:
+            raise DataError(f"--val-metric {name} needs at least {metric.min_images} validation images, but the "
+                            f"{split!r} split has {len(dataset)} (run.validate_split chooses the split)")
+    for metric in metrics.values():
+        if isinstance(metric, SetMetric):
+            metric.prepare()
+    return metrics
 
 
 def _items(dataset: Any, count: int) -> Iterator[Batch]:

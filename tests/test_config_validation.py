@@ -82,7 +82,8 @@ def _registry_with(*extra: Component) -> Registry:
     fresh = Registry()
     for kind in ("generator", "discriminator", "loss", "recipe", "dataset_format", "metric"):
         for component in imgtrans.get_registry().components(kind):
-            fresh.add(component)
+            if component.plugin in ("imgtrans", "pix2pix", "cyclegan"):  # not what other installed plugins add
+                fresh.add(component)
     for component in extra:
         fresh.add(component)
     return fresh

@@ -76,3 +76,29 @@ def test_directly_imported_libraries_are_declared():
     assert "opencv-python-headless" in deps
     assert deps["tomli"].replace(" ", "").endswith('python_version<"3.11"')
     assert re.search(r">=1\.4\.21", deps["albumentations"]) and "<2.1" in deps["albumentations"]
+
+
+def _build_editable(backend: str, tmp_path: Path) -> "subprocess.CompletedProcess[str]":
+    """Run ``backend``'s PEP 517 ``build_editable`` hook in a fresh process, as pip does.
+
+    The build happens in a copy of the configuration files, so the checkout is left untouched."""
+    import shutil
+    import subprocess
+
+    project = tmp_path / "project"
+    shutil.copytree(ROOT, project, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "runs", "*.egg-info", "build", "__pycache__", "tests", "docs", "benchmarks"))
+    code = (f"import sys; sys.path.insert(0, 'build_backend'); import {backend} as b; "
+            f"print(b.build_editable({str(tmp_path / 'wheel')!r}))")
+    return subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, timeout=300)
+
+
+def test_editable_install_prints_no_setuptools_notice(tmp_path: Path) -> None:
+    """`pip install -e .` shows the backend's warnings; ours must have none ("be careful with folders")."""
+    backend = PROJECT["build-system"]["build-backend"]
+    quiet = _build_editable(backend, tmp_path / "ours")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout.strip().endswith(".whl")
+    assert "be careful" not in quiet.stderr and "Editable installation" not in quiet.stderr, quiet.stderr
+    plain = _build_editable("setuptools.build_meta", tmp_path / "plain")  # the notice this filters out
+    assert plain.returncode == 0 and "be careful" in plain.stderr

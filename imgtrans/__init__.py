@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "__version__", "hookimpl", "get_registry", "list_components",
     "create_generator", "create_discriminator", "create_loss", "create_dataset_format", "create_recipe",
-    "load_model", "translate", "train", "evaluate", "describe", "make_dataset",
+    "load_model", "translate", "export", "train", "evaluate", "describe", "make_dataset",
 ]
 
 
@@ -77,6 +77,13 @@ def translate(*args: Any, **kwargs: Any):
     from .inference.translate import translate as _translate
 
     return _translate(*args, **kwargs)
+
+
+def export(*args: Any, **kwargs: Any):
+    """See :func:`imgtrans.inference.export.export`: a model as one verified ONNX, TorchScript or pt2 file."""
+    from .inference.export import export as _export
+
+    return _export(*args, **kwargs)
 
 
 def train(*args: Any, **kwargs: Any):

@@ -20,6 +20,7 @@ import click
 from ..errors import ImgtransError, PluginCodeError
 from .data import data_group
 from .eval import eval_command
+from .export import export_command
 from .info import info_command
 from .inspect import list_command, plugins_command
 from .serve import serve_command
@@ -115,6 +116,7 @@ def cli(debug: bool) -> None:
       imgtrans train pix2pix --data basemap --out runs/basemap
       imgtrans translate --model runs/basemap/model.safetensors photos/ translated/
       imgtrans eval --model runs/basemap/model.safetensors --data basemap
+      imgtrans export --model runs/basemap/model.safetensors -o basemap.onnx
       imgtrans list generator 'unet*'
       imgtrans zoo list        imgtrans data list        imgtrans plugins
       imgtrans info generator unet_256                  (arguments, types, defaults)
@@ -127,6 +129,7 @@ cli.add_command(train_command)
 cli.add_command(translate_command)
 cli.add_command(serve_command)
 cli.add_command(eval_command)
+cli.add_command(export_command)
 cli.add_command(plugins_command)
 cli.add_command(list_command)
 cli.add_command(info_command)

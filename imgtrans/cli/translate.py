@@ -10,7 +10,7 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
 
 
 @click.command("translate")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), or zoo:NAME.")
+@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), zoo:NAME, or a .onnx file from `imgtrans export`.")
 @click.argument("inputs", type=click.Path(exists=True))
 @click.argument("output", type=click.Path())
 @click.option("--recursive", "-r", is_flag=True,

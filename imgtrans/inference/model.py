@@ -34,7 +34,10 @@ class TranslationModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.generator.parameters()).device
+        """Where inputs go: the weights' device (the CPU for an exported model, which has none)."""
+        for tensor in (*self.generator.parameters(), *self.generator.buffers()):
+            return tensor.device
+        return torch.device("cpu")
 
     @property
     def in_channels(self) -> int:
@@ -109,9 +112,13 @@ def build_generator(spec: Any) -> Generator:
 
 def load_model(source: str | Path, device: str | torch.device = "cpu", direction: str | None = None) -> TranslationModel:
     """The generator that translates ``direction`` (default: the model's only one, or for a
-    two-way model the zoo entry's direction or AtoB), on ``device`` in eval mode."""
+    two-way model the zoo entry's direction or AtoB), on ``device`` in eval mode.  A ``.onnx`` file
+    written by ``imgtrans export`` runs through onnxruntime (:mod:`imgtrans.inference.exported`)."""
     from ..zoo.store import resolve_model, zoo_default_direction
+    from .exported import EXPORTED_SUFFIXES, load_exported
 
+    if str(source).lower().endswith(EXPORTED_SUFFIXES):  # imgtrans export --format onnx
+        return load_exported(Path(str(source)).expanduser(), device=device, direction=direction)
     path = resolve_model(source)
     if path.is_dir():
         hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""

@@ -109,7 +109,11 @@ class AutoPrecision:
             self.candidate = requested
             self.decision = Decision(requested, f"{requested}: as requested")
             return
-        self.candidate = candidate_precision(self.device)
+        exported = getattr(model.generator, "fixed_precision", None)  # an exported graph (imgtrans export)
+        self.candidate = exported or candidate_precision(self.device)
+        if exported is not None:
+            self.decision = Decision(exported, f"{exported}: the precision the model was exported in", source="hardware")
+            return
         if self.candidate == "fp32":
             self.decision = Decision("fp32", f"fp32: no faster precision on this {self.device.type} "
                                              "(bf16 needs native CPU support; fp16 is for CUDA)", source="hardware")

@@ -123,6 +123,7 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
         raise ImgtransError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
     if isinstance(inputs, torch.Tensor):
         model = _loaded(model, device)
+        channels_last = _fixed_by_export(model, precision, channels_last, norm_stats, compile, dropout)
         dev, norm_stats = model.device, norm_stats or model.recommended_norm_stats
         # tensors are a numeric API: the plain fp32 forward unless asked otherwise ("auto" is verified)
         auto = AutoPrecision(model, precision or "fp32", norm_stats=norm_stats)
@@ -141,6 +142,7 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
     planned = plan(inputs if isinstance(inputs, (str, Path)) else list(inputs), output, recursive=recursive,
                    format=format, overwrite=overwrite, skip_existing=skip_existing)
     model = _loaded(model, device)
+    channels_last = _fixed_by_export(model, precision, channels_last, norm_stats, compile, dropout)
     norm_stats = norm_stats or model.recommended_norm_stats
     auto = AutoPrecision(model, precision, norm_stats=norm_stats)  # "auto": verified on the first batch
     runner = _Runner(model, batch_size=batch_size, norm_stats=norm_stats, auto=auto, channels_last=channels_last,
@@ -165,6 +167,21 @@ def _loaded(model: TranslationModel | str | Path, device: str) -> TranslationMod
     if isinstance(model, TranslationModel):
         return model
     return load_model(model, device=resolve_device(device))
+
+
+def _fixed_by_export(model: TranslationModel, precision: str | None, channels_last: bool | None,
+                     norm_stats: str | None, compile: bool, dropout: bool) -> bool | None:
+    """The memory layout to run ``model`` in; for an exported model (:mod:`imgtrans.inference.exported`)
+    its own, and options it cannot honour refused before any work (``auto`` precision means fp32)."""
+    check = getattr(model.generator, "check_options", None)
+    if check is None:
+        return channels_last
+    from ..precision_names import inference_precision
+
+    requested = "auto" if precision is None else inference_precision(precision)
+    check(norm_stats=norm_stats or model.recommended_norm_stats, precision="fp32" if requested == "auto" else requested,
+          compile=compile, dropout=dropout)
+    return False
 
 
 # ----------------------------------------------------------------------------- the pipeline

@@ -4,10 +4,13 @@
     python benchmarks/translate.py --channels-last off      # the same without channels-last
     python benchmarks/translate.py --precision bf16 --batch-size 4 --repeats 5
     python benchmarks/translate.py --model zoo:basemap_a2b --inputs tiles/   # a trained model, real images
+    python benchmarks/translate.py --precision fp32 --onnx  # eager PyTorch against onnxruntime (imgtrans export)
 
 Each precision is timed ``--repeats`` times (interleaved, after one untimed warm-up run) through
 ``imgtrans.translate`` into a fresh folder; the median is reported.  The outputs of the last run
 of each precision are compared with those of the first precision (grey levels, mean and max).
+``--onnx`` also exports the model (``imgtrans.export``, verified) and times the ONNX file through
+onnxruntime in fp32, the same way (``imgtrans.translate`` with ``--model FILE.onnx``).
 Other processes on the machine make single runs noisy: compare medians, and look at the spread.
 
     python benchmarks/translate.py --whole-process          # fp32 translate vs the plain per-image loop
@@ -118,6 +121,7 @@ def main() -> None:
                         help="whole processes against the plain per-image fp32 loop (marginal rate 8 -> 72 images)")
     parser.add_argument("--variants", default="fp32",
                         help="with --whole-process: comma-separated --precision values to run besides the plain loop")
+    parser.add_argument("--onnx", action="store_true", help="also time the model exported to ONNX, on onnxruntime (fp32)")
     args = parser.parse_args()
     batch_size = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     channels_last = {"auto": None, "on": True, "off": False}[args.channels_last]
@@ -149,31 +153,43 @@ def main() -> None:
         count = len(imgtrans.inference.translate.collect_inputs(source))
         h = w = args.size
         batch = batch_size if batch_size != "auto" else f"auto({auto_batch_size(h, w, model.stride)})"
-        options = dict(batch_size=batch_size, norm_stats=args.norm_stats, channels_last=channels_last,
-                       compile=args.compile, format=args.format)
-        for p in precisions:  # warm-up: network copies, oneDNN primitives, compilation
-            imgtrans.translate(model, source, root / f"warm-{p}", precision=p, **options)
+        options = dict(batch_size=batch_size, norm_stats=args.norm_stats, compile=args.compile, format=args.format)
+        # label -> (model, precision, channels_last): eager PyTorch per precision, then onnxruntime
+        variants = {p: (model, p, channels_last) for p in precisions}
+        if args.onnx:
+            exported = root / "model.onnx"
+            report = imgtrans.export(model, exported, norm_stats=args.norm_stats)
+            print(f"exported {exported.name}: max difference from eager fp32 {report.max_grey_levels:.4f} grey levels")
+            variants["onnxruntime"] = (imgtrans.load_model(str(exported)), "fp32", None)
+        for label, (m, p, cl) in variants.items():  # warm-up: network copies, oneDNN primitives, compilation
+            imgtrans.translate(m, source, root / f"warm-{label}", precision=p, channels_last=cl, **options)
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        rates: dict[str, list[float]] = {p: [] for p in precisions}
+        rates: dict[str, list[float]] = {label: [] for label in variants}
         for r in range(args.repeats):
-            for p in precisions:
+            for label, (m, p, cl) in variants.items():
                 start = time.perf_counter()
-                report = imgtrans.translate(model, source, root / f"out-{p}-{r}", precision=p, **options)
-                rates[p].append(len(report.written) / (time.perf_counter() - start))
+                report = imgtrans.translate(m, source, root / f"out-{label}-{r}", precision=p, channels_last=cl,
+                                            **options)
+                rates[label].append(len(report.written) / (time.perf_counter() - start))
                 assert not report.failed, report.failed[:3]
-        for p in precisions:
-            resolved = report.precision if p == "auto" else p
-            cl = default_channels_last(resolved) if channels_last is None else channels_last
-            print(f"translate {name}: {count} x {h}x{w} {p} batch={batch} channels_last={'on' if cl else 'off'} "
-                  f"threads={torch.get_num_threads()} load={load:.1f}: median {statistics.median(rates[p]):.2f} img/s "
-                  f"(runs: {', '.join(f'{x:.2f}' for x in rates[p])})")
+        for label, (m, p, cl) in variants.items():
+            if label == "onnxruntime":
+                how = "onnxruntime fp32"
+            else:
+                resolved = report.precision if p == "auto" else p
+                on = default_channels_last(resolved) if cl is None else cl
+                how = f"{p} channels_last={'on' if on else 'off'}"
+            print(f"translate {name}: {count} x {h}x{w} {how} batch={batch} "
+                  f"threads={torch.get_num_threads()} load={load:.1f}: median {statistics.median(rates[label]):.2f} img/s "
+                  f"(runs: {', '.join(f'{x:.2f}' for x in rates[label])})")
         base = precisions[0]
         last = args.repeats - 1
-        for p in precisions[1:]:
-            diffs = [np.abs(_pixels(a) - _pixels(root / f"out-{p}-{last}" / a.name))
+        for label in list(variants)[1:]:
+            diffs = [np.abs(_pixels(a) - _pixels(root / f"out-{label}-{last}" / a.name))
                      for a in sorted((root / f"out-{base}-{last}").iterdir())]
-            print(f"{p} vs {base}: mean {np.mean([d.mean() for d in diffs]):.3f}, max {max(int(d.max()) for d in diffs)} "
-                  f"grey levels over {len(diffs)} outputs; speed {statistics.median(rates[p]) / statistics.median(rates[base]):.2f}x")
+            print(f"{label} vs {base}: mean {np.mean([d.mean() for d in diffs]):.3f}, max {max(int(d.max()) for d in diffs)} "
+                  f"grey levels over {len(diffs)} outputs; speed "
+                  f"{statistics.median(rates[label]) / statistics.median(rates[base]):.2f}x")
 
 
 if __name__ == "__main__":

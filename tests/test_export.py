@@ -220,5 +220,7 @@ def test_a_file_that_does_not_match_the_model_is_not_left_behind(models, tmp_pat
     (tmp_path / "old.pt").write_bytes(b"previous export")
     with pytest.raises(RunError, match=r"differs from the eager fp32 model by 2 grey levels .* was not written"):
         imgtrans.export(models["resnet_9blocks"], tmp_path / "old.pt", overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]
+    with pytest.raises(RunError, match="was not written"):
+        imgtrans.export(models["resnet_9blocks"], tmp_path / "new" / "folder" / "x.pt2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]  # no temporary file, no new folder
     assert (tmp_path / "old.pt").read_bytes() == b"previous export"  # the file it would have replaced is kept

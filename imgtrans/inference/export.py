@@ -15,6 +15,7 @@ the file) when the outputs differ by more than :data:`MAX_GREY_LEVELS`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -87,7 +88,10 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
 
     module, metadata = _prepare(loaded, fmt, norm_stats, opset)
     inputs = verification_inputs(loaded.in_channels, loaded.stride)
+    made = [d for d in (out.parent, *out.parent.parents) if not d.exists()]  # deepest first
+    out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    done = False
     try:
         staged = work / out.name
         say(f"exporting {loaded.source or 'the model'} ({loaded.direction}, norm_stats {norm_stats}) to {fmt}")
@@ -114,8 +118,12 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
             target = out.parent / staged_file.name
             os.replace(staged_file, target)
             files.append(target)
+        done = True
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        for folder in made if not done else ():  # a failed export leaves no trace, not even a folder
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     return ExportReport(out, fmt, loaded.direction, norm_stats, RUNTIMES[fmt], worst,
                         [tuple(x.shape) for x in inputs], files)
 
@@ -129,7 +137,6 @@ def _check_output(out: Path, overwrite: bool, source: Any) -> None:
         raise ImgtransError(f"-o {out} is the model being exported; choose another file name")
     if (out.exists() or out.is_symlink()) and not overwrite:
         raise ImgtransError(f"{out} exists (pass --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
 
 
 def _prepare(model: Any, fmt: str, norm_stats: str, opset: int | None) -> tuple[torch.nn.Module, dict[str, Any]]:

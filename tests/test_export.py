@@ -224,3 +224,16 @@ def test_a_file_that_does_not_match_the_model_is_not_left_behind(models, tmp_pat
         imgtrans.export(models["resnet_9blocks"], tmp_path / "new" / "folder" / "x.pt2")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]  # no temporary file, no new folder
     assert (tmp_path / "old.pt").read_bytes() == b"previous export"  # the file it would have replaced is kept
+
+
+@needs_onnx
+def test_an_opset_torch_cannot_write_is_refused(tmp_path: Path) -> None:
+    """torch.onnx falls back to its lowest opset when it cannot convert (with a logged traceback):
+    the file would silently not be the opset asked for."""
+    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4).eval()
+    meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3, "stride": 32}
+    src = save_checkpoint(tmp_path / "m.safetensors", {"generator": gen}, meta)
+    result = CliRunner().invoke(cli, ["export", "-m", str(src), "-o", str(tmp_path / "m.onnx"), "--opset", "11"])
+    assert result.exit_code == 2 and "--opset 11 is not available" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]

@@ -16,6 +16,7 @@ the file) when the outputs differ by more than :data:`MAX_GREY_LEVELS`.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import shutil
 import tempfile
@@ -79,7 +80,7 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
         raise ConfigError(f"--opset applies to --format onnx only, not {fmt}")
     if fmt == "onnx":
         require_onnx()
-    _check_output(out, overwrite, None if isinstance(model, TranslationModel) else model)
+    _check_output(out, overwrite, model.source if isinstance(model, TranslationModel) else model)
     loaded = model if isinstance(model, TranslationModel) else load_model(model, device="cpu", direction=direction)
     if direction is not None and loaded.direction != direction:
         raise ConfigError(f"the model given translates {loaded.direction}, not {direction}")
@@ -87,6 +88,8 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
     say = on_message or (lambda _: None)
 
     module, metadata = _prepare(loaded, fmt, norm_stats, opset)
+    # the eager fp32 forward on the CPU, where the exported file runs (a GPU may use TF32)
+    reference = loaded.generator if loaded.device.type == "cpu" else copy.deepcopy(loaded.generator).cpu()
     inputs = verification_inputs(loaded.in_channels, loaded.stride)
     made = [d for d in (out.parent, *out.parent.parents) if not d.exists()]  # deepest first
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +107,7 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
             except Exception as exc:
                 raise RunError(f"the exported {fmt} file fails on a {'x'.join(map(str, x.shape))} input "
                                f"({_first_line(exc)}); {out} was not written") from None
-            want = run_generator(loaded.generator, x.to(loaded.device), stride=loaded.stride,
-                                 norm_stats=norm_stats).cpu()
+            want = run_generator(reference, x, stride=loaded.stride, norm_stats=norm_stats)
             if got.shape != want.shape:
                 raise RunError(f"the exported {fmt} file returns {tuple(got.shape)} for a {tuple(x.shape)} "
                                f"input, not {tuple(want.shape)}; {out} was not written")
@@ -154,7 +156,7 @@ def _prepare(model: Any, fmt: str, norm_stats: str, opset: int | None) -> tuple[
         kept["generator"] = entry["generator"]
     metadata = {"format": EXPORT_FORMAT, "exported_as": fmt, "direction": model.direction,
                 "norm_stats": norm_stats, "in_channels": model.in_channels, "out_channels": model.out_channels,
-                "stride": model.stride, "value_range": "[-1, 1]", "source": model.source,
+                "stride": model.stride, "value_range": "[-1, 1]", "source": Path(model.source).name,
                 "imgtrans_version": __version__, "torch_version": torch.__version__, "opset": opset,
                 "model": kept}
     return PaddedGenerator(baked_network(model.generator, norm_stats), model.stride).eval(), metadata

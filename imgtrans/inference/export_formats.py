@@ -14,14 +14,16 @@ a function from a float32 tensor to a float32 tensor, which is what verification
 """
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, ImgtransError
+from ..errors import CheckpointError, ConfigError, ImgtransError
 
 FORMATS = ("onnx", "torchscript", "pt2")
 #: file suffix -> format, for ``-o FILE`` without ``--format`` and for loading
@@ -72,19 +74,37 @@ def export_program(module: torch.nn.Module, example: torch.Tensor) -> torch.expo
 def write_onnx(program: torch.export.ExportedProgram, example: torch.Tensor, path: Path,
                metadata: dict[str, Any], opset: int | None) -> None:
     require_onnx()
-    import contextlib
     import io
 
     size = sum(t.numel() * t.element_size() for t in program.state_dict.values())
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+    # the exporter's progress lines (stdout) and its logged warnings about opset conversion, which
+    # the check below turns into one line
+    with contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx", "onnxscript", "onnx_ir"):
         onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset,
                                          input_names=["image"], output_names=["translated"],
                                          external_data=size >= ONNX_SINGLE_FILE_BYTES)
+    written = onnx_program.model.opset_imports.get("")
+    if opset is not None and written != opset:
+        raise ConfigError(f"--opset {opset} is not available: torch.onnx could only write opset {written} for this "
+                          f"model (it converts to other opsets where it can)")
     shape = onnx_program.model.graph.inputs[0].shape  # name the dynamic axes for the file's users
     onnx_program.rename_axes({shape[i]: name for i, name in ((0, "batch"), (2, "height"), (3, "width"))
                               if not isinstance(shape[i], int)})
     onnx_program.model.metadata_props[METADATA_KEY] = json.dumps(metadata)
     onnx_program.save(str(path), external_data=size >= ONNX_SINGLE_FILE_BYTES)
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    """Only errors from ``loggers`` while the block runs."""
+    saved = [(logging.getLogger(name), logging.getLogger(name).level) for name in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
 
 
 def write_torchscript(module: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, Any]) -> None:

@@ -11,14 +11,18 @@ then has nothing to do.  What the export fixed cannot be changed at run time: th
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import CheckpointError, ConfigError
 from ..interfaces import Generator
 from .export_formats import open_exported, read_exported_metadata
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .model import TranslationModel
 
 #: model files that :func:`imgtrans.inference.model.load_model` hands to :func:`load_exported`
 EXPORTED_SUFFIXES = (".onnx",)
@@ -30,7 +34,7 @@ class ExportedGenerator(Generator):
     #: what ``auto`` precision means for it (:class:`~imgtrans.inference.precision_probe.AutoPrecision`)
     fixed_precision = "fp32"
 
-    def __init__(self, path: Path, metadata: dict[str, Any], run):
+    def __init__(self, path: Path, metadata: dict[str, Any], run: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
         self.path, self.run = path, run
         self.in_channels = int(metadata["in_channels"])
@@ -49,7 +53,7 @@ class ExportedGenerator(Generator):
         name = self.path.name
         if precision != "fp32":
             raise ConfigError(f"{name} runs in fp32 through onnxruntime (--precision {precision} applies to "
-                              f".safetensors models); pass --precision fp32 or leave it at auto")
+                              f".safetensors models); pass --precision fp32")
         if norm_stats != self.norm_stats:
             raise ConfigError(f"{name} was exported with --norm-stats {self.norm_stats} baked in, not {norm_stats}; "
                               f"export the model again with --norm-stats {norm_stats}")
@@ -60,7 +64,8 @@ class ExportedGenerator(Generator):
             raise ConfigError(f"--compile applies to PyTorch models, not {name} (onnxruntime optimises it itself)")
 
 
-def load_exported(path: str | Path, device: str | torch.device = "cpu", direction: str | None = None):
+def load_exported(path: str | Path, device: str | torch.device = "cpu",
+                  direction: str | None = None) -> TranslationModel:
     """A :class:`~imgtrans.inference.model.TranslationModel` around an exported ONNX file."""
     from .model import TranslationModel
 

@@ -237,3 +237,12 @@ def test_an_opset_torch_cannot_write_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--opset 11 is not available" in result.output
     assert result.output.strip().splitlines()[-1].startswith("error: ") and "Traceback" not in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
+
+
+@needs_onnx
+def test_auto_precision_means_fp32_for_an_onnx_model(exported, tmp_path: Path, monkeypatch) -> None:
+    """Even where auto would weigh bf16 (a CPU with native bf16, simulated), with no probe."""
+    monkeypatch.setattr("imgtrans.inference.precision_probe.candidate_precision", lambda device: "bf16")
+    onnx_file, _ = exported("resnet_9blocks", "onnx")
+    report = imgtrans.translate(str(onnx_file), _images(tmp_path / "in"), tmp_path / "out")
+    assert report.precision == "fp32" and len(report.written) == 5 and not report.failed

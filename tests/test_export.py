@@ -246,3 +246,17 @@ def test_auto_precision_means_fp32_for_an_onnx_model(exported, tmp_path: Path, m
     onnx_file, _ = exported("resnet_9blocks", "onnx")
     report = imgtrans.translate(str(onnx_file), _images(tmp_path / "in"), tmp_path / "out")
     assert report.precision == "fp32" and len(report.written) == 5 and not report.failed
+
+
+@needs_onnx
+def test_serve_runs_an_onnx_model_like_its_safetensors(exported, models) -> None:
+    """`imgtrans serve --model FILE.onnx`: its one direction, the same pixels as the eager model."""
+    pytest.importorskip("fastapi", reason="the serve extra is not installed")
+    from imgtrans.serve.models import load_served
+
+    onnx_file, _ = exported("resnet_9blocks", "onnx")
+    served = load_served([f"onnx={onnx_file}", f"eager={models['resnet_9blocks']}"], precision="fp32")
+    assert served["onnx"].describe()["directions"] == ["AtoB"]
+    image = (np.random.default_rng(3).random((37, 53, 3)) * 255).astype(np.uint8)
+    a, b = (served[n].direction(None).translate([image])[0].astype(np.int16) for n in ("onnx", "eager"))
+    assert a.shape == b.shape == image.shape and np.abs(a - b).max() <= 1

@@ -16,6 +16,7 @@ import torch
 
 from ..data.images import to_pixels
 from ..errors import CheckpointError, ConfigError
+from ..inference.exported import EXPORTED_SUFFIXES
 from ..inference.precision_probe import AutoPrecision, forward_in
 from ..inference.model import TranslationModel, choose_direction, load_model, model_directions
 from ..inference.translate import auto_batch_size
@@ -110,14 +111,19 @@ def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", pre
         if name in served:
             raise ConfigError(f"two models are named {name!r} ({served[name].source} and {source}); "
                               f"name one of them with NAME={source}")
-        path = resolve_model(source)
-        if path.is_dir():
-            raise CheckpointError(f"{path} is a directory, not a model file")
-        available = model_directions(read_metadata(path))
-        default = choose_direction(available, None, str(path), zoo_default_direction(source))
+        if source.lower().endswith(EXPORTED_SUFFIXES):  # imgtrans export --format onnx: one direction inside
+            exported = load_model(source, device=device)
+            loaded_by_direction = {exported.direction: exported}
+        else:
+            path = resolve_model(source)
+            if path.is_dir():
+                raise CheckpointError(f"{path} is a directory, not a model file")
+            loaded_by_direction = {d: None for d in model_directions(read_metadata(path))}
+        default = (next(iter(loaded_by_direction)) if len(loaded_by_direction) == 1 else
+                   choose_direction(loaded_by_direction, None, source, zoo_default_direction(source)))
         model = ServedModel(name, source, default)
-        for direction in available:
-            loaded = load_model(path, device=device, direction=direction)
+        for direction, loaded in loaded_by_direction.items():
+            loaded = loaded or load_model(path, device=device, direction=direction)
             model.directions[direction] = Direction(
                 loaded, AutoPrecision(loaded, precision, device=loaded.device), channels_last,
                 loaded.recommended_norm_stats)

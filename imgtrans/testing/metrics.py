@@ -55,11 +55,11 @@ def check_metric(registry: "Registry", name: str) -> dict[str, Any]:
         return {"shape": "paired", "better": better}
     g = torch.Generator().manual_seed(0)
     near, ref, far = (torch.randn(64, 8, generator=g) + shift for shift in (0.0, 0.0, 3.0))
-    try:
-        with subject.rule("compute"):
+    with subject.rule("compute"):
+        try:
             close, apart = metric.compute(near, ref), metric.compute(far, ref)
-    except ConfigError:
-        return {"shape": "set", "better": better, "computed": False}
+        except ConfigError:  # caught inside the rule, which would report any exception as a broken rule
+            return {"shape": "set", "better": better, "computed": False}
     for result in (close, apart):
         if not isinstance(result, dict) or not result or not all(isinstance(v, float) for v in result.values()):
             subject.fail("compute", f"returns {result!r}: expected a dict of floats")

@@ -238,9 +238,9 @@ def test_data_info_json(aligned_dir: Path) -> None:
 
 def test_print_config_shows_the_resolved_settings_without_training(tmp_path) -> None:
     """`train --print-config`: the resolved TOML (recipe options, --set and defaults merged), no run."""
-    import tomllib
-
     from click.testing import CliRunner
+
+    from imgtrans.config import tomllib  # the standard library's from 3.11, tomli on 3.10
 
     from imgtrans.cli import cli
 

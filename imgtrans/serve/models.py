@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..data.images import to_pixels
-from ..errors import CheckpointError, ConfigError
+from ..errors import ConfigError
 from ..inference.exported import EXPORTED_SUFFIXES
 from ..inference.precision_probe import AutoPrecision, forward_in
 from ..inference.model import TranslationModel, choose_direction, load_model, model_directions
@@ -97,9 +97,6 @@ def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", pre
                 channels_last: bool | None = None) -> dict[str, ServedModel]:
     """Load every model of ``specs`` (see the module docstring) in all its directions, or raise an
     :class:`ImgtransError` naming the bad one before anything is served."""
-    from ..checkpoint import read_metadata
-    from ..zoo.store import resolve_model, zoo_default_direction
-
     if not specs:
         raise ConfigError("no model to serve: pass --model FILE or --model zoo:NAME (repeatable)")
     served: dict[str, ServedModel] = {}
@@ -111,19 +108,11 @@ def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", pre
         if name in served:
             raise ConfigError(f"two models are named {name!r} ({served[name].source} and {source}); "
                               f"name one of them with NAME={source}")
-        if source.lower().endswith(EXPORTED_SUFFIXES):  # imgtrans export --format onnx: one direction inside
-            exported = load_model(source, device=device)
-            loaded_by_direction = {exported.direction: exported}
-        else:
-            path = resolve_model(source)
-            if path.is_dir():
-                raise CheckpointError(f"{path} is a directory, not a model file")
-            loaded_by_direction = {d: None for d in model_directions(read_metadata(path))}
-        default = (next(iter(loaded_by_direction)) if len(loaded_by_direction) == 1 else
-                   choose_direction(loaded_by_direction, None, source, zoo_default_direction(source)))
-        model = ServedModel(name, source, default)
-        for direction, loaded in loaded_by_direction.items():
-            loaded = loaded or load_model(path, device=device, direction=direction)
+        first = load_model(source, device=device)  # the default direction, resolved exactly as translate does
+        exported = source.lower().endswith(EXPORTED_SUFFIXES)  # imgtrans export: one direction inside
+        model = ServedModel(name, source, first.direction)
+        for direction in [first.direction] if exported else model_directions(first.metadata):
+            loaded = first if direction == first.direction else load_model(source, device=device, direction=direction)
             model.directions[direction] = Direction(
                 loaded, AutoPrecision(loaded, precision, device=loaded.device), channels_last,
                 loaded.recommended_norm_stats)

@@ -44,6 +44,13 @@ class Generator(nn.Module):
     #: arguments the conformance kit builds it with instead of its defaults, for defaults that need
     #: something a test machine lacks (downloaded weights); empty: the defaults are checked
     conformance_args: ClassVar[Mapping[str, Any]] = {}
+    #: the only precision it runs in, whatever ``auto`` would choose (an exported graph: ``"fp32"``);
+    #: ``None``: any, decided by :class:`~imgtrans.inference.precision_probe.AutoPrecision`
+    fixed_precision: ClassVar[str | None] = None
+
+    def check_options(self, *, norm_stats: str, precision: str, compile: bool, dropout: bool) -> None:
+        """Raise :class:`~imgtrans.errors.ConfigError` for run options it cannot honour; a network
+        built from its weights honours them all (an exported graph fixes some)."""
 
 
 class Discriminator(nn.Module):

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..interfaces import Generator
+
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -239,9 +241,9 @@ def run_generator(generator: nn.Module, images: torch.Tensor, *, stride: int = 1
         raise ValueError(f"norm_stats must be 'running' or 'instance', not {norm_stats!r}")
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    check = getattr(generator, "check_options", None)  # an exported graph: its options are fixed
-    if check is not None:
-        check(norm_stats=norm_stats, precision=precision, compile=compile, dropout=dropout_seeds is not None)
+    if isinstance(generator, Generator):  # an exported graph fixes some options
+        generator.check_options(norm_stats=norm_stats, precision=precision, compile=compile,
+                                dropout=dropout_seeds is not None)
     compile = compile and dropout_seeds is None  # per-image dropout patches the network: eager only
     net = prepare_generator(generator, precision=precision, channels_last=channels_last, compile=compile,
                             norm_stats=norm_stats)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -32,7 +32,7 @@ class ExportedGenerator(Generator):
     """An exported network: float32 ``(N, C, H, W)`` in [-1, 1] -> ``(N, out_channels, H, W)``, on the CPU."""
 
     #: what ``auto`` precision means for it (:class:`~imgtrans.inference.precision_probe.AutoPrecision`)
-    fixed_precision = "fp32"
+    fixed_precision: ClassVar[str | None] = "fp32"
 
     def __init__(self, path: Path, metadata: dict[str, Any], run: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()

@@ -109,7 +109,7 @@ class AutoPrecision:
             self.candidate = requested
             self.decision = Decision(requested, f"{requested}: as requested")
             return
-        exported = getattr(model.generator, "fixed_precision", None)  # an exported graph (imgtrans export)
+        exported = model.generator.fixed_precision  # an exported graph (imgtrans export)
         self.candidate = exported or candidate_precision(self.device)
         if exported is not None:
             self.decision = Decision(exported, f"{exported}: the precision the model was exported in", source="hardware")

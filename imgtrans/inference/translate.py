@@ -173,13 +173,12 @@ def _fixed_by_export(model: TranslationModel, precision: str | None, channels_la
                      norm_stats: str | None, compile: bool, dropout: bool) -> bool | None:
     """The memory layout to run ``model`` in; for an exported model (:mod:`imgtrans.inference.exported`)
     its own, and options it cannot honour refused before any work (``auto`` precision means fp32)."""
-    check = getattr(model.generator, "check_options", None)
-    if check is None:
+    if model.generator.fixed_precision is None:  # a network built from its weights: every option applies
         return channels_last
     from ..precision_names import inference_precision
 
     requested = "auto" if precision is None else inference_precision(precision)
-    check(norm_stats=norm_stats or model.recommended_norm_stats, precision="fp32" if requested == "auto" else requested,
+    model.generator.check_options(norm_stats=norm_stats or model.recommended_norm_stats, precision="fp32" if requested == "auto" else requested,
           compile=compile, dropout=dropout)
     return False
 

@@ -116,7 +116,7 @@ def test_format_option_on_data_info_and_eval(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(data), "--format", "aligned",
                                       "--out", str(out), "--json"])
     assert result.exit_code == 0, result.output
-    assert [Image.open(p).size for p in sorted(out.iterdir())] == [(48, 32), (48, 32)]
+    assert [Image.open(p).size for p in sorted(out.glob("*.png"))] == [(48, 32), (48, 32)]
     # a flat folder of ordinary images is not scored as half-image pairs (it wrote 32x64 outputs for 64x64 inputs)
     photos = _images(tmp_path / "photos", 64, 64)
     result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(photos)])

@@ -17,6 +17,7 @@ import imgtrans
 from imgtrans.cli import cli
 from imgtrans.config import resolve
 from imgtrans.errors import ConfigError
+from imgtrans.outputmarks import MARK_NAME, write_mark
 from imgtrans.training.resume import resume_config
 from imgtrans.training.runlock import LOCK_NAME, RunLock
 
@@ -67,10 +68,26 @@ def test_overwrite_refuses_a_folder_that_is_not_a_run(registry, tmp_path: Path) 
         imgtrans.train(_config(registry, data, run, max_steps=1), overwrite=True)
     assert (run / "previews" / "notes.txt").is_file() and (run / "model.safetensors").is_file()
 
-    # without it (and with an eval's test/ folder and a killed run's temporary file) it is replaced
+    # a folder with every name a run has (config.toml naming a recipe, metrics.jsonl, photos under
+    # test/) is still a user's folder: only the run's own mark makes it one imgtrans wrote
+    lookalike = tmp_path / "lookalike"
+    shutil.copytree(run, lookalike)
+    (lookalike / MARK_NAME).unlink()
+    (lookalike / "test").mkdir()
+    (lookalike / "test" / "holiday.png").write_bytes(b"a photo")
+    with pytest.raises(ConfigError, match=f"refusing to --overwrite .*no {MARK_NAME}"):
+        imgtrans.train(_config(registry, data, lookalike, max_steps=1), overwrite=True)
+    assert (lookalike / "test" / "holiday.png").read_bytes() == b"a photo"
+
+    # an eval's output folder without eval's mark is not eval's either
     (run / "previews" / "notes.txt").unlink()
     (run / "test").mkdir()
     (run / "test" / "pair_00.png").write_bytes(b"png")
+    with pytest.raises(ConfigError, match="it holds 'test', which imgtrans did not write"):
+        imgtrans.train(_config(registry, data, run, max_steps=1), overwrite=True)
+
+    # with it (and a killed run's temporary file) the run is replaced
+    write_mark(run / "test", "eval-out")
     (run / ".metrics.jsonl-abcd1234.jsonl").write_text("")
     result = imgtrans.train(_config(registry, data, run, max_steps=2), overwrite=True)
     assert result.steps == 2 and not (run / "test").exists() and not (run / ".metrics.jsonl-abcd1234.jsonl").exists()

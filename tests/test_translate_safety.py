@@ -325,7 +325,7 @@ def test_eval_write_failure_is_one_line(model: Path, tmp_path: Path, monkeypatch
     data = write_aligned(tmp_path / "pairs", "test", count=1)
     import imgtrans.metrics.evaluate as evaluate_module
 
-    def disk_full(pixels, path):
+    def disk_full(pixels, path, **options):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(evaluate_module, "save_image", disk_full)

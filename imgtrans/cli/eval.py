@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import click
 
@@ -25,10 +26,14 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["untrained", "identity"]),
               help="Also score a freshly initialised network of the same architecture, or the input itself.")
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]), help="Batch-norm statistics mode.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write the model's translations here.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Write the model's translations into this new (or empty) folder; never into the data.")
 @click.option("--contact-sheet", type=click.Path(dir_okay=False), help="Write a PNG of input | output | target rows.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Write an HTML report here: the table, histograms of per-image scores, best and worst images.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the --out, --report or --contact-sheet of an earlier eval (never anything eval did "
+                   "not write, the data or a model).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when available, else CPU), cpu, "
               "cuda or cuda:N.")
 @click.option("--precision", type=INFERENCE_PRECISION, default="fp32", show_default=True,
@@ -45,7 +50,7 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
 def eval_command(model: str, data: str, split: str, data_format: str, metrics: tuple[str, ...],
                  fid_weights: str | None, baselines: tuple[str, ...], norm_stats: str | None, out_dir: str | None,
                  contact_sheet: str | None, report_dir: str | None, device: str, precision: str,
-                 batch_size: int | str, direction: str | None, as_json: bool) -> None:
+                 batch_size: int | str, direction: str | None, as_json: bool, overwrite: bool) -> None:
     """Score a model on a dataset split, with the protocol of every figure stated.
 
     Images are translated at native size and quantised to 8 bits before scoring.  A paired split is
@@ -64,11 +69,14 @@ def eval_command(model: str, data: str, split: str, data_format: str, metrics: t
     from ..checkpoint import read_metadata
     from ..devices import resolve_device
     from ..inference.model import load_model, model_directions
-    from ..metrics.evaluate import check_outputs, evaluate, untrained_like
+    from ..metrics.eval_outputs import check_eval_outputs
+    from ..metrics.evaluate import evaluate, untrained_like
     from ..zoo.store import resolve_model
 
     dev = resolve_device(device)
-    check_outputs(out_dir, contact_sheet, report_dir)  # before any work, not after the last image
+    # before any work, not after the last image: the data folder and a model file are never outputs
+    check_eval_outputs(out_dir, contact_sheet, report_dir, overwrite=overwrite,
+                       protected=[Path(model).expanduser(), Path(data).expanduser()])
 
     def run(way: str | None, first: bool) -> list:
         loaded = load_model(model, device=dev, direction=way)
@@ -80,7 +88,7 @@ def eval_command(model: str, data: str, split: str, data_format: str, metrics: t
         return evaluate(models, data, split, metrics=list(metrics) or None, norm_stats=norm_stats,
                         out_dir=out_dir if first else None, contact_sheet=contact_sheet if first else None,
                         format=data_format, precision=precision, batch_size=batch_size, fid_weights=fid_weights,
-                        report=report_dir if first else None)
+                        report=report_dir if first else None, overwrite=overwrite)
 
     results = run(direction, True)
     if direction is None and _unpaired(results):  # a two-way model on unpaired data: the way back too

@@ -53,6 +53,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from ..errors import ConfigError, DataError, PixelLimitError
 from ..fileio import atomic_path
+from ..outputmarks import PNG_KEY
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -300,9 +301,18 @@ def to_pixels(tensor: torch.Tensor) -> np.ndarray:
     return t.movedim(-3, -1).numpy()
 
 
-def save_image(pixels: np.ndarray, path: Path) -> None:
-    """Write atomically: a reader (or a Ctrl-C) never sees half a file."""
+def save_image(pixels: np.ndarray, path: Path, *, mark: str | None = None) -> None:
+    """Write atomically: a reader (or a Ctrl-C) never sees half a file.  ``mark`` (PNG only) records
+    in a text chunk which imgtrans job wrote the file, so that ``--overwrite`` may later replace it
+    (:mod:`imgtrans.outputmarks`)."""
     path = Path(path)
     img = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {}
+    if mark is not None and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        options["pnginfo"] = info = PngInfo()
+        info.add_text(PNG_KEY, mark)
     with atomic_path(path) as tmp:
-        img.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+        img.save(tmp, format=fmt, **options)

@@ -18,13 +18,13 @@ import torch
 from ..data.catalog import resolve_dataset
 from ..data.detect import select_format
 from ..data.images import save_image, to_pixels
-from ..destinations import check_writable_file, check_writable_folder
 from ..errors import DataError, ImgtransError
 from ..inference.engine import default_channels_last, resolve_precision, run_generator
 from ..inference.precision_probe import AutoPrecision
 from ..inference.model import TranslationModel, build_generator
 from ..interfaces import Metric, PairedDataset, PairedMetric, UnpairedDataset
 from ..training.outputs import preview_grid
+from .eval_outputs import check_eval_outputs, claim_eval_folder
 from .scoring import Batch, Scores, score
 
 #: what eval scores when no --metric is given
@@ -71,13 +71,13 @@ def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
 
 
 def load_split(data: str | Path, split: str, model: TranslationModel, direction: str | None = None,
-               format: str = "auto") -> tuple[Any, bool]:
+               format: str = "auto", root: Path | None = None) -> tuple[Any, bool]:
     """The split, and whether its items are aligned pairs (B the ground truth of A).  A format
     whose items have no second domain (single images) is refused: there is nothing to compare with."""
     from ..plugins import get_host
 
     host = get_host()
-    root = resolve_dataset(str(data), host.catalog)
+    root = root if root is not None else resolve_dataset(str(data), host.catalog)
     fmt = select_format(root, host.registry, host.catalog, format)
     pairs = host.registry.create("dataset_format", fmt, root=root, split=split, transform=None,
                                  direction=direction or model.direction,
@@ -114,20 +114,9 @@ def resolve_metrics(metrics: Sequence[str | Metric] | None, paired: bool, *, dat
     return chosen
 
 
-def check_outputs(out_dir: str | Path | None, contact_sheet: str | Path | None,
-                  report: str | Path | None = None) -> None:
-    """Refuse an unwritable ``--out``, ``--contact-sheet`` or ``--report`` before anything is computed."""
-    if out_dir is not None:
-        check_writable_folder(out_dir, "--out")
-    if contact_sheet is not None:
-        check_writable_file(contact_sheet, "--contact-sheet")
-    if report is not None:
-        check_writable_folder(report, "--report")
-
-
-def _save(pixels, path: Path, what: str) -> None:
+def _save(pixels, path: Path, what: str, mark: str | None = None) -> None:
     try:
-        save_image(pixels, path)
+        save_image(pixels, path, mark=mark)
     except OSError as exc:
         raise ImgtransError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
@@ -204,31 +193,40 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
              out_dir: str | Path | None = None, contact_sheet: str | Path | None = None, sheet_rows: int = 8,
              on_progress: Callable[[int], None] | None = None, format: str = "auto", precision: str | None = "fp32",
              batch_size: int | str = 1, fid_weights: str | Path | None = None,
-             report: str | Path | None = None) -> list[EvalResult]:
+             report: str | Path | None = None, overwrite: bool = False) -> list[EvalResult]:
     """Score each model (``None`` means the identity mapping) on ``data``/``split``.
 
     ``metrics``: registered names or :class:`~imgtrans.interfaces.Metric` objects (default: L1, PSNR,
     SSIM on a paired split; FID and KID on an unpaired one, outputs of A against the B images).
     ``fid_weights``: a local copy of the Inception weights.  Writes the first model's translations
     into ``out_dir``, a contact sheet (input | output | target rows) and an HTML ``report`` folder
-    when asked.  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
+    when asked: never into the dataset or over a model, and over an earlier eval's output only
+    with ``overwrite`` (:mod:`imgtrans.metrics.eval_outputs`).  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
     ``precision`` (``auto`` as translate) and ``batch_size`` run the networks (and the feature
     extractor) as :func:`imgtrans.translate` runs a tensor; the defaults, fp32 one image at a time,
     are the plain forward the recorded scores come from.
     """
-    check_outputs(out_dir, contact_sheet, report)
+    sources = [m.source for m in models.values() if m is not None and m.source]
+    data_path = Path(str(data)).expanduser()
+    check_eval_outputs(out_dir, contact_sheet, report, overwrite=overwrite, protected=[*sources, data_path])
     first = next(m for m in models.values() if m is not None)
     if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
         raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
     autos = {name: AutoPrecision(model, precision, norm_stats=norm_stats or model.recommended_norm_stats)
              for name, model in models.items() if model is not None}  # "auto": verified per model, first batch
     precision = resolve_precision(precision, first.device)  # the feature extractor's (FID, KID)
-    pairs, paired = load_split(data, split, first, format=format)
+    from ..plugins import get_host
+
+    root = resolve_dataset(str(data), get_host().catalog)
+    check_eval_outputs(out_dir, contact_sheet, report, overwrite=overwrite, protected=[*sources, root])
+    pairs, paired = load_split(data, split, first, format=format, root=root)
     chosen = resolve_metrics(metrics, paired, data=data, split=split, weights=fid_weights)
     translators = {name: translator(model, first.out_channels, norm_stats=norm_stats, precision=autos.get(name, "fp32"))
                    for name, model in models.items()}
     sheet: list[torch.Tensor] = []
     leader = next(iter(models))
+    if out_dir is not None:
+        claim_eval_folder(out_dir, "eval-out")
 
     def on_outputs(batch: Batch, outputs: dict[str, torch.Tensor]) -> None:
         out = outputs[leader]
@@ -251,7 +249,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
                         device=first.device, references=_references(pairs, batch_size, first),
                         on_outputs=on_outputs)
     if contact_sheet is not None and sheet:
-        _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet")
+        _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet", mark="eval-contact-sheet")
     out = [_result(scores, first.direction, chosen) for scores in results.values()]
     for result in out:
         auto = autos.get(result.name)

@@ -17,6 +17,7 @@ import torch
 from ..data.images import save_image, to_pixels
 from ..errors import ImgtransError
 from ..interfaces import Metric, PairedMetric
+from .eval_outputs import claim_eval_folder
 from ..training.outputs import preview_grid
 from . import quantise
 
@@ -61,7 +62,7 @@ def write_report(folder: str | Path, results: Sequence[Any], metrics: dict[str, 
     """Write ``folder/index.html`` (and its images); returns the page's path."""
     folder = Path(folder)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        claim_eval_folder(folder, "eval-report")
         parts = [f"<h1>{html.escape(title)}</h1>", _table(results), "<h2>Protocol</h2><ul>"
                  + "".join(f"<li>{html.escape(line)}</li>" for line in results[0].protocol) + "</ul>"]
         model = results[0]

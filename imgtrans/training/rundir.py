@@ -1,10 +1,12 @@
 """The run directory's safety rules: what ``--overwrite`` may delete, its creation (only once the
 configuration has been checked), stale temporary files, and what to tell a user whose run stopped.
 
-``--overwrite`` replaces only a directory that ``imgtrans train`` (and ``imgtrans eval --out
-RUN/test``, as ``make demo`` does) wrote: a ``config.toml`` naming a recipe, a ``checkpoints/``
-folder or ``metrics.jsonl``, and nothing else but the files listed in :data:`RUN_FILES` and
-:data:`RUN_FOLDERS`. It never removes a directory that is, holds or lies inside the training data.
+``--overwrite`` replaces only a directory that ``imgtrans train`` wrote: one carrying the run's
+mark (:mod:`imgtrans.outputmarks`; names alone prove nothing, a user's folder may hold a
+``config.toml`` and photos under ``test/``) and nothing else but the files listed in
+:data:`RUN_FILES` and :data:`RUN_FOLDERS`, plus what ``imgtrans eval`` wrote there (``--out RUN/test``
+and ``--contact-sheet RUN/sheet.png``, as ``make demo`` does; each carries eval's mark). It never
+removes a directory that is, holds or lies inside the training data.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from ..errors import ConfigError, RunError
 from ..fileio import atomic_path, is_temp_name, remove_temp_files
+from ..metrics.eval_outputs import EVAL_FOLDERS, foreign_entry
+from ..outputmarks import MARK_NAME, png_mark, read_mark, write_mark
 from .checkpoint_files import LAST, step_checkpoints
 from .checkpointing import saved_step
 from .report import COLUMNS_FILE
@@ -31,13 +35,11 @@ else:  # pragma: no cover
 
 #: files that imgtrans writes at the top of a run directory
 RUN_FILES = {"config.toml", "metrics.jsonl", "model.safetensors", "model_best.safetensors", "index.html",
-             "loss_curve.png", "contact_sheet.png", LOCK_NAME}
-_IMAGE = re.compile(r"^[^.].*\.(png|jpe?g|tiff?|webp|bmp)$", re.IGNORECASE)
+             "loss_curve.png", MARK_NAME, LOCK_NAME}
 #: folders that imgtrans writes, and the names it writes in each
 RUN_FOLDERS: dict[str, re.Pattern[str]] = {
     "checkpoints": re.compile(r"^(step_\d+|last|best)\.safetensors$"),
     "previews": re.compile(rf"^((epoch|step)_\d+\.png|{re.escape(COLUMNS_FILE)})$"),
-    "test": _IMAGE,  # imgtrans eval --out RUN/test
     "tensorboard": re.compile(r"^events\.out\.tfevents\..+$"),
 }
 
@@ -51,14 +53,15 @@ def _foreign(run_dir: Path) -> str | None:
     toml = run_dir / "config.toml"
     if not toml.is_file() or toml.is_symlink():
         return "it holds no config.toml of imgtrans"
+    if read_mark(run_dir) != "train-run":
+        return (f"it carries no {MARK_NAME} of an imgtrans run (runs of imgtrans before 0.1 have none: "
+                "delete such a folder yourself)")
     try:
         recipe = tomllib.loads(toml.read_text(encoding="utf-8")).get("recipe")
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         recipe = None
     if not isinstance(recipe, dict) or not isinstance(recipe.get("name"), str):
         return f"{toml.name} is not the config.toml of an imgtrans run"
-    if not ((run_dir / "checkpoints").is_dir() or (run_dir / "metrics.jsonl").is_file()):
-        return "it holds neither checkpoints/ nor metrics.jsonl"
     for entry in run_dir.iterdir():
         name = entry.name
         if entry.is_symlink():
@@ -66,6 +69,14 @@ def _foreign(run_dir: Path) -> str | None:
         if is_temp_name(name) and entry.is_file():
             continue
         if name in RUN_FILES and entry.is_file():
+            continue
+        if entry.is_file() and png_mark(entry) == "eval-contact-sheet":
+            continue
+        kind = read_mark(entry) if entry.is_dir() else None
+        if kind in EVAL_FOLDERS:  # an eval's --out or --report inside the run
+            reason = foreign_entry(entry, kind)
+            if reason:
+                return f"{name}/: {reason}"
             continue
         pattern = RUN_FOLDERS.get(name)
         if pattern is None or not entry.is_dir():
@@ -174,6 +185,7 @@ def open_run_dir(run_dir: Path, overwrite: bool, data_root: Path | None, lock: R
             _clear(run_dir)
         (run_dir / "checkpoints").mkdir()
         (run_dir / "previews").mkdir()
+        write_mark(run_dir, "train-run")
         with atomic_path(run_dir / "config.toml") as tmp:
             tmp.write_text(config_toml, encoding="utf-8")
     except BaseException as exc:

@@ -45,8 +45,9 @@ demo-photos: $(BIN)/imgtrans
 		status=$$?; cat $(PHOTOS_DIR)/metrics.txt; exit $$status
 	@echo "demo-photos outputs: $(PHOTOS_DIR)/ (data/, run/, contact_sheet.png, metrics.txt)"
 
-## Run the test suite.
+## Check the layers (.importlinter), then run the test suite.
 test: $(BIN)/imgtrans
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
 clean:

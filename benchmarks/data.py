@@ -16,8 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 
 import imgtrans
-from imgtrans.config import resolve
-from imgtrans.plugins import get_host
+from imgtrans.core.config import resolve
+from imgtrans.core.plugin_host import get_host
 from imgtrans.training.trainer import build_dataset
 
 

@@ -17,10 +17,10 @@ import time
 import torch
 
 import imgtrans
-from imgtrans.config import load_toml, resolve
+from imgtrans.core.config import load_toml, resolve
 from imgtrans.training.building import build_recipe
-from imgtrans.training.engine import StepEngine
-from imgtrans.training.memory import keep_freed_memory
+from imgtrans.training.step_engine import StepEngine
+from imgtrans.util.host_memory import keep_freed_memory
 from imgtrans.training.placement import place_networks
 
 PRESETS = {"pix2pix": "configs/cpu_demo.toml", "cyclegan": "configs/cpu_cyclegan.toml"}

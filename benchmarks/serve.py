@@ -42,7 +42,7 @@ def _model(ngf: int, folder: Path) -> str:
     import torch
 
     import imgtrans
-    from imgtrans.checkpoint import save_checkpoint
+    from imgtrans.core.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     gen = imgtrans.create_generator("unet_256", ngf=ngf)

@@ -25,10 +25,10 @@ from typing import Any
 import torch
 
 import imgtrans
-from imgtrans.config import load_toml, resolve
+from imgtrans.core.config import load_toml, resolve
 from imgtrans.metrics.evaluate import evaluate
 from imgtrans.training.building import build_recipe
-from imgtrans.training.engine import StepEngine
+from imgtrans.training.step_engine import StepEngine
 from imgtrans.training.placement import place_networks
 from imgtrans.training.trainer import train
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 
 import imgtrans
-from imgtrans.config import resolve
-from imgtrans.training.engine import StepEngine, resolve_precision
-from imgtrans.training.memory import keep_freed_memory
+from imgtrans.core.config import resolve
+from imgtrans.training.step_engine import StepEngine, resolve_precision
+from imgtrans.util.host_memory import keep_freed_memory
 from imgtrans.training.building import build_recipe
 from imgtrans.training.placement import place_networks
 

@@ -38,7 +38,7 @@ import torch
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
+from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference.engine import default_channels_last
 from imgtrans.inference.translate import auto_batch_size
 

@@ -25,11 +25,11 @@ import numpy as np
 from PIL import Image
 
 import imgtrans
-from imgtrans.config import load_toml, parse_set_options, resolve
+from imgtrans.core.config import load_toml, parse_set_options, resolve
 from imgtrans.data.catalog import resolve_dataset
 from imgtrans.data.images import list_images
 from imgtrans.metrics.evaluate import evaluate
-from imgtrans.plugins import get_host
+from imgtrans.core.plugin_host import get_host
 
 MODES = ("transpose", "resize", "pixelshuffle")
 

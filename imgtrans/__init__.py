@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .hookspecs import hookimpl
-
-__version__ = "0.1.0"
+from .core.hookspecs import hookimpl
+from .util.version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from .inference.model import TranslationModel
@@ -22,7 +21,7 @@ __all__ = [
 
 def get_registry():
     """The component registry, with every plugin loaded."""
-    from .plugins import get_host
+    from .core.plugin_host import get_host
 
     return get_host().registry
 
@@ -59,7 +58,7 @@ def describe(kind: str, name: str) -> dict[str, Any]:
     """What ``imgtrans info KIND NAME`` shows, as a dict: description, plugin, distribution, version,
     ``arguments`` (name, type, default, required, help) and, for a recipe, ``slots`` and section
     defaults.  ``kind`` accepts plurals (``generators``) and ``dataset``."""
-    from .introspect import describe as _describe
+    from .core.introspect import describe as _describe
 
     return _describe(kind, name)
 

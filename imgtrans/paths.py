@@ -1,18 +1,5 @@
-"""Where imgtrans keeps downloaded and built data: ``$IMGTRANS_HOME`` or the user's cache dir."""
-from __future__ import annotations
+"""Deprecated path: this module moved to :mod:`imgtrans.util.paths` (plugins: import from :mod:`imgtrans.api`).
+Kept so that plugins and scripts written against the old layout keep working."""
+from imgtrans.util.moved import alias_module
 
-import os
-from pathlib import Path
-
-
-def home() -> Path:
-    """The cache root: ``$IMGTRANS_HOME``, else ``$XDG_CACHE_HOME/imgtrans``, else ``~/.cache/imgtrans``."""
-    env = os.environ.get("IMGTRANS_HOME")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "imgtrans"
-
-
-def datasets_dir() -> Path:
-    return home() / "datasets"
+alias_module(__name__, "imgtrans.util.paths", "imgtrans.api")

@@ -15,7 +15,7 @@ import hashlib
 from pathlib import Path
 
 import imgtrans
-from imgtrans.checkpoint import load_checkpoint, save_checkpoint
+from imgtrans.core.checkpoint import load_checkpoint, save_checkpoint
 from imgtrans.metrics.evaluate import evaluate, untrained_like
 
 ZOO = Path(__file__).resolve().parent.parent / "zoo"

@@ -5,9 +5,10 @@ import os
 from pathlib import Path
 
 import pytest
-from imgtrans.download import OFFLINE_ENV
 from helpers import write_aligned
 from loopback import serve
+
+from imgtrans.util.download import OFFLINE_ENV
 
 TESTS = Path(__file__).parent
 REPO = TESTS.parent
@@ -31,8 +32,8 @@ def registry():
 @pytest.fixture(scope="session")
 def basemap_root() -> Path:
     """The real offline dataset, built once per session into IMGTRANS_HOME."""
+    from imgtrans.core.plugin_host import get_host
     from imgtrans.data.catalog import resolve_dataset
-    from imgtrans.plugins import get_host
 
     return resolve_dataset("basemap", get_host().catalog)
 

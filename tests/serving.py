@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
+from imgtrans.core.checkpoint import save_checkpoint
 
 #: a 5-level U-Net (stride 32), 4 filters: a forward pass of a 64x64 image takes milliseconds
 NET = {"name": "unet", "num_downs": 5, "ngf": 4}

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from imgtrans.data import archive as archive_mod
-from imgtrans.data.archive import ArchiveError, safe_extract, verify_structure
-from imgtrans.errors import DataError, ImgtransError
+from imgtrans.data.catalog import verify_structure
+from imgtrans.util import archive as archive_mod
+from imgtrans.util.archive import ArchiveError, safe_extract
+from imgtrans.util.errors import DataError, ImgtransError
 
 
 def _png() -> bytes:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import TINY, write_aligned
 
 import imgtrans
-from helpers import TINY, write_aligned
 from imgtrans import hookimpl
-from imgtrans.checkpoint import load_checkpoint, read_metadata
 from imgtrans.cli import cli
-from imgtrans.config import resolve
-from imgtrans.interfaces import PairedMetric, SetMetric
+from imgtrans.core.checkpoint import load_checkpoint, read_metadata
+from imgtrans.core.config import resolve
+from imgtrans.core.interfaces import PairedMetric, SetMetric
 from imgtrans.testing import use_plugin
 from imgtrans.training.resume import resume_config
 

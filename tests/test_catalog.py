@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from imgtrans.checkpoint import read_metadata
 from imgtrans.cli import cli
+from imgtrans.core.checkpoint import read_metadata
+from imgtrans.core.plugin_host import get_host
 from imgtrans.data.catalog import DatasetCatalog, dataset_path, resolve_dataset
-from imgtrans.errors import DataError
-from imgtrans.plugins import get_host
+from imgtrans.util.errors import DataError
 
 PAIRED = ["facades", "maps", "edges2shoes", "edges2handbags", "night2day", "cityscapes"]
 UNPAIRED = ["horse2zebra", "apple2orange", "summer2winter_yosemite", "monet2photo", "cezanne2photo",
@@ -144,7 +144,7 @@ def test_data_info_on_folders(aligned_dir: Path, tmp_path: Path) -> None:
 
 
 def test_interrupted_dataset_download_resumes(fake_facades, tmp_path) -> None:
-    from imgtrans.download import DownloadError
+    from imgtrans.util.download import DownloadError
 
     fake_facades.cut_after = 20_000
     with pytest.raises(DownloadError, match="kept"):

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import imgtrans
-from imgtrans.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from imgtrans.errors import CheckpointError
+from imgtrans.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from imgtrans.util.errors import CheckpointError
 
 META = {"generator": {"name": "unet_256", "ngf": 8}, "in_channels": 3, "out_channels": 3, "stride": 256,
         "direction": "AtoB", "norm_stats": "running", "recipe": "pix2pix"}
@@ -60,7 +60,7 @@ def test_corrupt_and_foreign_files_are_clear_errors(tmp_path) -> None:
 
 
 def test_write_is_atomic(tmp_path, monkeypatch) -> None:
-    import imgtrans.checkpoint as ck
+    import imgtrans.core.checkpoint as ck
 
     gen = imgtrans.create_generator("unet_256", ngf=4)
     target = save_checkpoint(tmp_path / "m.safetensors", {"generator": gen}, META)
@@ -79,7 +79,7 @@ def test_written_files_get_ordinary_permissions(tmp_path) -> None:
     import os
     import stat
 
-    from imgtrans.fileio import UMASK
+    from imgtrans.util.fileio import UMASK
 
     path = save_checkpoint(tmp_path / "m.safetensors", {"generator": imgtrans.create_generator("unet_256", ngf=4)}, META)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~UMASK  # not mkstemp's 0600

@@ -85,7 +85,7 @@ def test_train_translate_eval_end_to_end(aligned_dir: Path, tmp_path: Path) -> N
 
 def test_translate_reports_failures_with_exit_status_1(tmp_path: Path) -> None:
     import imgtrans
-    from imgtrans.checkpoint import save_checkpoint
+    from imgtrans.core.checkpoint import save_checkpoint
 
     gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
     meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3, "stride": 32}

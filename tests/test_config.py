@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from imgtrans.config import load_toml, parse_set_options, parse_value, resolve
-from imgtrans.errors import ConfigError, UnknownNameError
+from imgtrans.core.config import load_toml, parse_set_options, parse_value, resolve
+from imgtrans.util.errors import ConfigError, UnknownNameError
 
 
 def test_defaults_are_the_paper_settings(registry) -> None:

@@ -9,10 +9,10 @@ from torch import nn
 
 import imgtrans
 from imgtrans.cli import cli
-from imgtrans.config import load_toml, parse_set_options, resolve
-from imgtrans.errors import ConfigError, UnknownNameError
-from imgtrans.interfaces import Loss
-from imgtrans.registry import Component, Registry
+from imgtrans.core.config import load_toml, parse_set_options, resolve
+from imgtrans.core.interfaces import Loss
+from imgtrans.core.registry import Component, Registry
+from imgtrans.util.errors import ConfigError, UnknownNameError
 
 
 @pytest.mark.parametrize("item,value,allowed", [

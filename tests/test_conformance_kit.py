@@ -13,11 +13,10 @@ from torch import nn
 
 import imgtrans
 from imgtrans import hookimpl
-from imgtrans.checkpoint import save_checkpoint
+from imgtrans.core.checkpoint import save_checkpoint
+from imgtrans.core.interfaces import Discriminator, Generator, Loss, Recipe, Slot
 from imgtrans.data.formats import AlignedDataset
-from imgtrans.interfaces import Discriminator, Generator, Loss, Recipe, Slot
-from imgtrans.testing import (ConformanceError, check_case, check_plugin, check_recipe, conformance_cases,
-                              use_plugin)
+from imgtrans.testing import ConformanceError, check_case, check_plugin, check_recipe, conformance_cases, use_plugin
 
 
 class Gen(Generator):
@@ -287,7 +286,7 @@ def test_a_set_metric_whose_optional_dependency_is_missing_still_passes(monkeypa
     import sys
 
     import imgtrans
-    from imgtrans.testing.metrics import check_metric
+    from imgtrans.testing.check_metrics import check_metric
 
     for name in [m for m in sys.modules if m == "torch_fidelity" or m.startswith("torch_fidelity.")] or ["torch_fidelity"]:
         monkeypatch.setitem(sys.modules, name, None)

@@ -50,9 +50,9 @@ def _docstring_nodes(tree: ast.AST) -> set[int]:
 
 def _plugin_vocabulary(registry) -> set[str]:
     """Names that belong to plugins: their components, recipes, slots, hyper-parameters, options."""
-    from imgtrans.interfaces import DIRECTIONS
+    from imgtrans.core.interfaces import DIRECTIONS
+    from imgtrans.core.registry import KINDS
     from imgtrans.metrics import METRICS
-    from imgtrans.registry import KINDS
 
     core = {*KINDS, *METRICS, *DIRECTIONS, "data", "optim", "run", "recipe", "name", "in_channels", "out_channels",
             *(f"--{kind}" for kind in KINDS)}

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imgtrans.config import resolve
+from imgtrans.core.config import resolve
 from imgtrans.training.trainer import build_recipe
 
 TINY = {"generator_a": {"ngf": 4}, "generator_b": {"ngf": 4},
@@ -103,7 +103,7 @@ def test_one_step_equals_the_reference_step(registry):
 
 
 def test_identity_needs_matching_channels(registry):
-    from imgtrans.errors import ConfigError
+    from imgtrans.util.errors import ConfigError
 
     config = resolve("cyclegan", registry, [TINY, {"generator_a": {"out_channels": 1}, "data": {"source": "x"}}])
     assert config.components["generator_b"].args["in_channels"] == 1
@@ -118,11 +118,11 @@ def test_identity_needs_matching_channels(registry):
 def test_an_aligned_dataset_serves_as_two_unpaired_sets(registry, tmp_path) -> None:
     """CycleGAN on a paired dataset: each item's B comes from another pair, drawn per (seed, epoch, i),
     so both recipes can be compared on the same images; validation still has ground truth."""
+    from helpers import write_aligned
+
     import imgtrans
     from imgtrans.data.views import UnpairedView
     from imgtrans.training.trainer import build_dataset
-
-    from helpers import write_aligned
 
     data = write_aligned(tmp_path / "data", "train", count=6, size=32)
     write_aligned(data, "val", count=2, size=32, seed=1)
@@ -130,7 +130,7 @@ def test_an_aligned_dataset_serves_as_two_unpaired_sets(registry, tmp_path) -> N
                                                    "optim": {"max_steps": 2},
                                                    "run": {"out": str(tmp_path / "run"), "progress": False,
                                                            "validate_every": 1}}])
-    from imgtrans.plugins import get_host
+    from imgtrans.core.plugin_host import get_host
 
     view = build_dataset(config, registry, get_host().catalog, split="train", train=True)
     assert isinstance(view, UnpairedView)

@@ -13,7 +13,7 @@ import imgtrans
 from imgtrans.data.detect import detect_format
 from imgtrans.data.formats import AlignedDataset, PairedFoldersDataset
 from imgtrans.data.transforms import PairedTransform
-from imgtrans.errors import DataError
+from imgtrans.util.errors import DataError
 
 
 def test_aligned_pairs_and_direction(aligned_dir: Path) -> None:
@@ -66,8 +66,8 @@ def test_one_random_draw_for_a_and_b() -> None:
 
 
 def test_basemap_is_real_deterministic_and_cached(basemap_root: Path) -> None:
+    from imgtrans.core.plugin_host import get_host
     from imgtrans.data.catalog import resolve_dataset
-    from imgtrans.plugins import get_host
 
     assert resolve_dataset("basemap", get_host().catalog) == basemap_root  # reused, not rebuilt
     train = AlignedDataset(basemap_root, "train")

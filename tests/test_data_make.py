@@ -12,11 +12,11 @@ from PIL import Image
 
 import imgtrans
 from imgtrans.cli import cli
-from imgtrans.config import resolve
+from imgtrans.core.config import resolve
+from imgtrans.core.interfaces import PairMaker
+from imgtrans.core.registry import Component, Registry
 from imgtrans.data.make import MARKER, assign_splits, make_dataset
-from imgtrans.errors import ConfigError
-from imgtrans.interfaces import PairMaker
-from imgtrans.registry import Component, Registry
+from imgtrans.util.errors import ConfigError
 
 SIDE = 32
 

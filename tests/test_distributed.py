@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
-from imgtrans.checkpoint import load_checkpoint
-from imgtrans.cli import cli
-from imgtrans.errors import ConfigError
-from imgtrans.training.distributed import ProcessGroup, _buckets
-from imgtrans.training.data_order import EpochSampler
-
 from helpers import write_aligned
+
+from imgtrans.cli import cli
+from imgtrans.core.checkpoint import load_checkpoint
+from imgtrans.training.data_order import EpochSampler
+from imgtrans.training.distributed import ProcessGroup, _buckets
+from imgtrans.util.errors import ConfigError
 
 #: a norm-free, dropout-free configuration: its gradient is an exact mean over the batch, so two
 #: processes with batch 1 must equal one process with batch 2 (up to summation order)

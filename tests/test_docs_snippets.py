@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from imgtrans import hookspecs
-from imgtrans.registry import KINDS
+from imgtrans.core import hookspecs
+from imgtrans.core.registry import KINDS
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PAGES = ("plugins.md", "recipes.md")

@@ -14,9 +14,17 @@ from pathlib import Path
 import pytest
 
 import imgtrans
-from imgtrans.download import (OFFLINE_ENV, ChecksumMismatch, DownloadError, OfflineError, fetch,
-                               is_offline, mirrored, sha256_file)
-from imgtrans.errors import ImgtransError
+from imgtrans.util.download import (
+    OFFLINE_ENV,
+    ChecksumMismatch,
+    DownloadError,
+    OfflineError,
+    fetch,
+    is_offline,
+    mirrored,
+    sha256_file,
+)
+from imgtrans.util.errors import ImgtransError
 
 DATA = os.urandom(300 * 1024)
 DATA_SHA = hashlib.sha256(DATA).hexdigest()
@@ -213,9 +221,10 @@ def test_local_path_and_file_url_sources(server, tmp_path, monkeypatch) -> None:
 
 
 # --- bounds: size and stall (issue 10, finding 6) ---------------------------------------------
-from imgtrans.download_limits import MAX_DOWNLOAD_ENV, STALL_ENV  # noqa: E402
-from imgtrans.errors import ConfigError  # noqa: E402
 from loopback import endless, trickle  # noqa: E402
+
+from imgtrans.util.download_limits import MAX_DOWNLOAD_ENV, STALL_ENV  # noqa: E402
+from imgtrans.util.errors import ConfigError  # noqa: E402
 
 
 def test_endless_body_stops_at_the_cap_and_leaves_nothing(server, tmp_path, monkeypatch) -> None:

@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import write_aligned
 
 import imgtrans
-from helpers import write_aligned
 from imgtrans.cli import cli
-from imgtrans.outputmarks import MARK_NAME, read_mark
+from imgtrans.util.outputmarks import MARK_NAME, read_mark
 
 
 def _model(tmp_path: Path) -> Path:
-    from imgtrans.checkpoint import save_checkpoint
+    from imgtrans.core.checkpoint import save_checkpoint
 
     gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
     meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,

@@ -12,13 +12,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
 from imgtrans.cli import cli
-from imgtrans.errors import ImgtransError, RunError
+from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference import export as export_module
 from imgtrans.inference.engine import pad_to_multiple, run_generator
 from imgtrans.inference.export_formats import open_exported, read_exported_metadata
 from imgtrans.inference.export_graph import pad_index, reflect_rounds
+from imgtrans.util.errors import ImgtransError, RunError
 
 HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason="the [onnx] extra (onnx, onnxscript, onnxruntime) is not installed")

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-
 from helpers import write_aligned
+
 from imgtrans.cli import cli
-from imgtrans.download import OFFLINE_ENV, ChecksumMismatch, OfflineError
 from imgtrans.metrics import inception
 from imgtrans.metrics.inception import MIRROR_ENV, WeightsFile, inception_weights, verified_bytes
+from imgtrans.util.download import OFFLINE_ENV, ChecksumMismatch, OfflineError
 
 
 def _state_bytes() -> bytes:
@@ -98,7 +98,7 @@ def random_inception(tmp_path_factory) -> Path:
 def test_eval_fid_with_a_weights_file_placed_by_hand(random_inception, tmp_path, monkeypatch) -> None:
     """``imgtrans eval --metric fid --metric kid --fid-weights FILE`` offline, through torch-fidelity."""
     import imgtrans
-    from imgtrans.checkpoint import save_checkpoint
+    from imgtrans.core.checkpoint import save_checkpoint
 
     data = random_inception.read_bytes()
     spec = WeightsFile("https://example.invalid/weights-inception-random.pth", hashlib.sha256(data).hexdigest(),
@@ -129,7 +129,7 @@ def test_training_validates_with_fid_and_kid_from_a_weights_file_placed_by_hand(
                                                                                 monkeypatch) -> None:
     """``train --val-metric fid --val-metric kid --keep-best fid --fid-weights FILE`` offline: the
     validation records and the best checkpoint come through torch-fidelity's real network."""
-    from imgtrans.checkpoint import read_metadata
+    from imgtrans.core.checkpoint import read_metadata
 
     data = random_inception.read_bytes()
     spec = WeightsFile("https://example.invalid/weights-inception-random.pth", hashlib.sha256(data).hexdigest(),

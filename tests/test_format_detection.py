@@ -10,14 +10,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
 from imgtrans.cli import cli
+from imgtrans.core.checkpoint import save_checkpoint
+from imgtrans.core.interfaces import PairedDataset
+from imgtrans.core.registry import Component, Registry
 from imgtrans.data.catalog import DatasetCatalog, DatasetEntry, dataset_path
 from imgtrans.data.detect import select_format
 from imgtrans.data.formats import PairedFoldersDataset
-from imgtrans.errors import DataError
-from imgtrans.interfaces import PairedDataset
-from imgtrans.registry import Component, Registry
+from imgtrans.util.errors import DataError
 
 
 def _images(folder: Path, w: int, h: int, count: int = 2) -> Path:

@@ -11,11 +11,11 @@ from helpers import TINY, write_aligned
 from PIL import Image
 
 import imgtrans
-from imgtrans.config import resolve
+from imgtrans.core.config import resolve
 from imgtrans.data import images
 from imgtrans.data.images import load_image, set_max_pixels
 from imgtrans.data.robust import SKIPPED_KEY, SkipBadItems, Skipped, collate_skipping
-from imgtrans.errors import DataError
+from imgtrans.util.errors import DataError
 
 RED, TEAL = (200, 10, 30), (20, 150, 140)
 
@@ -290,7 +290,7 @@ def test_strict_training_stops_at_the_first_unreadable_file(registry, tmp_path: 
 
 
 def test_strict_is_a_train_option() -> None:
-    from imgtrans.cli.train import OPTION_KEYS, train_command
+    from imgtrans.cli.train_cmd import OPTION_KEYS, train_command
 
     assert OPTION_KEYS["strict"] == ("data", "strict")
     assert any(p.name == "strict" and "unreadable" in p.help for p in train_command.params)

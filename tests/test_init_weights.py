@@ -6,15 +6,14 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import write_aligned
 
-from imgtrans.checkpoint import load_checkpoint
 from imgtrans.cli import cli
-from imgtrans.config import resolve
-from imgtrans.errors import CheckpointError, ConfigError
+from imgtrans.core.checkpoint import load_checkpoint
+from imgtrans.core.config import resolve
 from imgtrans.training.init_weights import apply_init, parse_init
 from imgtrans.training.trainer import build_recipe
-
-from helpers import write_aligned
+from imgtrans.util.errors import CheckpointError, ConfigError
 
 TINY = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "discriminator": {"ndf": 4}}
 

@@ -1,7 +1,7 @@
 """Start-up (issue 16, item 5): listing and describing components imports no torch.
 
 Components registered as ``"module:attribute"`` are imported on first use; their descriptions and
-``info`` tables are read from the source (imgtrans.source_info), which must agree with what the
+``info`` tables are read from the source (imgtrans.core.source_info), which must agree with what the
 imported factory says.  The eager form (a callable) keeps working for third parties.
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 import imgtrans
-from imgtrans.errors import PluginCodeError
-from imgtrans.hookspecs import hookimpl
-from imgtrans.introspect import arguments
-from imgtrans.plugins import PluginHost, PluginInfo
-from imgtrans.registry import KINDS, Component, first_sentence
-from imgtrans.source_info import source_arguments, source_docstring
+from imgtrans.core.hookspecs import hookimpl
+from imgtrans.core.introspect import arguments
+from imgtrans.core.plugin_host import PluginHost, PluginInfo
+from imgtrans.core.registry import KINDS, Component, first_sentence
+from imgtrans.core.source_info import source_arguments, source_docstring
+from imgtrans.util.errors import PluginCodeError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "docs" / "examples" / "imgtrans-example-plugin"
@@ -114,8 +114,8 @@ def test_source_agrees_with_import(component: Component) -> None:
 
 
 def test_builtin_metric_table_matches_the_modules() -> None:
-    from imgtrans.builtin import BUILTIN_METRICS
-    from imgtrans.interfaces import PairedMetric, SetMetric
+    from imgtrans.core.builtin_plugin import BUILTIN_METRICS
+    from imgtrans.core.interfaces import PairedMetric, SetMetric
 
     registry = imgtrans.get_registry()
     core = {c.name for c in registry.components("metric") if c.plugin == "imgtrans"}
@@ -124,7 +124,7 @@ def test_builtin_metric_table_matches_the_modules() -> None:
 
 
 def test_builtin_format_table_matches_the_modules() -> None:
-    from imgtrans.data.builtin import BUILTIN_FORMATS
+    from imgtrans.core.builtin_plugin import BUILTIN_FORMATS
     from imgtrans.data.formats import FORMATS
     from imgtrans.data.unpaired import FORMATS as UNPAIRED
 
@@ -135,7 +135,7 @@ def test_builtin_format_table_matches_the_modules() -> None:
 
 
 def test_builtin_pair_maker_table_matches_the_module() -> None:
-    from imgtrans.data.builtin import BUILTIN_PAIR_MAKERS
+    from imgtrans.core.builtin_plugin import BUILTIN_PAIR_MAKERS
     from imgtrans.data.pairmakers import PAIR_MAKERS
 
     assert set(BUILTIN_PAIR_MAKERS) == set(PAIR_MAKERS)

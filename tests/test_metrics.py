@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import write_aligned, write_unpaired
 from torch import nn
 
 import imgtrans
-from helpers import write_aligned, write_unpaired
 from imgtrans.cli import cli
-from imgtrans.errors import DataError
 from imgtrans.metrics.scoring import Batch, score
+from imgtrans.util.errors import DataError
 
 pytest.importorskip("torch_fidelity", reason="FID and KID need the metrics extra (torch-fidelity)")
 from imgtrans.metrics.distribution import FID, KID  # noqa: E402
@@ -127,7 +127,7 @@ def test_set_metrics_need_two_images_a_side() -> None:
 
 
 def _model(tmp_path: Path) -> Path:
-    from imgtrans.checkpoint import save_checkpoint
+    from imgtrans.core.checkpoint import save_checkpoint
 
     gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
     meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,
@@ -199,7 +199,7 @@ def test_a_two_way_model_on_an_unpaired_split_is_scored_both_ways(registry, tmp_
     `imgtrans.translate` wrote with each direction."""
     from PIL import Image
 
-    from imgtrans.config import resolve
+    from imgtrans.core.config import resolve
     from imgtrans.metrics import distribution
 
     data = write_unpaired(tmp_path / "u", count=4, count_b=4)  # train split: unrelated A and B, 32x32

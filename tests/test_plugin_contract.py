@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from torch import nn
 
 import imgtrans
-import imgtrans.plugins as plugins_module
+import imgtrans.core.plugin_host as plugins_module
 from imgtrans.cli import cli
-from imgtrans.errors import PluginCodeError, UnknownNameError
-from imgtrans.hookspecs import hookimpl
-from imgtrans.interfaces import RecipeOption, Slot
-from imgtrans.plugins import PluginHost, PluginInfo, provenance
-from imgtrans.zoo.manifest import load_zoo
+from imgtrans.core.hookspecs import hookimpl
+from imgtrans.core.interfaces import RecipeOption, Slot
+from imgtrans.core.plugin_host import PluginHost, PluginInfo, provenance
+from imgtrans.core.zoo_manifest import load_zoo
+from imgtrans.util.errors import PluginCodeError, UnknownNameError
 
 GOOD_ENTRY = {"recipe": "pix2pix", "generator": "unet_256", "format": "safetensors",
               "source": "https://example.invalid/weights.safetensors"}
@@ -398,9 +398,9 @@ def test_installed_plugins_with_a_typo_and_a_missing_manifest(tmp_path) -> None:
 def test_an_error_in_a_recipe_step_is_one_line_naming_the_plugin(registry, tmp_path, monkeypatch) -> None:
     """Issue 12 #5: plugin code failing inside the training loop reads as one line, not a traceback."""
     from click.testing import CliRunner
+    from helpers import write_aligned
 
     from imgtrans.cli import cli
-    from helpers import write_aligned
 
     recipe_cls = registry.get("recipe", "pix2pix").factory
 

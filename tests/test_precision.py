@@ -5,17 +5,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY, write_aligned
 
 import imgtrans
-from imgtrans.checkpoint import load_checkpoint
-from imgtrans.config import resolve
-from imgtrans.errors import ConfigError
-from imgtrans.training import engine as engine_mod
+from imgtrans.core.checkpoint import load_checkpoint
+from imgtrans.core.config import resolve
+from imgtrans.training import step_engine as engine_mod
 from imgtrans.training.checkpointing import STATE_KEY
 from imgtrans.training.optim import fast_adam
 from imgtrans.training.resume import resume_config
-
-from helpers import TINY, write_aligned
+from imgtrans.util.errors import ConfigError
 
 
 def _config(registry, data: Path, out: Path, **run):

@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
 from imgtrans.cli import cli
+from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference import precision_probe, verdicts
 from imgtrans.inference import translate as translate_module
 from imgtrans.inference.precision_probe import AutoPrecision, choose_precision, grey_levels
@@ -230,7 +230,7 @@ def test_grey_levels_are_those_of_the_written_images() -> None:
 
 
 def test_auto_precision_refuses_an_unknown_name(benign: Path) -> None:
-    with pytest.raises(imgtrans.errors.ImgtransError, match="fp8"):
+    with pytest.raises(imgtrans.util.errors.ImgtransError, match="fp8"):
         AutoPrecision(imgtrans.load_model(benign), "fp8")
 
 

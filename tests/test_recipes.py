@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import load_checkpoint, read_metadata
-from imgtrans.config import resolve
+from imgtrans.core.checkpoint import load_checkpoint, read_metadata
+from imgtrans.core.checkpoint_files import step_checkpoints
+from imgtrans.core.config import resolve
 from imgtrans.testing import check_recipe, recipe_data, tiny_layers
-from imgtrans.training.checkpoint_files import step_checkpoints
 
 RECIPES = imgtrans.get_registry().names("recipe")
 

@@ -7,9 +7,9 @@ import pytest
 from torch import nn
 
 import imgtrans
-from imgtrans.errors import ConfigError, DuplicateComponentError, UnknownNameError
-from imgtrans.hookspecs import hookimpl
-from imgtrans.plugins import PluginHost, PluginInfo
+from imgtrans.core.hookspecs import hookimpl
+from imgtrans.core.plugin_host import PluginHost, PluginInfo
+from imgtrans.util.errors import ConfigError, DuplicateComponentError, UnknownNameError
 
 
 def test_wildcards_and_kinds() -> None:
@@ -73,7 +73,7 @@ def test_duplicate_name_is_an_error_naming_both_plugins(capsys) -> None:
 
 
 def test_registry_add_raises_on_duplicates() -> None:
-    from imgtrans.registry import Component, Registry
+    from imgtrans.core.registry import Component, Registry
 
     reg = Registry()
     reg.add(Component("loss", "x", Tiny, "a"))

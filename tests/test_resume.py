@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import TINY, write_aligned
 
 import imgtrans
-from imgtrans.checkpoint import load_checkpoint
 from imgtrans.cli import cli
-from imgtrans.config import resolve
-from imgtrans.errors import ConfigError
-from imgtrans.training.checkpoint_files import step_checkpoints
+from imgtrans.core.checkpoint import load_checkpoint
+from imgtrans.core.checkpoint_files import step_checkpoints
+from imgtrans.core.config import resolve
 from imgtrans.training.resume import resume_config
-
-from helpers import TINY, write_aligned
+from imgtrans.util.errors import ConfigError
 
 ITEMS = 6  # steps per epoch at batch size 1
 

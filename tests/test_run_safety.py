@@ -10,18 +10,17 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import TINY, write_aligned
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 import imgtrans
 from imgtrans.cli import cli
-from imgtrans.config import resolve
-from imgtrans.errors import ConfigError
-from imgtrans.outputmarks import MARK_NAME, write_mark
+from imgtrans.core.config import resolve
 from imgtrans.training.resume import resume_config
 from imgtrans.training.runlock import LOCK_NAME, RunLock
-
-from helpers import TINY, write_aligned
+from imgtrans.util.errors import ConfigError
+from imgtrans.util.outputmarks import MARK_NAME, write_mark
 
 
 def _config(registry, data: Path | str, out: Path | str, **optim):
@@ -165,7 +164,7 @@ def test_resume_from_another_directory_refuses_other_data(registry, tmp_path: Pa
 
 def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_checkpoint(
         registry, tmp_path: Path, monkeypatch) -> None:
-    import imgtrans.checkpoint as checkpoint
+    import imgtrans.core.checkpoint as checkpoint
 
     data = write_aligned(tmp_path / "data", count=4)
     run = tmp_path / "run"
@@ -276,7 +275,7 @@ def test_resume_removes_what_a_killed_run_left(registry, tmp_path: Path) -> None
 
 
 def test_ctrl_c_says_where_to_continue(registry, tmp_path: Path, monkeypatch) -> None:
-    from imgtrans.training.engine import StepEngine
+    from imgtrans.training.step_engine import StepEngine
 
     data = write_aligned(tmp_path / "data", count=6)
     toml = _toml(registry, tmp_path, data)

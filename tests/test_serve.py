@@ -20,10 +20,10 @@ from serving import image_bytes, pixels_of, post_image, request, write_one_way, 
 
 from imgtrans.cli import cli  # noqa: E402
 from imgtrans.data.images import decode_image, load_image  # noqa: E402
-from imgtrans.errors import PixelLimitError  # noqa: E402
 from imgtrans.serve.app import ServeSettings, create_app  # noqa: E402
 from imgtrans.serve.models import load_served  # noqa: E402
 from imgtrans.serve.server import check_host, running  # noqa: E402
+from imgtrans.util.errors import PixelLimitError  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgtrans.checkpoint import read_metadata
+from imgtrans.core.checkpoint import read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = ROOT / "docs" / "examples" / "imgtrans-example-plugin"

@@ -9,9 +9,9 @@ from torch import nn
 
 import imgtrans
 from imgtrans.data.images import to_pixels, to_tensor
-from imgtrans.errors import ConfigError
 from imgtrans.inference.engine import run_generator
 from imgtrans.inference.tiling import WEIGHT_FLOOR, blend_window, ramp, tile_starts, translate_tiled
+from imgtrans.util.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

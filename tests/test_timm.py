@@ -11,18 +11,18 @@ import torch
 
 timm = pytest.importorskip("timm", reason="the timm plugin needs timm: pip install 'imgtrans[backbones]'")
 
-import imgtrans  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
-from imgtrans.checkpoint import load_checkpoint  # noqa: E402
-from imgtrans.cli import cli  # noqa: E402
-from imgtrans.config import resolve  # noqa: E402
-from imgtrans.download import OFFLINE_ENV, DownloadError, OfflineError  # noqa: E402
-from imgtrans.errors import ConfigError  # noqa: E402
-from imgtrans.training.init_weights import apply_init  # noqa: E402
-from imgtrans.training.trainer import build_recipe  # noqa: E402
+from helpers import write_aligned  # noqa: E402
 from imgtrans_timm.backbones import ENDPOINT_ENV, weights_source  # noqa: E402
 
-from helpers import write_aligned  # noqa: E402
+import imgtrans  # noqa: E402
+from imgtrans.cli import cli  # noqa: E402
+from imgtrans.core.checkpoint import load_checkpoint  # noqa: E402
+from imgtrans.core.config import resolve  # noqa: E402
+from imgtrans.training.init_weights import apply_init  # noqa: E402
+from imgtrans.training.trainer import build_recipe  # noqa: E402
+from imgtrans.util.download import OFFLINE_ENV, DownloadError, OfflineError  # noqa: E402
+from imgtrans.util.errors import ConfigError  # noqa: E402
 
 BACKBONE = "test_resnet"  # timm's own tiny test model: 0.4 M parameters, 5 feature levels
 TINY_GEN = {"name": "unet_timm", "encoder": BACKBONE, "decoder_channels": 8}

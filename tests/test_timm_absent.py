@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
+import imgtrans_timm
 import pytest
 
-import imgtrans_timm
-from imgtrans.plugins import PluginHost, PluginInfo
+from imgtrans.core.plugin_host import PluginHost, PluginInfo
 
 
 @pytest.mark.parametrize("installed", [False, True])

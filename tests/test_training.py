@@ -6,14 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY
 
 import imgtrans
-from imgtrans.checkpoint import load_checkpoint, read_metadata
-from imgtrans.config import resolve
-from imgtrans.training.schedule import linear_decay
+from imgtrans.core.checkpoint import load_checkpoint, read_metadata
+from imgtrans.core.config import resolve
+from imgtrans.training.optim import linear_decay
 from imgtrans.training.trainer import build_recipe
-
-from helpers import TINY
 
 
 def _config(registry, source: Path | str, out: Path, **sections):
@@ -84,7 +83,7 @@ def test_nan_loss_stops_with_a_clear_message(registry, aligned_dir: Path, tmp_pa
 
 
 def test_existing_run_directory_is_kept(registry, aligned_dir: Path, tmp_path: Path) -> None:
-    from imgtrans.errors import ConfigError
+    from imgtrans.util.errors import ConfigError
 
     out = tmp_path / "run"
     out.mkdir()

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
+from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference.engine import instance_statistics, pad_to_multiple, run_generator
 
 

@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
 from imgtrans.cli import cli
+from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference import engine, tiling
 from imgtrans.inference import translate as translate_module
 
@@ -72,7 +72,7 @@ def test_bf16_is_within_a_few_grey_levels_of_fp32(small: Path, tmp_path: Path) -
 def test_precision_default_follows_the_machine() -> None:
     assert engine.resolve_precision(None, "cpu") == ("bf16" if engine.cpu_has_fast_bf16() else "fp32")
     assert engine.default_precision("cuda") == "fp16" and engine.resolve_precision("fp32") == "fp32"
-    with pytest.raises(imgtrans.errors.ImgtransError, match="--precision"):
+    with pytest.raises(imgtrans.util.errors.ImgtransError, match="--precision"):
         engine.resolve_precision("fp8")
 
 

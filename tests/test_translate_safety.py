@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from helpers import write_aligned
 from PIL import Image
 
 import imgtrans
-from helpers import write_aligned
-from imgtrans.checkpoint import save_checkpoint
 from imgtrans.cli import cli
-from imgtrans.errors import ImgtransError
+from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference import translate as translate_module
+from imgtrans.util.errors import ImgtransError
 
 
 @pytest.fixture(scope="module")

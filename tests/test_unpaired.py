@@ -16,7 +16,7 @@ import imgtrans
 from imgtrans.data.detect import detect_format
 from imgtrans.data.transforms import PairedTransform
 from imgtrans.data.unpaired import SingleFolder, UnpairedFolders
-from imgtrans.errors import DataError
+from imgtrans.util.errors import DataError
 
 NAME = re.compile(r"x(\d{5})_y(\d{5})\.jpg")
 
@@ -201,7 +201,7 @@ def test_basemap_unpaired_counts(basemaps) -> None:
     assert 35 <= counts["trainA"] <= 55 and 35 <= counts["trainB"] <= 55
     assert counts["testA"] == counts["testB"] == len(_names(paired / "test"))
     assert counts["trainA"] + counts["trainB"] + info["dropped_train_tiles"] == len(_names(paired / "train"))
-    from imgtrans.plugins import get_host
+    from imgtrans.core.plugin_host import get_host
 
     entry = get_host().catalog.get("basemap_unpaired")
     assert entry.splits == counts and not entry.paired and entry.layout == "unpaired"

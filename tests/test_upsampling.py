@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from imgtrans_pix2pix.layers import UPSAMPLES, init_weights, upsample_layer
 from torch import nn
 
 import imgtrans
-from imgtrans.config import resolve
-from imgtrans.errors import ConfigError
-from imgtrans_pix2pix.layers import UPSAMPLES, init_weights, upsample_layer
+from imgtrans.core.config import resolve
+from imgtrans.util.errors import ConfigError
 
 CLEAN = [mode for mode in UPSAMPLES if mode != "transpose"]
 #: tiny versions of every generator family with an ``upsample`` option

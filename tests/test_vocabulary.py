@@ -13,12 +13,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import save_checkpoint
 from imgtrans.cli import cli
-from imgtrans.config import PRECISIONS, resolve
-from imgtrans.errors import ConfigError
+from imgtrans.core.checkpoint import save_checkpoint
+from imgtrans.core.config import PRECISIONS, resolve
 from imgtrans.inference import engine
-from imgtrans.precision_names import SPELLINGS, inference_precision, training_precision
+from imgtrans.util.errors import ConfigError
+from imgtrans.util.precision_names import SPELLINGS, inference_precision, training_precision
 
 #: spelling -> (what train stores in run.precision, what translate and eval run)
 EXPECTED = {
@@ -186,7 +186,7 @@ def test_nproc_per_node_is_accepted_and_named(monkeypatch, captured: list, align
 # ----------------------------------------------------------------------------- readable tables
 
 def _names(command: tuple[str, ...]) -> list[str]:
-    from imgtrans.plugins import get_host
+    from imgtrans.core.plugin_host import get_host
     from imgtrans.zoo.store import entries
 
     host = get_host()
@@ -196,7 +196,7 @@ def _names(command: tuple[str, ...]) -> list[str]:
         return list(host.catalog.names())
     if command == ("plugins",):
         return list(host.plugins)
-    from imgtrans.registry import KINDS
+    from imgtrans.core.registry import KINDS
 
     return [c.name for k in KINDS for c in host.registry.components(k)] + list(host.catalog.names())
 
@@ -240,9 +240,8 @@ def test_print_config_shows_the_resolved_settings_without_training(tmp_path) -> 
     """`train --print-config`: the resolved TOML (recipe options, --set and defaults merged), no run."""
     from click.testing import CliRunner
 
-    from imgtrans.config import tomllib  # the standard library's from 3.11, tomli on 3.10
-
     from imgtrans.cli import cli
+    from imgtrans.core.config import tomllib  # the standard library's from 3.11, tomli on 3.10
 
     out = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", "cyclegan", "--data", "basemap_unpaired", "--lambda-a", "5",

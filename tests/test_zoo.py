@@ -10,12 +10,12 @@ from click.testing import CliRunner
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import read_metadata, save_checkpoint
 from imgtrans.cli import cli
-from imgtrans.download import ChecksumMismatch
-from imgtrans.errors import ConfigError, UnknownNameError
+from imgtrans.core.checkpoint import read_metadata, save_checkpoint
+from imgtrans.core.zoo_manifest import ZooEntry, bundled_manifest, load_zoo, make_entry, parse_manifest
+from imgtrans.util.download import ChecksumMismatch
+from imgtrans.util.errors import ConfigError, UnknownNameError
 from imgtrans.zoo import store
-from imgtrans.zoo.manifest import ZooEntry, bundled_manifest, load_zoo, make_entry, parse_manifest
 
 TINY_UNET = {"name": "unet_256", "ngf": 4, "norm": "batch", "dropout": True}
 

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import imgtrans
 from click.testing import CliRunner
 
-from imgtrans.checkpoint import read_metadata
+import imgtrans
 from imgtrans.cli import cli
-from imgtrans.errors import CheckpointError
+from imgtrans.core.checkpoint import read_metadata
+from imgtrans.util.errors import CheckpointError
 from imgtrans.zoo.importer import adapt_state_dict, import_reference, load_reference_state_dict
 
 

@@ -22,16 +22,16 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from loopback import endless, held, no_length
 from PIL import Image
 
 import imgtrans
-from imgtrans.checkpoint import check_generator_fits, load_checkpoint, read_metadata, save_checkpoint
 from imgtrans.cli import cli
+from imgtrans.core.checkpoint import check_generator_fits, load_checkpoint, read_metadata, save_checkpoint
+from imgtrans.core.zoo_manifest import make_entry
 from imgtrans.data.catalog import DatasetCatalog, dataset_path, resolve_dataset
-from imgtrans.errors import CheckpointError, DataError
+from imgtrans.util.errors import CheckpointError, DataError
 from imgtrans.zoo import store
-from imgtrans.zoo.manifest import make_entry
-from loopback import endless, held, no_length
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"name": "unet_256", "ngf": 4, "norm": "batch", "dropout": True}
@@ -219,7 +219,7 @@ def test_an_honest_checkpoint_fits_without_reading_tensors(lying, monkeypatch) -
 _CHILD = """
 import json, sys
 from imgtrans.zoo import store
-from imgtrans.zoo.manifest import make_entry
+from imgtrans.core.zoo_manifest import make_entry
 spec = json.loads(sys.argv[1])
 entries = {spec["name"]: make_entry(spec["name"], spec["raw"], "test")}
 store.entries = lambda: entries

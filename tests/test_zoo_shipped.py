@@ -7,8 +7,8 @@ from PIL import Image
 
 import imgtrans
 from imgtrans.cli import cli
+from imgtrans.core.zoo_manifest import load_zoo
 from imgtrans.metrics.evaluate import evaluate
-from imgtrans.zoo.manifest import load_zoo
 
 SHIPPED = [e for e in load_zoo().values() if e.local_source() is not None]
 

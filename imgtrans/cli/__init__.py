@@ -17,16 +17,17 @@ import traceback
 
 import click
 
-from ..errors import ImgtransError, PluginCodeError
-from .data import data_group
-from .eval import eval_command
-from .export import export_command
-from .info import info_command
-from .inspect import list_command, plugins_command
-from .serve import serve_command
-from .train import train_command
-from .translate import translate_command
-from .zoo import zoo_group
+from ..core.plugin_host import BUILTIN_COMMANDS
+from ..util.errors import ImgtransError, PluginCodeError
+from .data_cmd import data_group
+from .eval_cmd import eval_command
+from .export_cmd import export_command
+from .info_cmd import info_command
+from .listing import list_command, plugins_command
+from .serve_cmd import serve_command
+from .train_cmd import train_command
+from .translate_cmd import translate_command
+from .zoo_cmd import zoo_group
 
 
 class UserError(click.ClickException):
@@ -63,7 +64,7 @@ class _Group(click.Group):
         except Exception as exc:
             owner = None
             if self._plugins_loaded:  # else no plugin command ran
-                from ..plugins import get_host
+                from ..core.plugin_host import get_host
 
                 owner = get_host().command_plugins.get(ctx.invoked_subcommand or "")
             if owner is not None:
@@ -77,7 +78,7 @@ class _Group(click.Group):
     def _load_plugin_commands(self) -> None:
         if not self._plugins_loaded:
             self._plugins_loaded = True
-            from ..plugins import get_host
+            from ..core.plugin_host import get_host
 
             get_host().add_commands(self)
 
@@ -95,7 +96,7 @@ class _Group(click.Group):
 
 def _user_error(exc: BaseException, status: int, message: str | None = None) -> UserError:
     """One line for the user; the traceback too under --debug / IMGTRANS_DEBUG=1."""
-    from ..plugins import debug_enabled
+    from ..core.plugin_host import debug_enabled
 
     if debug_enabled():
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -135,8 +136,8 @@ cli.add_command(list_command)
 cli.add_command(info_command)
 cli.add_command(zoo_group)
 cli.add_command(data_group)
-#: names a plugin's command may not take
-BUILTIN_COMMANDS = frozenset(cli.commands)
+if set(cli.commands) != BUILTIN_COMMANDS:  # pragma: no cover - caught by every test run
+    raise RuntimeError(f"imgtrans.core.plugin_host.BUILTIN_COMMANDS is stale: the CLI has {sorted(cli.commands)}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,12 +5,12 @@ from collections.abc import Callable
 
 import click
 
-from ..errors import ConfigError
-from ..precision_names import SPELLINGS, inference_precision, training_precision
+from ..util.errors import ConfigError
+from ..util.precision_names import SPELLINGS, inference_precision, training_precision
 
 
 class Precision(click.ParamType):
-    """``--precision``: any spelling of :mod:`imgtrans.precision_names`, converted to the command's own."""
+    """``--precision``: any spelling of :mod:`imgtrans.util.precision_names`, converted to the command's own."""
 
     name = "precision"
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..errors import ConfigError
+from ..util.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - the CLI must start without importing torch
-    from ..interfaces import RecipeOption
+    from ..core.interfaces import RecipeOption
 
 META_KEY = "imgtrans_recipe_options"
 
@@ -57,7 +57,7 @@ class TrainCommand(click.Command):
     """A command whose options depend on its first argument, the recipe."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from ..plugins import get_host
+        from ..core.plugin_host import get_host
 
         names = set(get_host().registry.names("recipe"))
         recipe = next((a for a in args if not a.startswith("-") and a in names), None)
@@ -74,7 +74,7 @@ class TrainCommand(click.Command):
         return [*params[:-1], *extra, params[-1]] if extra else params  # --help stays last
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from ..plugins import get_host
+        from ..core.plugin_host import get_host
 
         super().format_epilog(ctx, formatter)
         if not ctx.meta.get(META_KEY, ([], {}))[0]:

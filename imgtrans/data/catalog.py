@@ -5,7 +5,7 @@ a temporary folder and an atomic rename (an interrupted build, download or extra
 leaves half a dataset behind):
 
 * ``build(dest)``: made locally from installed data (``basemap``);
-* ``url``: downloaded with :func:`imgtrans.download.fetch` (resumable; ``IMGTRANS_DATA_MIRROR``
+* ``url``: downloaded with :func:`imgtrans.util.download.fetch` (resumable; ``IMGTRANS_DATA_MIRROR``
   replaces the base URL), extracted safely, and verified by its structure (``splits``: expected
   image counts per folder), because the public archives publish no checksums;
 * ``prepare(source, dest)``: converted from files the user downloaded themselves (datasets whose
@@ -13,103 +13,53 @@ leaves half a dataset behind):
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
-from ..errors import DataError, DuplicateComponentError, UnknownNameError
-from ..paths import datasets_dir, home
+from ..core.dataset_catalog import DatasetCatalog, DatasetEntry
+from ..util.errors import DataError
+from ..util.paths import datasets_dir, home
 
 MIRROR_ENV = "IMGTRANS_DATA_MIRROR"
 COMPLETE = ".complete"
 
 
-@dataclass(frozen=True)
-class DatasetEntry:
-    """A named dataset and how to obtain it (see the module docstring)."""
+def verify_structure(root: Path, expected: dict[str, int], *, tolerance: float = 0.0) -> None:
+    """Check that each folder in ``expected`` (relative to ``root``, e.g. ``"train"``, ``"testA"``)
+    exists and directly holds at least ``count * (1 - tolerance)`` images (what
+    :func:`imgtrans.data.images.list_images` lists, so hidden files such as macOS ``._x.png``
+    never count).  Extra folders and files are fine.
 
-    name: str
-    description: str
-    paired: bool = True
-    domains: tuple[str, str] = ("A", "B")
-    layout: str = "aligned"                       # the dataset format its files are in
-    build: Callable[..., Any] | None = None
-    url: str | None = None
-    archive: str = ""                              # "tar.gz" or "zip", for display
-    prepare: Callable[..., Any] | None = None
-    prepare_help: str = ""                         # how to get the files ``prepare`` needs
-    splits: dict[str, int] = field(default_factory=dict)  # folder -> expected image count
-    tolerance: float = 0.0                         # accepted shortfall of the counts (0.1 = 10 %)
-    licence: str = ""
-    notes: str = ""
-    size_mb: float | None = None
-    aliases: tuple[str, ...] = ()                  # other names that find this entry (one cache folder)
-    plugin: str = ""
+    Raises :class:`DataError` listing every problem, e.g.
+    ``"... train: 398 images, expected 400; val: missing; ..."``.
+    """
+    from .images import list_images  # imports torch, which listing datasets must not
 
-    @property
-    def how(self) -> str:
-        return "built locally" if self.build else "download" if self.url else "prepare from your files"
-
-
-class DatasetCatalog:
-    def __init__(self) -> None:
-        self._entries: dict[str, DatasetEntry] = {}
-        self._aliases: dict[str, str] = {}  # alias -> entry name
-
-    def add(self, entry: DatasetEntry) -> None:
-        for name in (entry.name, *entry.aliases):
-            if name in self:
-                taken = self.get(name)
-                raise DuplicateComponentError(
-                    f"dataset {name!r} is registered by plugin {taken.plugin!r} and again by plugin {entry.plugin!r}")
-        self._entries[entry.name] = entry
-        self._aliases.update({alias: entry.name for alias in entry.aliases})
-
-    def get(self, name: str) -> DatasetEntry:
-        try:
-            return self._entries[self._aliases.get(name, name)]
-        except KeyError:
-            raise UnknownNameError("dataset", name, [*self._entries, *self._aliases]) from None
-
-    def names(self) -> list[str]:
-        return sorted(self._entries)
-
-    def __contains__(self, name: str) -> bool:
-        return name in self._entries or name in self._aliases
-
-    def for_plugin(self, plugin: str) -> "PluginCatalog":
-        return PluginCatalog(self, plugin)
-
-
-class PluginCatalog:
-    """What a plugin's ``register_datasets`` hook receives: registrations are committed together."""
-
-    def __init__(self, catalog: DatasetCatalog, plugin: str):
-        self._catalog, self.plugin, self._staged = catalog, plugin, []
-
-    def add(self, name: str, description: str, **fields: Any) -> None:
-        self._staged.append(DatasetEntry(name=name, description=description, plugin=self.plugin, **fields))
-
-    def validate(self) -> None:
-        """Raise if committing would fail, leaving the catalog untouched."""
-        names = [name for entry in self._staged for name in (entry.name, *entry.aliases)]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise DuplicateComponentError(f"plugin {self.plugin!r} registers dataset {twice[0]!r} twice")
-        for entry in self._staged:
-            if any(name in self._catalog for name in (entry.name, *entry.aliases)):
-                self._catalog.add(entry)  # raises, naming both plugins
-
-    def commit(self) -> None:
-        self.validate()
-        for entry in self._staged:
-            self._catalog.add(entry)
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}")
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"dataset folder {root} does not exist; download or build the dataset again")
+    problems = []
+    for rel, want in expected.items():
+        folder = root / rel
+        if not folder.is_dir():
+            problems.append(f"{rel}: missing")
+            continue
+        got = len(list_images(folder))
+        least = math.ceil(want * (1.0 - tolerance) - 1e-9)
+        if got < least:
+            bound = f" (at least {least})" if least != want else ""
+            problems.append(f"{rel}: {got} images, expected {want}{bound}")
+    if problems:
+        raise DataError(f"dataset at {root} does not have the expected structure: {'; '.join(problems)}; "
+                        "delete it and download it again")
 
 
 def dataset_path(name: str) -> Path:
@@ -170,10 +120,10 @@ def download_dataset(entry: DatasetEntry, *, mirror: str | None = None, keep_arc
     One process at a time (``NAME.lock`` next to the dataset folder): a second one waits, then
     finds the dataset ready.  An archive that is refused (hostile, corrupt) or holds the wrong
     structure is deleted, so the next try downloads again instead of reusing it."""
-    from ..cachelock import cache_lock
-    from ..download import fetch, mirrored
-    from ..download_limits import approx_limit
-    from .archive import ArchiveError, RefusedArchive, safe_extract, verify_structure
+    from ..util.archive import ArchiveError, RefusedArchive, safe_extract
+    from ..util.cachelock import cache_lock
+    from ..util.download import fetch, mirrored
+    from ..util.download_limits import approx_limit
 
     assert entry.url is not None
     target = dataset_path(entry.name)
@@ -212,7 +162,5 @@ def prepare_dataset(entry: DatasetEntry, source: Path, *, progress: Callable[[st
     with _staging(target) as dest:
         entry.prepare(Path(source), dest, progress=progress)
         if entry.splits:  # a user's own download may be partial: require every split, not the full counts
-            from .archive import verify_structure
-
             verify_structure(dest, {split: 1 for split in entry.splits})
     return target

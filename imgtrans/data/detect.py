@@ -6,7 +6,7 @@ In order:
 2. a named dataset's catalogue ``layout``, when the folder is that dataset's cache folder (the
    plugin that registered it knows its format; nothing is guessed);
 3. detection: every registered format's ``detect(root)`` is asked; among those that recognise the
-   folder, the highest declared ``specificity`` wins (:class:`imgtrans.interfaces.DatasetFormat`).
+   folder, the highest declared ``specificity`` wins (:class:`imgtrans.core.interfaces.DatasetFormat`).
    Several at the top, or none, stops with a message listing the candidates and ``--format``.
    Registration order and names play no part.
 
@@ -20,12 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DataError, UnknownNameError
-from ..interfaces import PairedDataset
+from ..core.interfaces import PairedDataset
+from ..util.errors import DataError, UnknownNameError
 from .catalog import DatasetCatalog, DatasetEntry, dataset_path
 
 if TYPE_CHECKING:
-    from ..registry import Component, Registry
+    from ..core.registry import Component, Registry
 
 HINT = "choose one with --format NAME (data.format in a config)"
 

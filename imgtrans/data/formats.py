@@ -17,16 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from PIL import Image
 
-from ..errors import DataError
-from ..interfaces import PairedDataset
-from ..terminal import warn_stderr
+from ..core.directions import DIRECTIONS
+from ..core.interfaces import PairedDataset
+from ..util.errors import DataError
+from ..util.terminal import warn_stderr
 from .images import list_images, load_image, to_tensor
 from .transforms import PairedTransform
 
-DIRECTIONS = ("AtoB", "BtoA")
 #: images whose header ``AlignedDataset.detect`` reads (the first ones by name)
 DETECT_SAMPLE = 8
 #: unmatched names listed in the paired-folders warning

@@ -51,9 +51,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from ..errors import ConfigError, DataError, PixelLimitError
-from ..fileio import atomic_path
-from ..outputmarks import PNG_KEY
+from ..util.errors import ConfigError, DataError, PixelLimitError
+from ..util.fileio import atomic_path
+from ..util.outputmarks import PNG_KEY
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
@@ -301,10 +301,19 @@ def to_pixels(tensor: torch.Tensor) -> np.ndarray:
     return t.movedim(-3, -1).numpy()
 
 
+def image_grid(columns: list[torch.Tensor]) -> torch.Tensor:
+    """Panels side by side, for previews, contact sheets and reports: one row per batch item, one panel per column (values in [-1, 1]); greyscale is shown as RGB."""
+    rows = []
+    for panels in zip(*columns):
+        row = [t.expand(3, -1, -1) if t.shape[0] == 1 else t[:3] for t in panels]
+        rows.append(torch.cat(row, dim=2))
+    return torch.cat(rows, dim=1)
+
+
 def save_image(pixels: np.ndarray, path: Path, *, mark: str | None = None) -> None:
     """Write atomically: a reader (or a Ctrl-C) never sees half a file.  ``mark`` (PNG only) records
     in a text chunk which imgtrans job wrote the file, so that ``--overwrite`` may later replace it
-    (:mod:`imgtrans.outputmarks`)."""
+    (:mod:`imgtrans.util.outputmarks`)."""
     path = Path(path)
     img = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")

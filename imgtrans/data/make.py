@@ -24,9 +24,9 @@ import json
 import os
 import shutil
 import tempfile
-from contextlib import closing
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import ConfigError, DataError
-from ..registry import check_arguments, plugin_code
-from ..terminal import StderrBar, warn_stderr
+from ..core.registry import check_arguments, plugin_code
+from ..util.errors import ConfigError, DataError
+from ..util.terminal import StderrBar, warn_stderr
 from .images import IMAGE_EXTENSIONS, is_image, load_image
 
 SPLITS = ("train", "val", "test")
@@ -83,7 +83,7 @@ def task_parameters(task: str, settings: Mapping[str, Mapping[str, Any]]) -> dic
 def build_maker(registry: Any, task: str, parameters: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The pair maker for ``task`` and its full parameters (defaults filled in), after checking
     names, types and constraints: one-line errors such as ``edges.sigma must be a number >= 0``."""
-    from ..typecheck import argument_rules, check_values
+    from ..util.typecheck import argument_rules, check_values
 
     component = registry.get("pair_maker", task)
     check_arguments(component, dict(parameters))
@@ -186,7 +186,7 @@ def make_dataset(task: str, photos: str | Path, out: str | Path, *, parameters: 
     """Write the ``task`` dataset made from the photos under ``photos`` into ``out``; see the module
     docstring for the guarantees.  ``parameters`` are the task's (``{"sigma": 2}``)."""
     if registry is None:
-        from ..plugins import get_host
+        from ..core.plugin_host import get_host
 
         registry = get_host().registry
     # absolute, so that OUT = "." has a parent to put the temporary folder in

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..errors import ConfigError
-from ..interfaces import PairMaker
+from ..core.interfaces import PairMaker
+from ..util.errors import ConfigError
 
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "box": Image.Resampling.BOX,
               "bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
@@ -193,6 +193,6 @@ class Blur(PairMaker):
         return np.ascontiguousarray(out)
 
 
-#: the core's pair makers, registered like its dataset formats (``data/builtin.py``)
+#: the core's pair makers, registered like its dataset formats (``core/builtin_plugin.py``)
 PAIR_MAKERS: dict[str, type[PairMaker]] = {"edges": Edges, "colorize": Colorize, "superres": SuperRes,
                                            "denoise": Denoise, "inpaint": Inpaint, "jpeg": Jpeg, "blur": Blur}

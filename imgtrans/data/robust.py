@@ -30,8 +30,8 @@ from typing import Any, NamedTuple
 from torch.utils.data import Dataset, get_worker_info
 from torch.utils.data._utils.collate import default_collate
 
-from ..errors import DataError
-from ..terminal import warn_stderr
+from ..util.errors import DataError
+from ..util.terminal import warn_stderr
 
 #: batch key under which ``collate_skipping`` passes items that failed in a worker
 SKIPPED_KEY = "_skipped"

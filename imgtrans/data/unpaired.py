@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 from torch.utils.data import Dataset
 
-from ..errors import DataError
-from ..interfaces import DatasetFormat, UnpairedDataset
-from .formats import DIRECTIONS
+from ..core.directions import DIRECTIONS
+from ..core.interfaces import DatasetFormat, UnpairedDataset
+from ..util.errors import DataError
 from .images import list_images, load_image, to_tensor
 
 #: subfolders that make a folder a structured dataset rather than a plain folder of images

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ..interfaces import PairedDataset, UnpairedDataset
+from ..core.interfaces import PairedDataset, UnpairedDataset
 
 
 class UnpairedView(UnpairedDataset):

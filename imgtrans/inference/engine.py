@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..interfaces import Generator
+from ..core.interfaces import Generator
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,8 +70,8 @@ def default_precision(device: str | torch.device = "cpu") -> str:
 def resolve_precision(precision: str | None, device: str | torch.device = "cpu") -> str:
     """``None`` or ``"auto"`` -> :func:`default_precision` (the unverified candidate; translate and
     eval verify it per model with :class:`imgtrans.inference.precision_probe.AutoPrecision`); otherwise one of :data:`PRECISIONS`, from
-    any spelling of :mod:`imgtrans.precision_names` (``bf16-mixed`` -> ``bf16``, ``32-true`` -> ``fp32``)."""
-    from ..precision_names import inference_precision
+    any spelling of :mod:`imgtrans.util.precision_names` (``bf16-mixed`` -> ``bf16``, ``32-true`` -> ``fp32``)."""
+    from ..util.precision_names import inference_precision
 
     precision = "auto" if precision is None else inference_precision(precision)
     return default_precision(device) if precision == "auto" else precision
@@ -189,7 +189,7 @@ class _Compiled(nn.Module):
             self._fall_back(exc)
 
     def _fall_back(self, exc: BaseException) -> None:
-        from ..terminal import warn_stderr
+        from ..util.terminal import warn_stderr
 
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         warn_stderr(f"--compile is unavailable here ({type(exc).__name__}: {reason}); running without it")

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, ImgtransError, RunError
+from ..util.errors import ConfigError, ImgtransError, RunError
 
 #: most difference (in grey levels of 8-bit output, 1 = 2/255 in [-1, 1]) an export may show
 MAX_GREY_LEVELS = 1.0
@@ -66,8 +66,8 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
     dropout masks drawn per image is not what exporters can write.  The file is verified (module
     docstring) before it replaces ``output``; an existing ``output`` needs ``overwrite``."""
     from .engine import run_generator
-    from .model import NORM_STATS, TranslationModel, load_model
     from .export_formats import format_of, open_exported, require_onnx
+    from .model import NORM_STATS, TranslationModel, load_model
 
     if dropout:
         raise ConfigError("--dropout cannot be exported: an exported graph is deterministic (dropout off, as "
@@ -131,7 +131,7 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
 
 
 def _check_output(out: Path, overwrite: bool, source: Any) -> None:
-    from ..destinations import check_writable_file
+    from ..util.destinations import check_writable_file
 
     check_writable_file(out, "-o")
     if source is not None and Path(str(source)).expanduser().exists() and \
@@ -143,7 +143,7 @@ def _check_output(out: Path, overwrite: bool, source: Any) -> None:
 
 def _prepare(model: Any, fmt: str, norm_stats: str, opset: int | None) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The module to export and the metadata that travels in the file."""
-    from .. import __version__
+    from ..util.version import __version__
     from .export_formats import EXPORT_FORMAT
     from .export_graph import PaddedGenerator, baked_network
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, ConfigError, ImgtransError
+from ..util.errors import CheckpointError, ConfigError, ImgtransError
 
 FORMATS = ("onnx", "torchscript", "pt2")
 #: file suffix -> format, for ``-o FILE`` without ``--format`` and for loading

@@ -1,7 +1,7 @@
 """Running a file written by ``imgtrans export --format onnx`` through onnxruntime, with everything
 ``imgtrans translate`` does around the network (any size, batching, tiling, nothing lost).
 
-The file becomes an :class:`ExportedGenerator`: a :class:`~imgtrans.interfaces.Generator` whose
+The file becomes an :class:`ExportedGenerator`: a :class:`~imgtrans.core.interfaces.Generator` whose
 forward pass is an onnxruntime session, so the engine, the tiling and the reading and writing
 pipeline are exactly those of a PyTorch model.  The engine still pads to the stride before the
 session runs (so ``--batch-size auto`` budgets the same padded pixels); the graph's own padding
@@ -13,16 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
-from ..errors import CheckpointError, ConfigError
-from ..interfaces import Generator
+from ..core.interfaces import Generator
+from ..util.errors import CheckpointError, ConfigError
 from .export_formats import open_exported, read_exported_metadata
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .model import TranslationModel
 
 #: model files that :func:`imgtrans.inference.model.load_model` hands to :func:`load_exported`
 EXPORTED_SUFFIXES = (".onnx",)
@@ -65,10 +63,9 @@ class ExportedGenerator(Generator):
 
 
 def load_exported(path: str | Path, device: str | torch.device = "cpu",
-                  direction: str | None = None) -> TranslationModel:
-    """A :class:`~imgtrans.inference.model.TranslationModel` around an exported ONNX file."""
-    from .model import TranslationModel
-
+                  direction: str | None = None) -> tuple[ExportedGenerator, dict[str, Any], str, dict[str, Any]]:
+    """An exported ONNX file as what :func:`imgtrans.inference.model.load_model` wraps: the network,
+    the model file's metadata it was exported from, its one direction, and that direction's entry."""
     path = Path(path)
     metadata = read_exported_metadata(path, "onnx")
     try:
@@ -91,4 +88,4 @@ def load_exported(path: str | Path, device: str | torch.device = "cpu",
     model = metadata.get("model") if isinstance(metadata.get("model"), dict) else {}
     info = dict((model.get("directions") or {}).get(exported_direction) or {})
     info.update({k: metadata[k] for k in ("in_channels", "out_channels", "stride", "norm_stats")})
-    return TranslationModel(generator, model, str(path), exported_direction, info)
+    return generator, model, exported_direction, info

@@ -14,10 +14,13 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import check_generator_fits, load_checkpoint, read_metadata
-from ..checkpoint_check import rebuild_args
-from ..errors import CheckpointError
-from ..interfaces import DIRECTIONS, Generator
+from ..core.checkpoint import check_generator_fits, load_checkpoint, read_metadata
+from ..core.checkpoint_fit import rebuild_args
+from ..core.interfaces import Generator
+from ..core.model_file import choose_direction, model_directions
+from ..util.errors import CheckpointError
+from ..zoo.store import resolve_model, zoo_default_direction
+from .exported import EXPORTED_SUFFIXES, load_exported
 
 NORM_STATS = ("running", "instance")
 
@@ -60,39 +63,9 @@ class TranslationModel:
         return list(model_directions(self.metadata))
 
 
-def model_directions(metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Direction -> how to build and run its network (``network``, ``generator``, channels, stride,
-    ``norm_stats``), for new and pre-direction files alike."""
-    directions = metadata.get("directions")
-    if isinstance(directions, dict) and directions:
-        return directions
-    if not isinstance(metadata.get("generator"), dict):
-        raise CheckpointError("checkpoint metadata does not say which generator it holds")
-    legacy = {k: metadata[k] for k in ("in_channels", "out_channels", "stride", "norm_stats") if k in metadata}
-    return {metadata.get("direction", "AtoB"): {"network": "generator", "generator": metadata["generator"], **legacy}}
-
-
-def choose_direction(available: dict[str, Any], requested: str | None, source: str,
-                     default: str | None = None) -> str:
-    """``requested`` when the model has it; else the model's only direction, or ``default``/AtoB."""
-    if requested is not None:
-        if requested not in DIRECTIONS:
-            raise CheckpointError(f"direction must be AtoB or BtoA, not {requested!r}")
-        if requested not in available:
-            raise CheckpointError(f"{source} translates {', '.join(available)} only, not {requested} "
-                                  "(it is a one-way model)")
-        return requested
-    if len(available) == 1:
-        return next(iter(available))
-    for candidate in (default, "AtoB"):
-        if candidate in available:
-            return candidate
-    return next(iter(available))
-
-
 def build_generator(spec: Any) -> Generator:
     """The generator a ``directions`` entry (or legacy metadata) describes, with fresh weights."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     entry = spec
     if isinstance(spec, dict) and "generator" in spec and isinstance(spec["generator"], dict):
@@ -102,8 +75,8 @@ def build_generator(spec: Any) -> Generator:
     args = {k: v for k, v in spec.items() if k != "name"}
     registry = get_host().registry
     if spec["name"] not in registry.names("generator"):  # say what to install, when the checkpoint knows
-        from ..errors import UnknownNameError
-        from ..plugins import provenance_note
+        from ..core.plugin_host import provenance_note
+        from ..util.errors import UnknownNameError
 
         raise UnknownNameError("generator", spec["name"], registry.names("generator"),
                                note=provenance_note(entry))
@@ -114,11 +87,10 @@ def load_model(source: str | Path, device: str | torch.device = "cpu", direction
     """The generator that translates ``direction`` (default: the model's only one, or for a
     two-way model the zoo entry's direction or AtoB), on ``device`` in eval mode.  A ``.onnx`` file
     written by ``imgtrans export`` runs through onnxruntime (:mod:`imgtrans.inference.exported`)."""
-    from ..zoo.store import resolve_model, zoo_default_direction
-    from .exported import EXPORTED_SUFFIXES, load_exported
-
     if str(source).lower().endswith(EXPORTED_SUFFIXES):  # imgtrans export --format onnx
-        return load_exported(Path(str(source)).expanduser(), device=device, direction=direction)
+        path = Path(str(source)).expanduser()
+        generator, metadata, exported_direction, info = load_exported(path, device=device, direction=direction)
+        return TranslationModel(generator, metadata, str(path), exported_direction, info)
     path = resolve_model(source)
     if path.is_dir():
         hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""

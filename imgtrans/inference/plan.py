@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.images import IMAGE_EXTENSIONS, is_image, list_images
-from ..destinations import check_writable_file, check_writable_folder
-from ..errors import DataError, ImgtransError
+from ..util.destinations import check_writable_file, check_writable_folder
+from ..util.errors import DataError, ImgtransError
 
 #: output formats: file suffix and Pillow save options (PNG is lossless at any zlib level; level 1
 #: writes about 3x faster than Pillow's default 6 for files about 9% larger; TIFF is lossless too)

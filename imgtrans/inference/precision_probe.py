@@ -91,13 +91,13 @@ def _verdict_reason(candidate: str, precision: str, max_diff: int, mean_diff: fl
 class AutoPrecision:
     """The precision of one run (translate, eval, serve), decided on its first batch when ``auto``.
 
-    ``requested`` is any spelling of :mod:`imgtrans.precision_names` (``None`` = ``auto``).
+    ``requested`` is any spelling of :mod:`imgtrans.util.precision_names` (``None`` = ``auto``).
     Call :meth:`run` with each batch's forward pass, ``forward(precision) -> output``.
     """
 
     def __init__(self, model: TranslationModel, requested: str | None, *, norm_stats: str | None = None,
                  device: str | torch.device | None = None):
-        from ..precision_names import inference_precision
+        from ..util.precision_names import inference_precision
 
         requested = "auto" if requested is None else inference_precision(requested)
         self.device = torch.device(device) if device is not None else model.device

@@ -39,7 +39,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..util.errors import ConfigError
 
 #: default tile size (pixels) for large images
 DEFAULT_TILE = 1024

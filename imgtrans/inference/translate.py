@@ -34,13 +34,13 @@ import torch
 from PIL import Image
 
 from ..data.images import load_image, to_pixels
-from ..devices import resolve_device
-from ..errors import DataError, ImgtransError
-from ..fileio import atomic_path
+from ..util.devices import resolve_device
+from ..util.errors import DataError, ImgtransError
+from ..util.fileio import atomic_path
 from .engine import default_channels_last, run_generator
 from .model import NORM_STATS, TranslationModel, load_model
-from .precision_probe import AutoPrecision
 from .plan import FORMATS, Job, collect_inputs, output_path, plan  # noqa: F401  (collect_inputs, output_path: public here too)
+from .precision_probe import AutoPrecision
 
 #: ``batch_size="auto"``: padded pixels per forward pass (8 images of 256x256 on CPU, 32 on CUDA) ...
 PIXEL_BUDGET = {"cpu": 8 * 256 * 256, "cuda": 32 * 256 * 256}
@@ -175,7 +175,7 @@ def _fixed_by_export(model: TranslationModel, precision: str | None, channels_la
     its own, and options it cannot honour refused before any work (``auto`` precision means fp32)."""
     if model.generator.fixed_precision is None:  # a network built from its weights: every option applies
         return channels_last
-    from ..precision_names import inference_precision
+    from ..util.precision_names import inference_precision
 
     requested = "auto" if precision is None else inference_precision(precision)
     model.generator.check_options(norm_stats=norm_stats or model.recommended_norm_stats, precision="fp32" if requested == "auto" else requested,

@@ -13,7 +13,7 @@ file's sha256 by path, size and modification time, so a later run does not re-re
 
 The file is a cache, never a source of truth: a corrupt or unreadable one is ignored with one
 warning line (and replaced on the next write), a failed write warns and the run goes on.  Writes
-are atomic and serialised across processes (:func:`imgtrans.cachelock.cache_lock`).
+are atomic and serialised across processes (:func:`imgtrans.util.cachelock.cache_lock`).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from ..paths import home
-from ..terminal import warn_stderr
+from ..util.paths import home
+from ..util.terminal import warn_stderr
 
 VERSION = 1
 FILE_NAME = "precision_verdicts.json"
@@ -73,9 +73,9 @@ def load(path: Path | None = None, *, quiet: bool = False) -> dict[str, Any]:
 def _update(change) -> None:
     """Apply ``change(store)`` to the stored verdicts and write them back atomically (warning, not
     failing, when the cache cannot be written)."""
-    from ..cachelock import cache_lock
-    from ..errors import ImgtransError
-    from ..fileio import atomic_path
+    from ..util.cachelock import cache_lock
+    from ..util.errors import ImgtransError
+    from ..util.fileio import atomic_path
 
     path = verdicts_path()
     try:
@@ -92,7 +92,7 @@ def _update(change) -> None:
 def file_digest(path: str | Path, store: dict[str, Any] | None = None) -> str | None:
     """The sha256 of a model file, from the store when its path, size and modification time are
     unchanged (else hashed and remembered); ``None`` when ``path`` is not a readable file."""
-    from ..download import sha256_file
+    from ..util.download import sha256_file
 
     try:
         resolved = Path(path).resolve()

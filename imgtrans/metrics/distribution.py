@@ -13,8 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..interfaces import SetMetric
+from ..core.interfaces import SetMetric
+from ..util.errors import ConfigError
 from .inception import EXTRA_HINT, INCEPTION, inception_extractor, inception_weights
 
 PROTOCOL = ("Inception-v3 pool features (2048-d) of torch-fidelity's port of the TF FID network "

@@ -1,7 +1,7 @@
 """Where eval may write: translate's rules, for ``--out``, ``--contact-sheet`` and ``--report``.
 
 Never an input (the dataset folder, in or around it) and never the model file; an existing output
-only with ``overwrite``, and only one that eval itself wrote (its mark, :mod:`imgtrans.outputmarks`,
+only with ``overwrite``, and only one that eval itself wrote (its mark, :mod:`imgtrans.util.outputmarks`,
 and nothing in it that eval does not write).  Checked before any work (and again once a catalogue
 dataset's folder is known), so a refusal costs nothing and deletes nothing.
 """
@@ -13,10 +13,10 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..destinations import check_writable_file, check_writable_folder
-from ..errors import ImgtransError
-from ..fileio import is_temp_name
-from ..outputmarks import MARK_NAME, png_mark, read_mark, write_mark
+from ..util.destinations import check_writable_file, check_writable_folder
+from ..util.errors import ImgtransError
+from ..util.fileio import is_temp_name
+from ..util.outputmarks import MARK_NAME, png_mark, read_mark, write_mark
 
 #: what each folder kind holds besides its mark (and temporary files of a killed write)
 EVAL_FOLDERS: dict[str, re.Pattern[str]] = {

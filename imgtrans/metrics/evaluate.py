@@ -15,15 +15,14 @@ from typing import Any
 
 import torch
 
+from ..core.interfaces import Metric, PairedDataset, PairedMetric, UnpairedDataset
 from ..data.catalog import resolve_dataset
 from ..data.detect import select_format
-from ..data.images import save_image, to_pixels
-from ..errors import DataError, ImgtransError
+from ..data.images import image_grid, save_image, to_pixels
 from ..inference.engine import default_channels_last, resolve_precision, run_generator
-from ..inference.precision_probe import AutoPrecision
 from ..inference.model import TranslationModel, build_generator
-from ..interfaces import Metric, PairedDataset, PairedMetric, UnpairedDataset
-from ..training.outputs import preview_grid
+from ..inference.precision_probe import AutoPrecision
+from ..util.errors import DataError, ImgtransError
 from .eval_outputs import check_eval_outputs, claim_eval_folder
 from .scoring import Batch, Scores, score
 
@@ -74,7 +73,7 @@ def load_split(data: str | Path, split: str, model: TranslationModel, direction:
                format: str = "auto", root: Path | None = None) -> tuple[Any, bool]:
     """The split, and whether its items are aligned pairs (B the ground truth of A).  A format
     whose items have no second domain (single images) is refused: there is nothing to compare with."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     host = get_host()
     root = root if root is not None else resolve_dataset(str(data), host.catalog)
@@ -95,7 +94,7 @@ def resolve_metrics(metrics: Sequence[str | Metric] | None, paired: bool, *, dat
                     weights: str | Path | None = None) -> dict[str, Metric]:
     """Metric objects by name: registered names are built (``weights`` goes to those taking it), objects
     pass through.  Paired metrics on an unpaired split are refused: they would score unrelated targets."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     registry = get_host().registry
     chosen: dict[str, Metric] = {}
@@ -196,7 +195,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
              report: str | Path | None = None, overwrite: bool = False) -> list[EvalResult]:
     """Score each model (``None`` means the identity mapping) on ``data``/``split``.
 
-    ``metrics``: registered names or :class:`~imgtrans.interfaces.Metric` objects (default: L1, PSNR,
+    ``metrics``: registered names or :class:`~imgtrans.core.interfaces.Metric` objects (default: L1, PSNR,
     SSIM on a paired split; FID and KID on an unpaired one, outputs of A against the B images).
     ``fid_weights``: a local copy of the Inception weights.  Writes the first model's translations
     into ``out_dir``, a contact sheet (input | output | target rows) and an HTML ``report`` folder
@@ -215,7 +214,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     autos = {name: AutoPrecision(model, precision, norm_stats=norm_stats or model.recommended_norm_stats)
              for name, model in models.items() if model is not None}  # "auto": verified per model, first batch
     precision = resolve_precision(precision, first.device)  # the feature extractor's (FID, KID)
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     root = resolve_dataset(str(data), get_host().catalog)
     check_eval_outputs(out_dir, contact_sheet, report, overwrite=overwrite, protected=[*sources, root])
@@ -237,7 +236,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
                 columns = [batch.inputs[k:k + 1], out[k:k + 1]]
                 if batch.targets is not None:
                     columns.append(batch.targets[k:k + 1])
-                sheet.append(preview_grid(columns))
+                sheet.append(image_grid(columns))
             if on_progress:
                 on_progress(1)
 
@@ -257,7 +256,7 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
             result.precision = auto.precision
             result.precision_note = auto.decision.reason if auto.decision and auto.decision.worth_saying else ""
     if report is not None:
-        from .report import write_report
+        from .eval_report import write_report
 
         write_report(report, out, chosen, pairs, translators[leader], paired=paired, title=f"{data} / {split}")
     return out

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..download import ChecksumMismatch, OfflineError, fetch, mirrored
-from ..errors import ConfigError
-from ..paths import home
+from ..util.download import ChecksumMismatch, OfflineError, fetch, mirrored
+from ..util.errors import ConfigError
+from ..util.paths import home
 
 MIRROR_ENV = "IMGTRANS_METRICS_MIRROR"
 EXTRA_HINT = "install the metrics extra: pip install 'imgtrans[metrics]'"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ..interfaces import PairedMetric
+from ..core.interfaces import PairedMetric
 from . import l1, psnr, ssim
 
 

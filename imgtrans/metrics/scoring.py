@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..errors import ConfigError, DataError
-from ..interfaces import Metric, PairedMetric, SetMetric
+from ..core.interfaces import Metric, PairedMetric, SetMetric
+from ..util.errors import ConfigError, DataError
 from . import quantise
 
 Translator = Callable[[torch.Tensor], torch.Tensor]
@@ -48,10 +48,10 @@ class Scores:
 
 
 def check_metrics(metrics: Mapping[str, Metric]) -> None:
-    """Refuse objects that are neither shape of :class:`~imgtrans.interfaces.Metric`."""
+    """Refuse objects that are neither shape of :class:`~imgtrans.core.interfaces.Metric`."""
     for name, metric in metrics.items():
         if not isinstance(metric, (PairedMetric, SetMetric)):
-            raise ConfigError(f"metric {name!r} is a {type(metric).__name__}, not an imgtrans.interfaces."
+            raise ConfigError(f"metric {name!r} is a {type(metric).__name__}, not an imgtrans.core.interfaces."
                               "PairedMetric or SetMetric")
 
 

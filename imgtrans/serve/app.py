@@ -23,9 +23,9 @@ from fastapi.responses import HTMLResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from .. import __version__
-from ..errors import DataError, ImgtransError, PixelLimitError
 from ..inference.plan import FORMATS
+from ..util.errors import DataError, ImgtransError, PixelLimitError
+from ..util.version import __version__
 from .batcher import Batcher
 from .models import ServedModel
 

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..core.model_file import choose_direction, model_directions
 from ..data.images import to_pixels
-from ..errors import ConfigError
 from ..inference.exported import EXPORTED_SUFFIXES
+from ..inference.model import TranslationModel, load_model
 from ..inference.precision_probe import AutoPrecision, forward_in
-from ..inference.model import TranslationModel, choose_direction, load_model, model_directions
 from ..inference.translate import auto_batch_size
+from ..util.errors import ConfigError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

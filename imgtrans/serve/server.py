@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from ..errors import ConfigError, RunError
+from ..util.errors import ConfigError, RunError
 
 
 def is_loopback(host: str) -> bool:

@@ -18,14 +18,22 @@ Not imported by ``import imgtrans``; pytest is imported only by :func:`conforman
 """
 from __future__ import annotations
 
-from ..errors import ConformanceError
-from .cases import (CASE_KINDS, check_case, check_command, check_plugin, check_zoo_entry, conformance,
-                    conformance_cases, use_plugin)
-from .components import check_discriminator, check_generator, check_loss
-from .datasets import check_dataset, check_dataset_format, promised_keys
-from .metrics import check_metric
-from .pairmakers import check_pair_maker
-from .recipes import check_recipe, recipe_data, tiny_layers
+from ..util.errors import ConformanceError
+from .cases import (
+                    CASE_KINDS,
+                    check_case,
+                    check_command,
+                    check_plugin,
+                    check_zoo_entry,
+                    conformance,
+                    conformance_cases,
+                    use_plugin,
+)
+from .check_components import check_discriminator, check_generator, check_loss
+from .check_datasets import check_dataset, check_dataset_format, promised_keys
+from .check_metrics import check_metric
+from .check_pairmakers import check_pair_maker
+from .check_recipes import check_recipe, recipe_data, tiny_layers
 from .samples import write_aligned, write_paired_folders, write_sample_layouts, write_single, write_unpaired
 
 __all__ = [

@@ -12,24 +12,24 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ..errors import ConformanceError
-from ..registry import KINDS
-from .components import MIN_SIDE, check_discriminator, check_generator, check_loss
-from .datasets import check_dataset, check_dataset_format
-from .metrics import check_metric
-from .pairmakers import check_pair_maker
-from .recipes import check_recipe
+from ..core.registry import KINDS
+from ..util.errors import ConformanceError
+from .check_components import MIN_SIDE, check_discriminator, check_generator, check_loss
+from .check_datasets import check_dataset, check_dataset_format
+from .check_metrics import check_metric
+from .check_pairmakers import check_pair_maker
+from .check_recipes import check_recipe
 from .subject import Subject
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..plugins import PluginHost
+    from ..core.plugin_host import PluginHost
 
 #: every kind of case, in the order they are checked: components, then named datasets, zoo models, commands
 CASE_KINDS: tuple[str, ...] = (*KINDS, "dataset", "zoo", "command")
 
 
 def _host() -> "PluginHost":
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     return get_host()
 
@@ -135,8 +135,8 @@ def check_zoo_entry(name: str) -> dict[str, Any]:
     a model shipped with its plugin (a ``source`` file) loads as the generator its entry declares,
     translates the declared direction and maps a test image as a generator must.  Entries
     downloaded on first use are not downloaded."""
-    import imgtrans
-    from ..zoo.manifest import load_zoo
+    from ..core.zoo_manifest import load_zoo
+    from ..inference.model import load_model
 
     host = _host()
     entry = load_zoo(host.zoo_manifests)[name] if name in host.zoo_plugins else None
@@ -153,7 +153,7 @@ def check_zoo_entry(name: str) -> dict[str, Any]:
     if entry.local_source() is None:
         return {"shipped": False}
     with subject.rule("loads"):
-        model = imgtrans.load_model(f"zoo:{name}")
+        model = load_model(f"zoo:{name}")
     built = model.info.get("generator", {})
     differing = sorted(k for k, v in entry.generator.items() if built.get(k) != v)
     if differing:
@@ -195,8 +195,8 @@ def use_plugin(name: str, *hooks: Callable[..., Any] | ModuleType) -> Iterator["
     ``name`` exactly as an installed plugin's entry point would be.  The plugin must be accepted
     (else :class:`ConformanceError` with its error); inside the block everything (the registry,
     ``imgtrans.train``, ``load_model``, the checks) sees it.  For trying hooks before packaging."""
-    from .. import plugins as plugins_module
-    from ..plugins import PluginHost, PluginInfo
+    from ..core import plugin_host as plugins_module
+    from ..core.plugin_host import PluginHost, PluginInfo
 
     if len(hooks) == 1 and isinstance(hooks[0], ModuleType):
         module = hooks[0]

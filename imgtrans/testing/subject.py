@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from ..errors import ConformanceError
+from ..util.errors import ConformanceError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..registry import Component, Registry
+    from ..core.registry import Component, Registry
 
 
 class Subject:

@@ -21,16 +21,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ..checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from ..config import keep_best_key
-from ..errors import CheckpointError, ConfigError, RunError
-from ..interfaces import Metric, Recipe
-from .model_file import model_metadata, model_networks
+from ..core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ..core.config import keep_best_key
+from ..core.interfaces import Metric, Recipe
+from ..core.model_file import model_metadata, model_networks
+from ..util.errors import CheckpointError, ConfigError, RunError
+from .checkpointing import RunState
 
-if TYPE_CHECKING:
-    from .setup import Run
 
 BEST = "best.safetensors"
 MODEL_BEST = "model_best.safetensors"
@@ -75,7 +74,7 @@ class BestKeeper:
             return True
         return score < self.score if self.better == "lower" else score > self.score
 
-    def update(self, record: Mapping[str, Any], run: Run) -> bool:
+    def update(self, record: Mapping[str, Any], run: RunState) -> bool:
         """Keep the networks of ``run`` as the best when ``record`` (a validation record) beats the
         best so far; returns whether it did."""
         if self.key not in record:

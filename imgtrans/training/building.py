@@ -11,16 +11,18 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import Dataset
 
-from ..config import TrainConfig
-from ..data.catalog import DatasetCatalog, resolve_dataset
+from ..core.config import TrainConfig
+from ..core.dataset_catalog import DatasetCatalog
+from ..core.directions import primary_direction
+from ..core.interfaces import PairedDataset, Recipe, UnpairedDataset
+from ..core.registry import Registry, plugin_code
+from ..data.catalog import resolve_dataset
 from ..data.detect import check_pairing, select_format
 from ..data.robust import SkipBadItems
 from ..data.transforms import PairedTransform
 from ..data.views import UnpairedView
-from ..errors import ConfigError, DataError
-from ..interfaces import PairedDataset, Recipe, UnpairedDataset
-from ..registry import Registry, plugin_code
-from ..terminal import warn_stderr
+from ..util.errors import ConfigError, DataError
+from ..util.terminal import warn_stderr
 
 PREVIEW_ROWS = 4
 
@@ -58,7 +60,7 @@ def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatal
     name = select_format(root, registry, catalog, data.format)
     check_pairing(registry.get("recipe", config.recipe.name), registry.get("dataset_format", name), data.source)
     recipe_cls = registry.get("recipe", config.recipe.name).factory
-    first = recipe_cls.directions.get("AtoB") or next(iter(recipe_cls.directions.values()))
+    first = recipe_cls.directions[primary_direction(recipe_cls.directions)]
     g = config.components[first].args
     transform = None if native else PairedTransform(data.load_size, data.crop_size, flip=data.flip and train,
                                                     train=train, seed=config.run.seed)

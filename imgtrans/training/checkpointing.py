@@ -2,7 +2,7 @@
 ``train --resume`` so that the run goes on exactly as if it had never stopped.
 
 This module is the one place that defines the layout.  A training checkpoint
-(``RUN/checkpoints/step_00001234.safetensors``, :mod:`imgtrans.training.checkpoint_files`) is an
+(``RUN/checkpoints/step_00001234.safetensors``, :mod:`imgtrans.core.checkpoint_files`) is an
 ordinary imgtrans checkpoint (each network under its prefix, the generators described in the
 metadata) plus these tensor groups, nothing pickled:
 
@@ -30,20 +30,45 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import torch
 
-from ..checkpoint import Checkpoint, load_checkpoint, read_metadata, save_checkpoint
-from ..errors import CheckpointError
-from ..terminal import warn_stderr
-from .checkpoint_files import LAST, publish, step_checkpoints, step_path
+from ..core.checkpoint import Checkpoint, load_checkpoint, read_metadata, save_checkpoint
+from ..core.checkpoint_files import LAST, publish, step_checkpoints, step_path
+from ..core.model_file import model_metadata
+from ..core.training_state import (
+    load_optimizer_state,
+    load_scheduler_state,
+    optimizer_state,
+    rng_state,
+    scheduler_state,
+    set_rng_state,
+)
+from ..util.errors import CheckpointError
+from ..util.terminal import warn_stderr
 from .datarecord import RECORD_KEY
-from .model_file import model_metadata
-from .state import load_optimizer_state, load_scheduler_state, optimizer_state, rng_state, scheduler_state, set_rng_state
 
-if TYPE_CHECKING:
-    from .setup import Run
+
+
+class RunState(Protocol):
+    """What saving, restoring and keeping the best checkpoint read of a run (:class:`.setup.Run`
+    has all of it); declared here so that this module needs nothing above it."""
+
+    config: Any
+    group: Any
+    device: torch.device
+    recipe: Any
+    engine: Any
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any]
+    dataset: Any
+    run_dir: Path
+    data_record: dict[str, Any] | None
+    log: Any
+    window: Any
+    step: int
+    epoch: int
 
 STATE_KEY = "training_state"
 STATE_VERSION = 1
@@ -53,7 +78,7 @@ _STATE_FIELDS = {"step": int, "epoch": int, "batch": int, "optimizers": dict, "s
                  "window": dict, "skipped": dict}
 
 
-def save_training_checkpoint(run: Run, epochs_done: int, batch: int) -> None:
+def save_training_checkpoint(run: RunState, epochs_done: int, batch: int) -> None:
     """A step checkpoint with everything needed to continue after this step (also last.safetensors).
     Every process takes part (RNG states and skipped items are gathered); rank 0 writes."""
     group = run.group
@@ -90,7 +115,7 @@ def save_training_checkpoint(run: Run, epochs_done: int, batch: int) -> None:
     publish(path, run.config.run.keep_checkpoints)
 
 
-def restore_training_checkpoint(run: Run, ckpt: Checkpoint) -> int:
+def restore_training_checkpoint(run: RunState, ckpt: Checkpoint) -> int:
     """Continue ``run`` from ``ckpt``; returns the batches of the current epoch already consumed."""
     group, device = run.group, run.device
     state = ckpt.metadata[STATE_KEY]

@@ -3,8 +3,8 @@ checked before any data is read or folder created, so that such a run says so in
 leaves nothing behind."""
 from __future__ import annotations
 
-from ..config import TrainConfig
-from ..errors import ConfigError
+from ..core.config import TrainConfig
+from ..util.errors import ConfigError
 
 
 def check_run_settings(config: TrainConfig) -> None:

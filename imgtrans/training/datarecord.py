@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import RunError
-from ..terminal import warn_stderr
+from ..util.errors import RunError
+from ..util.terminal import warn_stderr
 
 RECORD_KEY = "data"
 

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 
-from ..errors import ConfigError
+from ..util.errors import ConfigError
 
 #: gradients are all-reduced in flat buckets of at most this many elements (bounded extra memory)
 BUCKET_ELEMENTS = 16 * 1024 * 1024

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, read_metadata
-from ..errors import CheckpointError, ConfigError
-from ..interfaces import Recipe
+from ..core.checkpoint import load_checkpoint, read_metadata
+from ..core.interfaces import Recipe
+from ..util.errors import CheckpointError, ConfigError
 
 
 def parse_init(items: Iterable[str]) -> dict[str, str]:

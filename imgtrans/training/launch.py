@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import TrainConfig
-from ..errors import ConfigError, RunError
+from ..core.config import TrainConfig
+from ..util.errors import ConfigError, RunError
 from .placement import check_processes
 from .resume import EXTENDABLE
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import torch
 
-from ..data.images import save_image, to_pixels
-from ..interfaces import Recipe
+from ..core.interfaces import Recipe
+from ..data.images import image_grid, save_image, to_pixels
+from .rundir import COLUMNS_FILE
 
 
 class MetricsLog:
@@ -27,20 +28,9 @@ class MetricsLog:
         self._fh.close()
 
 
-def preview_grid(columns: list[torch.Tensor]) -> torch.Tensor:
-    """One row per batch item, one panel per column (values in [-1, 1]); greyscale is shown as RGB."""
-    rows = []
-    for panels in zip(*columns):
-        row = [t.expand(3, -1, -1) if t.shape[0] == 1 else t[:3] for t in panels]
-        rows.append(torch.cat(row, dim=2))
-    return torch.cat(rows, dim=1)
-
-
 def save_preview(path: Path, columns: list[tuple[str, torch.Tensor]]) -> None:
     """The grid of captioned ``columns`` as a PNG, and the captions in ``columns.txt`` beside it."""
-    from .report import COLUMNS_FILE
-
-    save_image(to_pixels(preview_grid([t.detach().float().cpu() for _, t in columns])), path)
+    save_image(to_pixels(image_grid([t.detach().float().cpu() for _, t in columns])), path)
     (path.parent / COLUMNS_FILE).write_text(" | ".join(name for name, _ in columns) + "\n", encoding="utf-8")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from ..config import TrainConfig
-from ..devices import resolve_device
-from ..errors import ConfigError
-from ..interfaces import Recipe
+from ..core.config import TrainConfig
+from ..core.directions import primary_direction
+from ..core.interfaces import Recipe
+from ..util.devices import resolve_device
+from ..util.errors import ConfigError
 from .distributed import ProcessGroup
 
 
@@ -29,8 +30,7 @@ def place_networks(recipe: Recipe, config: TrainConfig, device: torch.device) ->
                for name, net in recipe.components.items()}
     for name, net in recipe.components.items():
         net.to(device=device, memory_format=formats[name]).train()
-    first = recipe.directions.get("AtoB") or next(iter(recipe.directions.values()))
-    return formats[first]
+    return formats[recipe.directions[primary_direction(recipe.directions)]]
 
 
 def prepare_networks(recipe: Recipe, config: TrainConfig, device: torch.device,

@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..fileio import atomic_path
+from ..util.fileio import atomic_path
+from .rundir import COLUMNS_FILE
 
 #: record keys that are bookkeeping, not losses
 NOT_LOSSES = {"step", "epoch", "time", "img_per_s", "lr", "skipped_files"}
@@ -195,9 +196,6 @@ def _previews(run_dir: Path) -> list[tuple[Path, str]]:
     return [(p, caption) for *_, p, caption in sorted(found, reverse=True)]
 
 
-#: the preview columns' captions, written next to the grids (``real_A | fake_B | rec_A | ...``)
-COLUMNS_FILE = "columns.txt"
-
 
 def write_html(run_dir: Path) -> Path:
     """Write ``RUN/index.html`` (and ``RUN/loss_curve.png``): config, latest metrics, validation, curves, previews."""
@@ -270,7 +268,7 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from ..terminal import warn_stderr
+            from ..util.terminal import warn_stderr
 
             (warn or warn_stderr)("--tensorboard needs the tensorboard package (pip install tensorboard); "
                                   "continuing without it")

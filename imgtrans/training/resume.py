@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import Checkpoint
-from ..config import TrainConfig, load_toml, resolve
-from ..errors import ConfigError
-from ..fileio import atomic_path
-from ..registry import Registry
-from ..terminal import warn_stderr
+from ..core.checkpoint import Checkpoint
+from ..core.config import TrainConfig, load_toml, resolve
+from ..core.registry import Registry
+from ..util.errors import ConfigError
+from ..util.fileio import atomic_path
+from ..util.terminal import warn_stderr
 from . import rundir as rd
 from .checkpointing import STATE_KEY, latest_checkpoint
 from .datarecord import RECORD_KEY, check_same_data

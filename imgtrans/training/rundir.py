@@ -2,7 +2,7 @@
 configuration has been checked), stale temporary files, and what to tell a user whose run stopped.
 
 ``--overwrite`` replaces only a directory that ``imgtrans train`` wrote: one carrying the run's
-mark (:mod:`imgtrans.outputmarks`; names alone prove nothing, a user's folder may hold a
+mark (:mod:`imgtrans.util.outputmarks`; names alone prove nothing, a user's folder may hold a
 ``config.toml`` and photos under ``test/``) and nothing else but the files listed in
 :data:`RUN_FILES` and :data:`RUN_FOLDERS`, plus what ``imgtrans eval`` wrote there (``--out RUN/test``
 and ``--contact-sheet RUN/sheet.png``, as ``make demo`` does; each carries eval's mark). It never
@@ -19,13 +19,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..errors import ConfigError, RunError
-from ..fileio import atomic_path, is_temp_name, remove_temp_files
+from ..core.checkpoint_files import LAST, step_checkpoints
 from ..metrics.eval_outputs import EVAL_FOLDERS, foreign_entry
-from ..outputmarks import MARK_NAME, png_mark, read_mark, write_mark
-from .checkpoint_files import LAST, step_checkpoints
+from ..util.errors import ConfigError, RunError
+from ..util.fileio import atomic_path, is_temp_name, remove_temp_files
+from ..util.outputmarks import MARK_NAME, png_mark, read_mark, write_mark
 from .checkpointing import saved_step
-from .report import COLUMNS_FILE
 from .runlock import LOCK_NAME, RunLock
 
 if sys.version_info >= (3, 11):
@@ -33,6 +32,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+#: the preview columns' captions, written next to the grids (``real_A | fake_B | rec_A | ...``)
+COLUMNS_FILE = "columns.txt"
 #: files that imgtrans writes at the top of a run directory
 RUN_FILES = {"config.toml", "metrics.jsonl", "model.safetensors", "model_best.safetensors", "index.html",
              "loss_curve.png", MARK_NAME, LOCK_NAME}

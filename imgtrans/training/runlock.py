@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import RunError
+from ..util.errors import RunError
 
 LOCK_NAME = "train.lock"
 

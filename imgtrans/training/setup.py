@@ -21,13 +21,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import Checkpoint, load_checkpoint
-from ..config import TrainConfig
-from ..data.catalog import DatasetCatalog, resolve_dataset
+from ..core.checkpoint import Checkpoint, load_checkpoint
+from ..core.config import TrainConfig
+from ..core.dataset_catalog import DatasetCatalog
+from ..core.interfaces import Metric, Recipe
+from ..core.registry import Registry
+from ..data.catalog import resolve_dataset
 from ..data.robust import SkipBadItems
-from ..interfaces import Metric, Recipe
-from ..registry import Registry
-from ..terminal import warn_stderr
+from ..util.terminal import warn_stderr
 from . import rundir as rd
 from .best import BestKeeper
 from .building import build_dataset, build_recipe, check_crop_size, preview_batch, validation_data
@@ -35,13 +36,13 @@ from .checkpointing import restore_training_checkpoint
 from .data_order import EpochLoader, process_seed
 from .datarecord import data_record
 from .distributed import ProcessGroup
-from .engine import StepEngine
 from .init_weights import apply_init
+from .optim import linear_decay
 from .placement import prepare_networks
 from .records import MetricsWindow, RunLog
 from .resume import continue_run_dir, lock_and_find_checkpoint
 from .runlock import RunLock
-from .schedule import linear_decay
+from .step_engine import StepEngine
 from .validation import validation_metrics
 
 

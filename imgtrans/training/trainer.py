@@ -14,27 +14,27 @@ from typing import Any
 
 import torch
 
-from ..checkpoint import save_checkpoint
-from ..config import TrainConfig
-from ..data.catalog import DatasetCatalog
-from ..devices import resolve_device
-from ..errors import DataError
-from ..registry import Registry, plugin_code
-from ..terminal import warn_stderr
+from ..core.checkpoint import save_checkpoint
+from ..core.config import TrainConfig
+from ..core.dataset_catalog import DatasetCatalog
+from ..core.model_file import model_metadata, model_networks, recommended_norm_stats
+from ..core.registry import Registry, plugin_code
+from ..util.devices import resolve_device
+from ..util.errors import DataError
+from ..util.host_memory import keep_freed_memory
+from ..util.terminal import warn_stderr
 from . import rundir as rd
 from .building import build_dataset, build_recipe
 from .checkpointing import save_training_checkpoint
 from .checks import check_run_settings
 from .distributed import ProcessGroup, weights_digest
-from .engine import resolve_precision
-from .memory import keep_freed_memory
-from .model_file import model_metadata, model_networks, recommended_norm_stats
 from .outputs import write_preview
 from .placement import check_processes
 from .progress import TrainingProgress
 from .report import write_html
 from .runlock import RunLock
 from .setup import Run, set_up
+from .step_engine import resolve_precision
 from .validation import validate_directions
 
 # build_recipe, build_dataset, resolve_device and check_processes lived here and are still imported from here
@@ -62,7 +62,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     gradients averaged across processes; only rank 0 writes (training/distributed.py).
     """
     if registry is None or catalog is None:
-        from ..plugins import get_host
+        from ..core.plugin_host import get_host
 
         host = get_host()
         registry, catalog = registry or host.registry, catalog or host.catalog

@@ -14,11 +14,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import DEFAULT_VAL_METRICS
-from ..errors import DataError
+from ..core.config import DEFAULT_VAL_METRICS
+from ..core.interfaces import Metric, Recipe, SetMetric
 from ..inference.engine import run_generator
-from ..interfaces import Metric, Recipe, SetMetric
 from ..metrics.scoring import Batch, score
+from ..util.errors import DataError
 
 __all__ = ["DEFAULT_VAL_METRICS", "build_metrics", "validation_metrics", "validate", "validate_directions"]
 
@@ -34,7 +34,7 @@ def build_metrics(names: Sequence[str] | None, weights: str | None = None) -> di
 def validation_metrics(names: Sequence[str], dataset: Any, split: str, weights: str | None = None) -> dict[str, Metric]:
     """The metrics a run validates with, checked at start-up rather than at the first validation:
     a set metric (FID, KID) needs ``min_images`` images of the split, and its weights are fetched
-    and verified now (:meth:`~imgtrans.interfaces.SetMetric.prepare`), so a missing file or an
+    and verified now (:meth:`~imgtrans.core.interfaces.SetMetric.prepare`), so a missing file or an
     offline machine stops the run before it trains."""
     metrics = build_metrics(names, weights)
     for name, metric in metrics.items():

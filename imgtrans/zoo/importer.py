@@ -18,9 +18,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..checkpoint import save_checkpoint
-from ..errors import CheckpointError
-from ..interfaces import Generator
+from ..core.checkpoint import save_checkpoint
+from ..core.interfaces import Generator
+from ..util.errors import CheckpointError
 
 #: keys under which training scripts commonly wrap a state dict
 WRAPPER_KEYS = ("state_dict", "model", "netG")
@@ -204,7 +204,7 @@ def import_reference_run(run_dir: Path, out: Path, *, generator: str | None = No
 def _two_way_recipe(generator: str) -> tuple[str, dict[str, str]]:
     """The registered recipe that trains a generator in both directions (the one whose slots default to
     ``generator`` first, else the only two-way recipe), and its slot per direction."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     two_way = [c for c in get_host().registry.components("recipe") if len(c.factory.directions) == 2]
     preferred = [c for c in two_way
@@ -220,7 +220,7 @@ def _reference_args(factory: Any) -> dict[str, Any]:
 
 def recipe_label(generator: str) -> str:
     """The recipe whose generator slot defaults to ``generator`` (what trained such weights), or ''."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     for component in get_host().registry.components("recipe"):
         cls = component.factory
@@ -233,7 +233,7 @@ def infer_generator(state: dict[str, torch.Tensor], generator_args: dict | None 
     """The registered generator, at its declared reference arguments (plus ``generator_args``), that
     the weights fit; when none fits exactly, the closest (fewest differing keys and shapes), so the
     error that follows lists what differs from the most plausible architecture."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     registry = get_host().registry
     scored = []
@@ -280,7 +280,7 @@ def reference_checkpoint(pth: Path, *, generator: str | None = None, generator_a
 
     Succeeding proves that ``pth`` holds exactly the declared generator's weights (the zoo
     records the hash of an unchecksummed download only then)."""
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     pth = Path(pth)
     state = load_reference_state_dict(pth)

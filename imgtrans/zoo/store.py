@@ -7,7 +7,7 @@ Cache layout under ``$IMGTRANS_HOME/zoo``::
     models/<name>.safetensors.sha256   the converted file's sha256, checked on every use
     hashes.json                        sha256 of downloads whose entries publish none, recorded
                                        only once the file has loaded as the declared weights
-    <file>.lock                        held while <file> is made (see imgtrans.cachelock)
+    <file>.lock                        held while <file> is made (see imgtrans.util.cachelock)
 
 Shipped models (``source`` is a file next to the manifest) are used in place: no copy, no network.
 torch is imported only to load or convert a model, so ``imgtrans zoo list`` stays quick.
@@ -21,14 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from ..cachelock import cache_lock
-from ..download import ChecksumMismatch, DownloadError, fetch, mirrored, sha256_file
-from ..download_limits import approx_limit
-from ..errors import CheckpointError, ConfigError, UnknownNameError
-from ..fileio import atomic_path
-from ..paths import home
-from ..terminal import warn_stderr
-from .manifest import ZooEntry, load_zoo
+from ..core.zoo_manifest import ZooEntry, load_zoo
+from ..util.cachelock import cache_lock
+from ..util.download import ChecksumMismatch, DownloadError, fetch, mirrored, sha256_file
+from ..util.download_limits import approx_limit
+from ..util.errors import CheckpointError, ConfigError, UnknownNameError
+from ..util.fileio import atomic_path
+from ..util.paths import home
+from ..util.terminal import warn_stderr
 
 MIRROR_ENV = "IMGTRANS_ZOO_MIRROR"
 PREFIX = "zoo:"
@@ -39,7 +39,7 @@ def zoo_dir() -> Path:
 
 
 def entries() -> dict[str, ZooEntry]:
-    from ..plugins import get_host
+    from ..core.plugin_host import get_host
 
     return load_zoo(get_host().zoo_manifests)
 
@@ -244,7 +244,7 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
                                          metadata=entry.metadata())
         _save(target, {"generator": net}, meta)
         return
-    from ..checkpoint import load_checkpoint
+    from ..core.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(raw)
     available = _check_networks(raw, ckpt.metadata)
@@ -262,8 +262,8 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
 def _check_networks(path: Path, metadata: dict) -> dict[str, dict]:
     """Every network the metadata describes (one per direction) must be exactly what the file's
     tensors hold; returns the directions."""
-    from ..checkpoint import check_generator_fits
-    from ..inference.model import model_directions
+    from ..core.checkpoint import check_generator_fits
+    from ..core.model_file import model_directions
 
     available = model_directions(metadata)
     for each in available.values():
@@ -275,7 +275,7 @@ def _check_networks(path: Path, metadata: dict) -> dict[str, dict]:
 
 def _save(target: Path, networks: dict, metadata: dict) -> None:
     try:
-        from ..checkpoint import save_checkpoint
+        from ..core.checkpoint import save_checkpoint
 
         save_checkpoint(target, networks, metadata)
     except OSError as exc:
@@ -342,7 +342,7 @@ def _verify_converted(entry: ZooEntry) -> list[VerifyRow]:
     if status == "missing":
         return []
     if status == "unrecorded":
-        from ..checkpoint import load_checkpoint, read_metadata
+        from ..core.checkpoint import load_checkpoint, read_metadata
 
         try:
             _check_networks(target, read_metadata(target))

@@ -13,8 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from imgtrans.interfaces import Recipe, RecipeOption, Slot
-from imgtrans.training.optim import fast_adam
+from imgtrans.api import ConfigError, Recipe, RecipeOption, Slot, fast_adam
 
 from .pool import ImagePool
 
@@ -66,8 +65,6 @@ class CycleGAN(Recipe):
         self.identity_loss = components["identity_loss"]
         self.lambda_a, self.lambda_b, self.lambda_identity = lambda_a, lambda_b, lambda_identity
         if lambda_identity > 0 and self.g_a.in_channels != self.g_a.out_channels:
-            from imgtrans.errors import ConfigError
-
             raise ConfigError(f"the identity loss needs as many input as output channels "
                               f"({self.g_a.in_channels} vs {self.g_a.out_channels}); "
                               "use --lambda-identity 0")

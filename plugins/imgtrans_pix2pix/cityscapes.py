@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from imgtrans.errors import DataError
+from imgtrans.api import DataError
 
 SIZE = 256
 SPLITS = {"train": "train", "val": "val"}

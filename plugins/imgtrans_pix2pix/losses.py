@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imgtrans.interfaces import Loss
+from imgtrans.api import Loss
 
 
 class _AdversarialLoss(Loss):

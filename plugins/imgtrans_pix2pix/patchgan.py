@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imgtrans.interfaces import Discriminator
+from imgtrans.api import Discriminator
 
 from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
 

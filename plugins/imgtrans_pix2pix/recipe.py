@@ -6,9 +6,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from imgtrans.config import ComponentSpec
-from imgtrans.interfaces import Recipe, RecipeOption, Slot
-from imgtrans.training.optim import fast_adam
+from imgtrans.api import ComponentSpec, Recipe, RecipeOption, Slot, fast_adam
 
 
 class Pix2Pix(Recipe):

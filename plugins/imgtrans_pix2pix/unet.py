@@ -14,7 +14,7 @@ import functools
 import torch
 from torch import nn
 
-from imgtrans.interfaces import Generator
+from imgtrans.api import Generator
 
 from .im2col import Conv2d, ConvTranspose2d
 from .layers import NETWORK_CONSTRAINTS, UPSAMPLE_CONSTRAINT, conv_bias, init_weights, norm_layer, upsample_layer

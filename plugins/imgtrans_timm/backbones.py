@@ -2,7 +2,7 @@
 
 Why not let timm download: timm fetches through the Hugging Face hub client, which ignores
 ``IMGTRANS_OFFLINE``, keeps its own cache layout and has its own error messages.  Here a backbone's
-published file goes through :func:`imgtrans.download.fetch` into ``$IMGTRANS_HOME/backbones/``
+published file goes through :func:`imgtrans.api.fetch` into ``$IMGTRANS_HOME/backbones/``
 (atomic, resumable, bounded, offline-aware, one-line errors naming the path to place it at), and
 timm then reads that local file (``pretrained_cfg_overlay={"file": ...}``), adapting the first
 convolution to other input channel counts and dropping the classifier as it does for its own
@@ -19,9 +19,7 @@ from urllib.parse import urlsplit
 import torch
 from torch import nn
 
-from imgtrans.download import DownloadError, fetch
-from imgtrans.errors import ConfigError
-from imgtrans.paths import home
+from imgtrans.api import ConfigError, DownloadError, fetch, home
 
 #: where backbone weights are downloaded from: the Hugging Face hub or a mirror of its layout
 ENDPOINT_ENV = "HF_ENDPOINT"

@@ -14,8 +14,7 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from imgtrans.errors import ConfigError
-from imgtrans.interfaces import Loss
+from imgtrans.api import ConfigError, Loss
 
 from .backbones import create_features, input_normalisation
 

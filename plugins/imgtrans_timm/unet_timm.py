@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imgtrans.interfaces import Generator
+from imgtrans.api import Generator
 
 from .backbones import create_features, input_normalisation
 

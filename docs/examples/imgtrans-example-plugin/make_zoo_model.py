@@ -25,8 +25,8 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     import imgtrans
     import imgtrans_example
-    from imgtrans.checkpoint import load_checkpoint, save_checkpoint
-    from imgtrans.config import resolve
+    from imgtrans.core.checkpoint import load_checkpoint, save_checkpoint
+    from imgtrans.core.config import resolve
     from imgtrans.testing import use_plugin
 
     # register_zoo is left out: it names the file this script makes

@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from imgtrans.data.images import list_images, load_image, to_tensor
-from imgtrans.errors import DataError
-from imgtrans.interfaces import PairedDataset, PairMaker
+from imgtrans.api import DataError, PairedDataset, PairMaker, list_images, load_image, to_tensor
 
 #: images ``detect`` looks at (headers only)
 DETECT_SAMPLE = 8

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from imgtrans.interfaces import PairedMetric
+from imgtrans.api import PairedMetric
 
 
 class MaxError(PairedMetric):

@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from imgtrans.interfaces import Discriminator, Generator, Loss
+from imgtrans.api import Discriminator, Generator, Loss
 
 
 class TinyGenerator(Generator):

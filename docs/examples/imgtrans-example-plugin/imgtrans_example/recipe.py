@@ -6,7 +6,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from imgtrans.interfaces import Recipe, RecipeOption, Slot
+from imgtrans.api import Recipe, RecipeOption, Slot
 
 
 class L1Recipe(Recipe):

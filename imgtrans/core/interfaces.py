@@ -1,0 +1,373 @@
+"""What a generator, discriminator, loss, dataset, recipe, metric and pair maker are.
+
+These are small base classes rather than Protocols so that plugins get sensible defaults and
+the core can rely on a few attributes (channels, stride) when it pads, checkpoints or tests.
+"""
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .directions import DIRECTIONS, primary_direction  # noqa: F401 - DIRECTIONS is part of this module's API
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
+
+class Generator(nn.Module):
+    """Maps an image batch ``(N, in_channels, H, W)`` in [-1, 1] to ``(N, out_channels, H, W)``.
+
+    ``stride`` is the multiple that ``H`` and ``W`` must be for the network to accept them
+    (256 for U-Net-256); inference pads to it and crops back, so users can feed any size.
+    """
+
+    in_channels: int
+    out_channels: int
+    stride: int = 1
+    #: optional constraints on constructor arguments, checked with their annotations when a config
+    #: is resolved, e.g. ``{"ngf": {"min": 1}, "norm": {"choices": ("batch", "instance")}}``
+    #: (keys: min, gt, max, lt, choices; see :mod:`imgtrans.util.typecheck`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: the constructor arguments the reference implementation's public weights were trained with
+    #: (``{"norm": "batch", "dropout": True}`` for pix2pix's U-Nets): what ``imgtrans zoo import``
+    #: builds before loading such weights, and what lets it recognise an architecture from its keys
+    reference_args: ClassVar[Mapping[str, Any]] = {}
+    #: arguments that replace the recorded ones when the network is rebuilt to receive saved weights
+    #: (translate, checkpoint checks): ``{"pretrained": False}`` for a generator that fetches initial
+    #: weights, so that loading a trained model never downloads weights it would overwrite
+    rebuild_args: ClassVar[Mapping[str, Any]] = {}
+    #: arguments the conformance kit builds it with instead of its defaults, for defaults that need
+    #: something a test machine lacks (downloaded weights); empty: the defaults are checked
+    conformance_args: ClassVar[Mapping[str, Any]] = {}
+    #: the only precision it runs in, whatever ``auto`` would choose (an exported graph: ``"fp32"``);
+    #: ``None``: any, decided by :class:`~imgtrans.inference.precision_probe.AutoPrecision`
+    fixed_precision: ClassVar[str | None] = None
+
+    def check_options(self, *, norm_stats: str, precision: str, compile: bool, dropout: bool) -> None:
+        """Raise :class:`~imgtrans.util.errors.ConfigError` for run options it cannot honour; a network
+        built from its weights honours them all (an exported graph fixes some)."""
+
+
+class Discriminator(nn.Module):
+    """Scores an image batch with logits (no sigmoid: the adversarial loss owns that).
+
+    A conditional discriminator receives the condition and the image concatenated on channels;
+    ``in_channels`` is the total it expects.
+    """
+
+    in_channels: int
+    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: arguments the conformance kit builds it with instead of its defaults (as :attr:`Generator.conformance_args`)
+    conformance_args: ClassVar[Mapping[str, Any]] = {}
+
+
+class Loss(nn.Module):
+    """A loss term.  ``role`` tells a recipe how to call it.
+
+    * ``"adversarial"``: ``loss(logits, target_is_real: bool) -> scalar``
+    * ``"pixel"``: ``loss(prediction, target) -> scalar``
+
+    A recipe's :class:`Slot` names the role it needs; a loss of another role is refused when the
+    config is resolved.
+    """
+
+    role: ClassVar[str] = "pixel"
+    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: arguments the conformance kit builds it with instead of its defaults (as
+    #: :attr:`Generator.conformance_args`): a perceptual loss whose default backbone needs downloaded weights
+    conformance_args: ClassVar[Mapping[str, Any]] = {}
+
+
+class _EpochAware:
+    """What the trainer may tell any dataset at the start of each epoch."""
+
+    #: True when items depend on the epoch (unpaired B draws): loader workers are then not kept
+    #: across epochs, so each sees the new draws
+    draws_per_epoch: ClassVar[bool] = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called before each epoch (1, 2, ...); datasets whose items do not depend on it ignore it."""
+
+    def set_seed(self, seed: int) -> None:
+        """Called once with the run's seed; datasets that draw at random derive their draws from it,
+        so a run is reproducible and resumable.  Others ignore it."""
+
+
+class DatasetFormat:
+    """What ``--format auto`` reads from a dataset format class (:func:`imgtrans.data.detect.detect_format`).
+
+    ``detect(root)`` says whether a folder looks like this format.  When several formats recognise
+    a folder, the highest ``specificity`` wins; a tie at the top stops with an error listing them,
+    and the user chooses with ``--format``.  Bundled: ``paired_folders`` and ``unpaired`` 30
+    (named subfolders), ``aligned`` 20 (images twice as wide as high), ``single`` 0 (any images).
+    A format that recognises a special case of another's layout declares a higher specificity.
+    """
+
+    specificity: ClassVar[int] = 0
+
+    @staticmethod
+    def detect(root: Path) -> bool:
+        """Whether ``root`` looks like this format (default: never detected, only chosen by name)."""
+        return False
+
+
+class PairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
+    """Aligned pairs.  Items are dicts ``{"A": tensor, "B": tensor, "path": str}`` in [-1, 1],
+    already in the training direction (``A`` is always the network input).  Recipes with
+    ``paired = True`` train only on formats that subclass this."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+
+class UnpairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
+    """Two unaligned image sets.  Items are ``{"A", "B", "path_A", "path_B"}``; ``B`` is drawn
+    independently of ``A`` (at random, or by index after :meth:`pair_by_index`), so the length is
+    the larger of the two sets."""
+
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
+
+    @abc.abstractmethod
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    def pair_by_index(self) -> None:
+        """Pair item ``i``'s ``A`` with the ``i``-th ``B`` instead of a random one: what validation and
+        evaluation ask for before checking :meth:`aligned`."""
+
+    def aligned(self) -> bool:
+        """True when item ``i``'s ``B`` is the ground truth of its ``A`` (test sets laid out that way,
+        such as basemap_unpaired's test band), so the split can be scored with paired metrics."""
+        return False
+
+
+class PairMaker(abc.ABC):
+    """Derives the input image A of a training pair from a photo, which is its target B
+    (``imgtrans data make TASK PHOTOS OUT``): edges, a greyscale copy, a degraded copy.
+
+    Constructor keyword arguments are the task's parameters (``--set TASK.ARG=VALUE``); each needs a
+    JSON-serialisable default, and values are checked against the annotations and
+    ``arg_constraints`` (as a generator's) before the maker is built.  ``__call__`` receives an
+    ``H x W x 3`` uint8 RGB photo and a numpy ``Generator`` seeded from the run's seed and the
+    photo's name, and returns A as ``H x W x 3`` uint8.  It must depend on nothing else (so a
+    dataset is reproducible whatever the order or number of threads) and must not modify the photo.
+    """
+
+    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+
+    @abc.abstractmethod
+    def __call__(self, photo: "np.ndarray", rng: "np.random.Generator") -> "np.ndarray": ...
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A component a recipe needs: its kind and the default name (arguments come from the config).
+
+    ``role``, when set, is the :attr:`Loss.role` the component must have (``Slot("loss", "bce",
+    role="adversarial")``): resolving a config with a component of another role is an error.
+    """
+
+    kind: str
+    default: str
+    args: Mapping[str, Any] | None = None
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeOption:
+    """A command-line option a recipe adds to ``imgtrans train RECIPE`` (shown by its ``--help``).
+
+    ``keys`` are the config settings (``SECTION.KEY``) the value is written to; one option may set
+    several (CycleGAN's ``--generator`` names both of its generators).  ``type`` is a Python type
+    (``int``, ``float``, ``str``, ``bool`` for a flag) or a tuple of allowed strings.
+    """
+
+    flag: str
+    keys: tuple[str, ...]
+    help: str
+    type: Any = str
+
+
+
+
+class Recipe(abc.ABC):
+    """A training method: which components it needs, its defaults, and one optimisation step.
+
+    Everything generic (devices, data loading, schedules, logging, checkpoints, validation) belongs
+    to the trainer, so a recipe stays a small file.  The trainer calls, in order: ``__init__`` with
+    the built components and the recipe's hyper-parameters, ``configure_optimizers``, then
+    ``train_step`` once per batch (under autocast when the run trains in mixed precision).
+
+    Inside ``train_step``, call ``self.backward(loss)`` and ``self.step(optimizer)`` rather than
+    ``loss.backward()`` and ``optimizer.step()``: the trainer routes them through its step engine,
+    which scales fp16 losses and averages gradients across the processes of a distributed run.
+    A recipe that calls PyTorch directly still trains in fp32 and bf16 on one process.
+
+    What the trainer asks of a recipe, and nothing else (docs/recipes.md):
+
+    * ``slots``: the components to build, by slot name;
+    * ``directions``: which generator slot translates which way (in the training data's terms:
+      ``AtoB`` maps the batch's ``A`` to ``B``); the final model file holds all of them;
+    * ``paired``: whether batches must be aligned pairs (an unpaired dataset is then refused);
+    * ``options``: the recipe's own command-line options;
+    * ``state_dict``/``load_state_dict``: state of the recipe's own (image pools, counters) that a
+      resumed run must get back;
+    * ``previews``: the image columns of a preview.
+    """
+
+    #: component slots, e.g. ``{"generator": Slot("generator", "unet_256"), ...}``
+    slots: ClassVar[dict[str, Slot]]
+    #: generator slot per translation direction (``{"AtoB": "generator"}`` for a one-way recipe)
+    directions: ClassVar[dict[str, str]] = {"AtoB": "generator"}
+    #: True when the recipe trains on aligned pairs (pix2pix), False for unpaired (CycleGAN)
+    paired: ClassVar[bool] = True
+    #: the recipe's own options of ``imgtrans train RECIPE``
+    options: ClassVar[tuple[RecipeOption, ...]] = ()
+    #: defaults for the ``[data]`` and ``[optim]`` sections of the run config
+    data_defaults: ClassVar[dict[str, Any]] = {}
+    optim_defaults: ClassVar[dict[str, Any]] = {}
+    #: a config layer that makes the recipe train in seconds (small networks, small crops): what
+    #: the conformance tests (``imgtrans.testing``) train every registered recipe with
+    tiny_config: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, components: dict[str, nn.Module], **hparams: Any):
+        self.components = components
+
+    @classmethod
+    def derived_args(cls, specs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Component arguments that follow from other components' (``specs``: slot -> ComponentSpec),
+        e.g. a conditional discriminator's input channels; applied where the config leaves them unset."""
+        return {}
+
+    def generators(self) -> dict[str, Generator]:
+        """The networks inference uses, by direction."""
+        return {d: self.components[slot] for d, slot in self.directions.items()}  # type: ignore[misc]
+
+    @property
+    def generator(self) -> Generator:
+        """The ``AtoB`` generator (or the only one)."""
+        gens = self.generators()
+        return gens[primary_direction(gens)]
+
+    def networks(self) -> dict[str, nn.Module]:
+        """Trained modules, by slot name, for checkpoints, devices and gradient averaging: every
+        component with parameters except losses (a loss with frozen weights is not a network)."""
+        return {k: v for k, v in self.components.items()
+                if self.slots[k].kind != "loss" and any(True for _ in v.parameters())}
+
+    @abc.abstractmethod
+    def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        """One optimizer per network group, by name."""
+
+    @abc.abstractmethod
+    def train_step(self, batch: dict[str, torch.Tensor], optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+        """Run one optimisation step on ``batch``; return the named losses (detached scalars)."""
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The recipe's own state as tensors (saved in every checkpoint); empty for most recipes."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned (on resume)."""
+
+    def previews(self, batch: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        """Captioned image columns of a preview grid, computed without gradients in eval mode;
+        by default input | output | target of every direction."""
+        columns: list[tuple[str, torch.Tensor]] = []
+        for direction, gen in self.generators().items():
+            source, target = ("A", "B") if direction == "AtoB" else ("B", "A")
+            columns += [(f"real_{source}", batch[source]), (f"fake_{target}", gen(batch[source])),
+                        (f"real_{target}", batch[target])]
+        return columns
+
+    @staticmethod
+    def set_requires_grad(networks: "list[nn.Module]", flag: bool) -> None:
+        """Freeze (or unfreeze) ``networks``: a GAN step holds its discriminators still while it
+        updates the generators, so their gradients are neither computed nor accumulated."""
+        for net in networks:
+            for p in net.parameters():
+                p.requires_grad_(flag)
+
+    #: set by the trainer (:class:`imgtrans.training.step_engine.StepEngine`); None means plain PyTorch
+    engine: Any = None
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Back-propagate ``loss`` (outside autocast; loss-scaled under fp16-mixed)."""
+        if self.engine is None:
+            loss.backward()
+        else:
+            self.engine.backward(loss)
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Apply ``optimizer`` (after averaging its gradients over processes; via the fp16 scaler)."""
+        if self.engine is None:
+            optimizer.step()
+        else:
+            self.engine.step(optimizer)
+
+
+class Metric:
+    """A figure of merit for translated images, registered like any component (``registry.metric``).
+
+    Two shapes, chosen by subclassing :class:`PairedMetric` or :class:`SetMetric`; the one scoring
+    loop (:mod:`imgtrans.metrics.scoring`) serves ``imgtrans eval``, training validation and
+    :func:`imgtrans.evaluate` alike.  Images reach a metric in [-1, 1], already quantised to the
+    256 levels an 8-bit PNG holds, so a score describes the files a user gets.
+    """
+
+    #: ``"higher"`` or ``"lower"``: which way is better (best checkpoints, best/worst images)
+    better: ClassVar[str] = "higher"
+    #: the column heading in tables, units included (``"PSNR dB"``); default: the name
+    label: ClassVar[str] = ""
+    #: printed with the results: what exactly is computed, so figures can be compared with others'
+    protocol: ClassVar[str] = ""
+
+
+class PairedMetric(Metric, abc.ABC):
+    """Scores each output against its own ground truth; the set's figure is the mean over images."""
+
+    @abc.abstractmethod
+    def score(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` outputs and targets -> ``(N,)`` per-image scores."""
+
+
+class SetMetric(Metric, abc.ABC):
+    """Compares the distribution of the outputs with that of reference images (FID, KID): needs no
+    pairing, so it scores unpaired test sets too.
+
+    The loop calls :meth:`features` on every batch of outputs and of reference images, keeps the
+    rows, and calls :meth:`compute` once at the end.  Metrics whose ``feature_key`` is equal share
+    one extraction per image (FID and KID on the same Inception features).
+    """
+
+    #: metrics with the same non-empty key get the same features, computed once
+    feature_key: str = ""
+    #: fewest images per side for a meaningful figure; fewer is an error naming the count
+    min_images: ClassVar[int] = 2
+
+    def prepare(self) -> None:
+        """Fetch and load what the metric needs (weights) now: training calls it at start-up, so a
+        missing or wrong file stops a run before it trains rather than at its first validation."""
+
+    @abc.abstractmethod
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """``(N, C, H, W)`` images in [-1, 1] -> ``(N, D)`` float features."""
+
+    @abc.abstractmethod
+    def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+        """The figure from all features of both sides: ``{name: value}`` with the metric's own figure
+        first (reported under the name the metric is registered as, whatever its key here);
+        further keys (``kid_std``) are reported alongside."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 from helpers import write_aligned
 
 import imgtrans
@@ -91,3 +93,25 @@ def test_existing_outputs_need_overwrite_and_must_be_evals_own(setup, tmp_path: 
     refused = _eval("--model", model, "--data", data, "--contact-sheet", photo, "--overwrite")
     assert refused.exit_code == 2 and "eval did not write it" in refused.output
 
+
+
+def test_translate_eval_and_serve_write_the_same_png_bytes(setup, tmp_path: Path) -> None:
+    """One encoder (imgtrans.data.images.encode_image): the same pixels are the same file, whichever
+    job wrote them (eval wrote Pillow's default PNG level before, translate level 1)."""
+    from imgtrans.data.images import encode_image, load_image
+
+    model, data = setup
+    assert _eval("--model", model, "--data", data, "--out", tmp_path / "eval").exit_code == 0
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for pair in sorted((data / "test").glob("*.png")):  # the A halves, as translate's inputs
+        Image.fromarray(load_image(pair)[:, :32]).save(inputs / pair.name)
+    translated = CliRunner().invoke(cli, ["translate", "--model", str(model), "--no-channels-last",
+                                          str(inputs), str(tmp_path / "translate")])
+    assert translated.exit_code == 0, translated.output
+    for name in ("pair_00.png", "pair_01.png"):
+        for job in ("eval", "translate"):  # the same pixels always become the same bytes (serve's body too)
+            written = (tmp_path / job / name).read_bytes()
+            assert encode_image(load_image(tmp_path / job / name)) == written, job
+        levels = [load_image(tmp_path / job / name).astype(int) for job in ("eval", "translate")]
+        assert np.abs(levels[0] - levels[1]).max() <= 1  # translate reads uint8 into channels-last storage

@@ -209,6 +209,11 @@ def test_export_refusals_are_one_line(models, tmp_path: Path) -> None:
         assert result.exit_code == 2, (args, result.output)
         assert result.output.strip().splitlines() == [result.output.strip()] and message in result.output, args
     assert (tmp_path / "taken.pt").read_bytes() == b"keep me" and not (tmp_path / "x.pt").exists()
+    # an exported file cannot be exported again (it failed deep in torch: ".numpy() is not supported ...")
+    (tmp_path / "a.onnx").write_bytes(b"an exported graph")
+    result = CliRunner().invoke(cli, ["export", "-m", str(tmp_path / "a.onnx"), "-o", str(tmp_path / "x.pt")])
+    assert result.exit_code == 2 and "is an exported model and cannot be exported again" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "x.pt").exists()
 
 
 def test_a_file_that_does_not_match_the_model_is_not_left_behind(models, tmp_path: Path, monkeypatch) -> None:

@@ -417,3 +417,24 @@ def test_an_error_in_a_recipe_step_is_one_line_naming_the_plugin(registry, tmp_p
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert "recipe 'pix2pix' step" in lines[-1] and "plugin 'pix2pix'" in lines[-1] and "KeyError" in lines[-1]
     assert "Traceback" not in result.output
+
+
+def test_a_recipe_that_is_not_a_recipe_subclass_is_refused_in_one_line() -> None:
+    """The core reads a recipe's members as Recipe declares them (no getattr with other defaults),
+    so a registered recipe must be a Recipe subclass; anything else is named, not half-used."""
+    from imgtrans import hookimpl
+    from imgtrans.core.config import resolve
+    from imgtrans.util.errors import ConfigError
+    from imgtrans.testing import use_plugin
+
+    class NotARecipe:
+        slots: dict = {}
+
+    @hookimpl
+    def register_components(registry) -> None:
+        registry.recipe("not_a_recipe", NotARecipe)
+
+    with use_plugin("odd", register_components):
+        with pytest.raises(ConfigError, match="recipe 'not_a_recipe' of plugin 'odd' is .*NotARecipe.*, not a "
+                                              "subclass of imgtrans.api.Recipe"):
+            resolve("not_a_recipe", imgtrans.get_registry(), [])

@@ -20,7 +20,7 @@ import imgtrans
 from imgtrans.cli import cli
 from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference import precision_probe, verdicts
-from imgtrans.inference import translate as translate_module
+from imgtrans.inference import model as model_module
 from imgtrans.inference.precision_probe import AutoPrecision, choose_precision, grey_levels
 
 
@@ -81,13 +81,13 @@ def inputs(tmp_path: Path) -> Path:
 def forwards(monkeypatch) -> list[str]:
     """The precision of every forward pass translate runs, in order."""
     calls: list[str] = []
-    real = translate_module.run_generator
+    real = model_module.run_generator
 
     def spy(generator, images, **kwargs):
         calls.append(kwargs["precision"])
         return real(generator, images, **kwargs)
 
-    monkeypatch.setattr(translate_module, "run_generator", spy)
+    monkeypatch.setattr(model_module, "run_generator", spy)  # every forward pass runs through TranslationModel.run
     return calls
 
 
@@ -133,6 +133,7 @@ def test_the_verdict_is_remembered_per_model_file(benign: Path, sensitive: Path,
     forwards.clear()  # a later run: no probe
     report = imgtrans.translate(benign, inputs, tmp_path / "b")
     assert forwards == ["bf16"] and report.precision == "bf16" and "remembered in" in report.precision_note
+    assert str(home) not in report.precision_note  # serve shows it in /v1/models: no server paths
 
     copy = tmp_path / "copy" / "same.safetensors"  # the same bytes elsewhere: the same verdict
     copy.parent.mkdir()
@@ -247,3 +248,27 @@ def test_serve_verifies_auto_on_the_first_request(sensitive: Path, benign: Path)
         assert runner.precision == expected
         described = served[name].describe()["precision"]["AtoB"]
         assert described["running"] == expected and "grey level" in described["why"]
+
+
+@pytest.mark.parametrize("kind", ["dev_zero", "fifo", "huge"])
+def test_the_verdict_cache_is_read_only_as_a_small_regular_file(home: Path, kind: str, capsys) -> None:
+    import os
+
+    path = verdicts.verdicts_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "dev_zero":  # read whole, this grew a translate to 22 GB
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":  # read whole, this hung forever
+        os.mkfifo(path)
+    else:
+        path.write_text(" " * (verdicts.MAX_BYTES + 1))
+    assert verdicts.load() == {"version": verdicts.VERSION, "verdicts": {}, "files": {}}
+    assert "ignoring the precision verdict cache" in capsys.readouterr().err
+
+
+def test_the_verdict_cache_keeps_only_the_newest_entries(home: Path, monkeypatch) -> None:
+    monkeypatch.setattr(verdicts, "MAX_ENTRIES", 3)
+    for i in range(5):
+        verdicts.record(f"key{i}", {"precision": "fp32", "candidate": "bf16", "max": 9, "mean": 1.0})
+    verdicts.record("key2", {"precision": "bf16", "candidate": "bf16", "max": 1, "mean": 0.1})  # seen again: newest
+    assert list(verdicts.load()["verdicts"]) == ["key3", "key4", "key2"]

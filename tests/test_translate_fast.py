@@ -239,27 +239,27 @@ def test_large_images_are_tiled(small: Path, tmp_path: Path, monkeypatch) -> Non
 def test_interrupt_leaves_only_complete_files(small: Path, tmp_path: Path, monkeypatch) -> None:
     for i in range(12):
         _write(tmp_path / "in" / f"{i:02d}.png", 48, 48, seed=i)
-    real_save = Image.Image.save
-    saves = []
+    real_write = Path.write_bytes
+    writes = []
 
-    def save(self, fp, *args, **kwargs):
-        saves.append(1)
-        if len(saves) > 2:  # the third write dies half way through, as if Ctrl-C hit it
-            Path(fp).write_bytes(b"\x89PNG\r\n\x1a\n half a file")
+    def write_bytes(self, data):  # images are encoded in memory, then written (atomically) with this
+        writes.append(1)
+        if len(writes) > 2:  # the third write dies half way through, as if Ctrl-C hit it
+            real_write(self, data[: len(data) // 2])
             raise KeyboardInterrupt
-        return real_save(self, fp, *args, **kwargs)
+        return real_write(self, data)
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         imgtrans.translate(small, tmp_path / "in", out, batch_size=4)
-    monkeypatch.setattr(Image.Image, "save", real_save)
+    monkeypatch.setattr(Path, "write_bytes", real_write)
     files = sorted(p.name for p in out.iterdir())
     assert 2 <= len(files) < 12 and not any(name.startswith(".") for name in files), files
     for name in files:
         assert _pixels(out / name).shape == (48, 48, 3)  # complete, readable
-    monkeypatch.setattr(Image.Image, "save", save)
-    saves.clear()
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    writes.clear()
     result = _cli("--model", small, tmp_path / "in", tmp_path / "out2")
     assert result.exit_code == 130 and "--skip-existing" in result.output
     assert not any(p.name.startswith(".") for p in (tmp_path / "out2").iterdir())

@@ -140,16 +140,16 @@ def _eval(model: Path, data: Path, *extra) -> dict:
 
 
 def test_eval_precision_and_batch_size(tiny_model: Path, aligned_dir: Path, monkeypatch) -> None:
-    from imgtrans.metrics import evaluate as evaluate_module
+    from imgtrans.inference import model as model_module
 
     calls: list[tuple[str, int]] = []
-    real = evaluate_module.run_generator
+    real = model_module.run_generator
 
     def spy(generator, images, **kwargs):
         calls.append((kwargs["precision"], images.shape[0]))
         return real(generator, images, **kwargs)
 
-    monkeypatch.setattr(evaluate_module, "run_generator", spy)
+    monkeypatch.setattr(model_module, "run_generator", spy)
     plain = _eval(tiny_model, aligned_dir)
     assert calls == [("fp32", 1)] * 4  # the default: fp32, one image at a time (2 images, 2 networks)
 

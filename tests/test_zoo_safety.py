@@ -27,7 +27,8 @@ from PIL import Image
 
 import imgtrans
 from imgtrans.cli import cli
-from imgtrans.core.checkpoint import check_generator_fits, load_checkpoint, read_metadata, save_checkpoint
+from imgtrans.core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from imgtrans.core.checkpoint_fit import check_generator_fits
 from imgtrans.core.zoo_manifest import make_entry
 from imgtrans.data.catalog import DatasetCatalog, dataset_path, resolve_dataset
 from imgtrans.util.errors import CheckpointError, DataError

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..core.config import recipe_class
+from ..core.plugin_host import get_host
 from ..util.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover - the CLI must start without importing torch
@@ -57,13 +59,11 @@ class TrainCommand(click.Command):
     """A command whose options depend on its first argument, the recipe."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        from ..core.plugin_host import get_host
-
         names = set(get_host().registry.names("recipe"))
         recipe = next((a for a in args if not a.startswith("-") and a in names), None)
         ctx.meta[META_KEY] = ([], {})
         if recipe is not None:
-            cls = get_host().registry.get("recipe", recipe).factory
+            cls = recipe_class(get_host().registry, recipe)
             taken = {opt for p in self.params for opt in getattr(p, "opts", [])}
             ctx.meta[META_KEY] = recipe_params(recipe, tuple(cls.options), taken)
         return super().parse_args(ctx, args)
@@ -74,8 +74,6 @@ class TrainCommand(click.Command):
         return [*params[:-1], *extra, params[-1]] if extra else params  # --help stays last
 
     def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        from ..core.plugin_host import get_host
-
         super().format_epilog(ctx, formatter)
         if not ctx.meta.get(META_KEY, ([], {}))[0]:
             recipes = ", ".join(get_host().registry.names("recipe"))

@@ -83,18 +83,18 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
     console = Console(stderr=True)
     dev = resolve_device(device)
     # every refusal (colliding names, an input as output, unwritable OUTPUT, no images) before the model
-    total = len(plan(Path(inputs), output, recursive=recursive, format=fmt, overwrite=overwrite,
-                     skip_existing=skip_existing).inputs)
+    planned = plan(Path(inputs), output, recursive=recursive, format=fmt, overwrite=overwrite,
+                   skip_existing=skip_existing)  # the one scan of INPUTS: translate() works from it
     loaded = load_model(model, device=dev, direction=direction)
     start = time.perf_counter()
     try:
         with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("translating", total=total)
+            task = progress.add_task("translating", total=len(planned.inputs))
             report = translate(loaded, inputs, output, batch_size=batch_size, norm_stats=norm_stats,
                                precision=precision, channels_last=channels_last, compile=compile_, tile=tile,
                                tile_overlap=tile_overlap, dropout=dropout, seed=seed, recursive=recursive,
                                format=fmt, overwrite=overwrite, skip_existing=skip_existing,
-                               on_progress=lambda n: progress.advance(task, n))
+                               on_progress=lambda n: progress.advance(task, n), planned=planned)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: every output written so far is complete; "
                       "rerun with --skip-existing to resume")

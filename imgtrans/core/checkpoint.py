@@ -59,14 +59,6 @@ def save_checkpoint(path: str | Path, networks: dict[str, nn.Module | dict[str, 
     return path
 
 
-def check_generator_fits(path: str | Path, metadata: dict[str, Any], prefix: str = "generator") -> None:
-    """Refuse (one line) a file whose declared generator does not match its tensors, before any
-    real network is built: see :mod:`imgtrans.core.checkpoint_fit`."""
-    from .checkpoint_fit import check_generator_fits as check
-
-    check(path, metadata, prefix)
-
-
 def read_metadata(path: str | Path) -> dict[str, Any]:
     """The decoded metadata only (cheap: tensors are not read)."""
     with _open(path) as f:

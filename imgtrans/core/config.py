@@ -32,7 +32,7 @@ from .directions import DIRECTIONS
 from .registry import Component, Registry, check_arguments, factory_arguments
 
 if TYPE_CHECKING:  # interfaces imports torch; the command line imports this module for its help text
-    from .interfaces import Slot
+    from .interfaces import Recipe, Slot
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -190,15 +190,29 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
 
 
+def recipe_class(registry: Registry, name: str) -> type[Recipe]:
+    """The registered recipe ``name``, checked to be a :class:`~imgtrans.core.interfaces.Recipe`, so
+    that every member the core reads is declared there with its default (none is looked up with
+    ``getattr``)."""
+    from .interfaces import Recipe  # imports torch, as the recipe's own module just did
+
+    component = registry.get("recipe", name)
+    factory = component.factory
+    if not (isinstance(factory, type) and issubclass(factory, Recipe)):
+        raise ConfigError(f"recipe {name!r} of plugin {component.plugin!r} is {factory!r}, not a subclass of "
+                          "imgtrans.api.Recipe")
+    return factory
+
+
 def recipe_defaults(recipe_name: str, registry: Registry) -> dict[str, Any]:
     """The bottom layer of every config: the recipe's slots, hyper-parameters and section defaults."""
-    recipe_cls = registry.get("recipe", recipe_name).factory
+    recipe_cls = recipe_class(registry, recipe_name)
     hparams = {k: v for k, v in _recipe_args(recipe_cls).items() if v is not inspect.Parameter.empty}
     tree: dict[str, Any] = {"recipe": {"name": recipe_name, **hparams}}
     for slot, spec in recipe_cls.slots.items():
         tree[slot] = {"name": spec.default, **dict(spec.args or {})}
-    tree["data"] = dict(getattr(recipe_cls, "data_defaults", {}))
-    tree["optim"] = dict(getattr(recipe_cls, "optim_defaults", {}))
+    tree["data"] = dict(recipe_cls.data_defaults)
+    tree["optim"] = dict(recipe_cls.optim_defaults)
     return tree
 
 
@@ -223,7 +237,7 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
         tree = merge_layer(tree, layer)
     if tree["recipe"].get("name", recipe_name) != recipe_name:
         raise ConfigError(f"config is for recipe {tree['recipe']['name']!r}, not {recipe_name!r}")
-    recipe_cls = registry.get("recipe", recipe_name).factory
+    recipe_cls = recipe_class(registry, recipe_name)
     slots = recipe_cls.slots
     valid_sections = ["recipe", *slots, *SECTIONS]
     for section in tree:
@@ -244,11 +258,9 @@ def resolve(recipe_name: str, registry: Registry, layers: Iterable[Mapping[str, 
         check_arguments(component, values)
         rules = argument_rules(component.factory, component.arguments(), f"{component.kind} {name!r}")
         components[slot] = ComponentSpec(name, check_values(values, rules, slot))
-    derive = getattr(recipe_cls, "derived_args", None)
-    if derive is not None:
-        for slot, extra in derive(components).items():
-            for key, value in extra.items():
-                components[slot].args.setdefault(key, value)
+    for slot, extra in recipe_cls.derived_args(components).items():
+        for key, value in extra.items():
+            components[slot].args.setdefault(key, value)
 
     sections = {}
     for section, cls in SECTIONS.items():
@@ -316,7 +328,7 @@ def val_key(direction: str, metric: str) -> str:
     return f"val_{metric}" if direction == "AtoB" else f"val_{direction}_{metric}"
 
 
-def _check_validation(run: RunConfig, registry: Registry, recipe_cls: type) -> None:
+def _check_validation(run: RunConfig, registry: Registry, recipe_cls: type[Recipe]) -> None:
     """Validation metrics must be registered; ``keep_best`` must name one of them for a direction
     the recipe trains (its metric is added to them when missing) and is stored as its
     metrics.jsonl key, so config.toml says exactly which figure chooses the best checkpoint."""
@@ -332,7 +344,7 @@ def _check_validation(run: RunConfig, registry: Registry, recipe_cls: type) -> N
         direction, metric = keep_best_key(run.keep_best)
         if metric not in known:
             raise UnknownNameError("metric", metric, known, note=f"(--keep-best {run.keep_best}, run.keep_best)")
-        directions = getattr(recipe_cls, "directions", {"AtoB": None})
+        directions = recipe_cls.directions
         if direction not in directions:
             raise ConfigError(f"--keep-best {run.keep_best}: this recipe trains no {direction} generator "
                               f"(its directions: {', '.join(directions)})")
@@ -344,7 +356,7 @@ def _check_validation(run: RunConfig, registry: Registry, recipe_cls: type) -> N
     run.val_metrics = names
 
 
-def _recipe_args(recipe_cls: type) -> dict[str, Any]:
+def _recipe_args(recipe_cls: type[Recipe]) -> dict[str, Any]:
     args = factory_arguments(recipe_cls)
     args.pop("components", None)
     return args

@@ -9,7 +9,7 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -203,6 +203,14 @@ class RecipeOption:
 
 
 
+class StepEngine(Protocol):
+    """What a recipe's :meth:`Recipe.backward` and :meth:`Recipe.step` delegate to."""
+
+    def backward(self, loss: torch.Tensor) -> None: ...
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None: ...
+
+
 class Recipe(abc.ABC):
     """A training method: which components it needs, its defaults, and one optimisation step.
 
@@ -216,16 +224,26 @@ class Recipe(abc.ABC):
     which scales fp16 losses and averages gradients across the processes of a distributed run.
     A recipe that calls PyTorch directly still trains in fp32 and bf16 on one process.
 
-    What the trainer asks of a recipe, and nothing else (docs/recipes.md):
+    Everything the core reads of a recipe is declared here, with its default, and nothing else is
+    looked up (docs/recipes.md has the same list):
 
-    * ``slots``: the components to build, by slot name;
-    * ``directions``: which generator slot translates which way (in the training data's terms:
-      ``AtoB`` maps the batch's ``A`` to ``B``); the final model file holds all of them;
-    * ``paired``: whether batches must be aligned pairs (an unpaired dataset is then refused);
-    * ``options``: the recipe's own command-line options;
+    * class attributes: ``slots`` (the components to build, by slot name; required),
+      ``directions`` (which generator slot translates which way, in the training data's terms:
+      ``AtoB`` maps the batch's ``A`` to ``B``; the final model file holds all of them), ``paired``
+      (whether batches must be aligned pairs; an unpaired dataset is then refused), ``options``
+      (the recipe's own command-line options), ``data_defaults`` and ``optim_defaults`` (defaults
+      of the ``[data]`` and ``[optim]`` config sections), ``tiny_config`` (what the conformance kit
+      trains with), ``arg_constraints`` (checks of the hyper-parameters, as a generator's);
+    * ``__init__(components, **hparams)``: the hyper-parameters are its keyword arguments;
+    * ``derived_args(specs)`` (class method): component arguments that follow from others';
+    * ``configure_optimizers`` and ``train_step`` (required);
+    * ``networks()`` (what checkpoints, devices and gradient averaging see; by default every
+      component with parameters), ``generators()`` and ``generator`` (from ``directions``);
     * ``state_dict``/``load_state_dict``: state of the recipe's own (image pools, counters) that a
       resumed run must get back;
-    * ``previews``: the image columns of a preview.
+    * ``previews``: the image columns of a preview;
+    * ``use_engine(engine)``: the trainer hands over its step engine, which ``backward`` and
+      ``step`` then go through.
     """
 
     #: component slots, e.g. ``{"generator": Slot("generator", "unet_256"), ...}``
@@ -242,6 +260,10 @@ class Recipe(abc.ABC):
     #: a config layer that makes the recipe train in seconds (small networks, small crops): what
     #: the conformance tests (``imgtrans.testing``) train every registered recipe with
     tiny_config: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: optional constraints on hyper-parameters (as :attr:`Generator.arg_constraints`)
+    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: the trainer's step engine, handed over with :meth:`use_engine`; None means plain PyTorch
+    engine: StepEngine | None = None
 
     def __init__(self, components: dict[str, nn.Module], **hparams: Any):
         self.components = components
@@ -301,8 +323,11 @@ class Recipe(abc.ABC):
             for p in net.parameters():
                 p.requires_grad_(flag)
 
-    #: set by the trainer (:class:`imgtrans.training.step_engine.StepEngine`); None means plain PyTorch
-    engine: Any = None
+    def use_engine(self, engine: StepEngine | None) -> None:
+        """Route :meth:`backward` and :meth:`step` through ``engine`` (the trainer's
+        :class:`imgtrans.training.step_engine.StepEngine`: precision, loss scaling, gradient
+        averaging over processes); None: plain PyTorch."""
+        self.engine = engine
 
     def backward(self, loss: torch.Tensor) -> None:
         """Back-propagate ``loss`` (outside autocast; loss-scaled under fp16-mixed)."""

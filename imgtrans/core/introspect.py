@@ -15,6 +15,7 @@ from typing import Any
 from .registry import normalize_kind
 from .source_info import docstring_arguments, jsonable, type_name
 
+
 def describe(kind: str, name: str) -> dict[str, Any]:
     """Description, origin (plugin, distribution, version) and settable arguments of ``name``.
 

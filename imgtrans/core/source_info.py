@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import ast
 import importlib.machinery
+import importlib.util
 import inspect
 import json
 import re
-import typing
-import importlib.util
 import sys
+import typing
 from functools import lru_cache
 from pathlib import Path
 from typing import Any

@@ -67,6 +67,7 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
     docstring) before it replaces ``output``; an existing ``output`` needs ``overwrite``."""
     from .engine import run_generator
     from .export_formats import format_of, open_exported, require_onnx
+    from .exported import EXPORTED_SUFFIXES
     from .model import NORM_STATS, TranslationModel, load_model
 
     if dropout:
@@ -81,6 +82,10 @@ def export(model: Any, output: str | Path, *, format: str | None = None, directi
     if fmt == "onnx":
         require_onnx()
     _check_output(out, overwrite, model.source if isinstance(model, TranslationModel) else model)
+    source = model.source if isinstance(model, TranslationModel) else str(model)
+    if source.lower().endswith(EXPORTED_SUFFIXES):  # its graph has no PyTorch weights to trace again
+        raise ConfigError(f"{source} is an exported model and cannot be exported again; export the .safetensors "
+                          "model it came from")
     loaded = model if isinstance(model, TranslationModel) else load_model(model, device="cpu", direction=direction)
     if direction is not None and loaded.direction != direction:
         raise ConfigError(f"the model given translates {loaded.direction}, not {direction}")

@@ -21,7 +21,6 @@ from ..core.interfaces import Generator
 from ..util.errors import CheckpointError, ConfigError
 from .export_formats import open_exported, read_exported_metadata
 
-
 #: model files that :func:`imgtrans.inference.model.load_model` hands to :func:`load_exported`
 EXPORTED_SUFFIXES = (".onnx",)
 

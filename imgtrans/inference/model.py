@@ -14,12 +14,13 @@ from typing import Any
 
 import torch
 
-from ..core.checkpoint import check_generator_fits, load_checkpoint, read_metadata
-from ..core.checkpoint_fit import rebuild_args
+from ..core.checkpoint import load_checkpoint, read_metadata
+from ..core.checkpoint_fit import check_generator_fits, rebuild_args
 from ..core.interfaces import Generator
 from ..core.model_file import choose_direction, model_directions
 from ..util.errors import CheckpointError
 from ..zoo.store import resolve_model, zoo_default_direction
+from .engine import default_channels_last, run_generator
 from .exported import EXPORTED_SUFFIXES, load_exported
 
 NORM_STATS = ("running", "instance")
@@ -61,6 +62,20 @@ class TranslationModel:
     @property
     def directions(self) -> list[str]:
         return list(model_directions(self.metadata))
+
+    def run(self, x: torch.Tensor, precision: str = "fp32", *, norm_stats: str | None = None,
+            channels_last: bool | None = None, compile: bool = False,
+            dropout_seeds: list[int] | None = None) -> torch.Tensor:
+        """The one forward pass every job uses (translate, eval, serve, the precision probe): ``x``
+        in [-1, 1] on the model's device, reflect-padded to the stride and cropped back, in
+        ``precision``, with ``norm_stats`` (default: the one the model file recommends).
+        ``channels_last=None`` is the engine's choice for the precision and device
+        (:func:`~imgtrans.inference.engine.default_channels_last`)."""
+        if channels_last is None:
+            channels_last = default_channels_last(precision, self.device)
+        return run_generator(self.generator, x.to(self.device), stride=self.stride,
+                             norm_stats=norm_stats or self.recommended_norm_stats, precision=precision,
+                             channels_last=channels_last, compile=compile, dropout_seeds=dropout_seeds)
 
 
 def build_generator(spec: Any) -> Generator:

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.images import eight_bit_levels
 from . import verdicts
-from .engine import default_channels_last, default_precision, run_generator
+from .engine import default_precision
 from .model import TranslationModel
 
 #: the most any pixel may move, in grey levels (of 255), for ``auto`` to keep a reduced precision ...
@@ -52,10 +53,7 @@ def candidate_precision(device: str | torch.device) -> str:
 def grey_levels(reference: torch.Tensor, other: torch.Tensor) -> tuple[int, float]:
     """(max, mean) absolute difference of two outputs in [-1, 1] after both are quantised to 8 bits
     exactly as written images are; a non-finite value counts as 255 levels off."""
-    def levels(t: torch.Tensor) -> torch.Tensor:
-        return t.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round()
-
-    diff = (levels(reference) - levels(other)).abs().nan_to_num(nan=255.0)
+    diff = (eight_bit_levels(reference.detach().cpu()) - eight_bit_levels(other.detach().cpu())).abs().nan_to_num(nan=255.0)
     if diff.numel() == 0:
         return 0, 0.0
     return int(diff.max()), float(diff.mean())
@@ -128,7 +126,7 @@ class AutoPrecision:
         if known is not None:
             mx, mean = int(known.get("max", 0)), float(known.get("mean", 0.0))
             self.decision = Decision(known["precision"], _verdict_reason(
-                self.candidate, known["precision"], mx, mean, f"remembered in {verdicts.verdicts_path()}"),
+                self.candidate, known["precision"], mx, mean, f"remembered in the precision verdict cache ({verdicts.FILE_NAME})"),
                 self.candidate, mx, mean, "cache")
 
     @property
@@ -182,16 +180,6 @@ class AutoPrecision:
                                         "mean": round(mean_diff, 4)})
 
 
-def forward_in(model: TranslationModel, x: torch.Tensor, precision: str, *, norm_stats: str,
-               channels_last: bool | None = None, **options) -> torch.Tensor:
-    """``model``'s forward pass of ``x`` in ``precision`` with the engine's defaults for it."""
-    dev = model.device
-    if channels_last is None:
-        channels_last = default_channels_last(precision, dev)
-    return run_generator(model.generator, x.to(dev), stride=model.stride, norm_stats=norm_stats, precision=precision,
-                         channels_last=channels_last, **options)
-
-
 def choose_precision(model: TranslationModel, sample_batch: torch.Tensor, requested: str | None = "auto",
                      device: str | torch.device | None = None, *, norm_stats: str | None = None) -> tuple[str, str]:
     """``(precision, reason)`` for running ``model``: ``requested`` itself unless it is ``auto``;
@@ -201,6 +189,6 @@ def choose_precision(model: TranslationModel, sample_batch: torch.Tensor, reques
     :class:`AutoPrecision`; the verdict is remembered the same way."""
     auto = AutoPrecision(model, requested, norm_stats=norm_stats, device=device)
     if auto.pending:
-        auto.run(lambda p: forward_in(model, sample_batch, p, norm_stats=auto.norm_stats))
+        auto.run(lambda p: model.run(sample_batch, p, norm_stats=auto.norm_stats))
     assert auto.decision is not None
     return auto.decision.precision, auto.decision.reason

@@ -39,6 +39,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..data.images import batch_from_pixels, eight_bit_levels
 from ..util.errors import ConfigError
 
 #: default tile size (pixels) for large images
@@ -147,7 +148,7 @@ class _Bands:
         if n <= 0:
             return
         band = self.acc[:, :n] / self.wsum[:n]
-        pixels = band.clamp_(-1, 1).add_(1).mul_(127.5).round_().to(torch.uint8)
+        pixels = eight_bit_levels(band).to(torch.uint8)
         self.out[self.base:upto] = pixels.permute(1, 2, 0).numpy()
         keep = self.wsum.shape[0] - n
         self.acc[:, :keep] = self.acc[:, n:].clone()
@@ -195,7 +196,7 @@ def translate_tiled(run: Callable[[torch.Tensor], torch.Tensor], pixels: np.ndar
         for start in range(0, len(positions), batch_size):
             chunk = positions[start:start + batch_size]
             batch = torch.from_numpy(np.stack([pixels[ys[i]:ys[i] + th, xs[j]:xs[j] + tw] for i, j in chunk]))
-            batch = batch.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+            batch = batch_from_pixels(batch)
             result = run(batch)
             expected = (len(chunk), out_channels, th, tw)
             if tuple(result.shape) != expected:

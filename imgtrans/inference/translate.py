@@ -33,13 +33,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..data.images import load_image, to_pixels
+from ..data.images import FORMATS, batch_from_pixels, load_image, save_image, to_pixels
 from ..util.devices import resolve_device
 from ..util.errors import DataError, ImgtransError
-from ..util.fileio import atomic_path
-from .engine import default_channels_last, run_generator
 from .model import NORM_STATS, TranslationModel, load_model
-from .plan import FORMATS, Job, collect_inputs, output_path, plan  # noqa: F401  (collect_inputs, output_path: public here too)
+from .plan import Job, Plan, collect_inputs, output_path, plan  # noqa: F401  (collect_inputs, output_path: public here too)
 from .precision_probe import AutoPrecision
 
 #: ``batch_size="auto"``: padded pixels per forward pass (8 images of 256x256 on CPU, 32 on CUDA) ...
@@ -57,14 +55,6 @@ class TranslateReport:
     skipped: list[Path] = field(default_factory=list)               # inputs whose output existed (skip_existing)
     precision: str = "fp32"                                         # what the forward passes ran in
     precision_note: str = ""                                        # why, when ``auto`` weighed bf16/fp16
-
-
-def write_image(pixels: np.ndarray, path: Path, fmt: str = "png") -> None:
-    """Encode ``H x W x C`` uint8 pixels as ``fmt`` and write them atomically: to a hidden temporary
-    file beside ``path``, renamed into place, so a reader (or a Ctrl-C) never sees half a file."""
-    img = Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels))
-    with atomic_path(path) as tmp:
-        img.save(tmp, **FORMATS[fmt][1])
 
 
 def image_seed(seed: int, key: str) -> int:
@@ -89,7 +79,8 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
               tile: int = 1024, tile_overlap: int = 128, dropout: bool = False, seed: int = 0,
               recursive: bool = False, format: str | None = None, overwrite: bool = False,
               skip_existing: bool = False, device: str = "cpu",
-              on_progress: Callable[[int], None] | None = None) -> TranslateReport | torch.Tensor:
+              on_progress: Callable[[int], None] | None = None,
+              planned: Plan | None = None) -> TranslateReport | torch.Tensor:
     """Translate images with ``model`` (a :class:`TranslationModel` or checkpoint path).
 
     * a tensor ``(N, C, H, W)`` in [-1, 1] returns a float32 tensor of the same size (fp32 unless
@@ -108,7 +99,9 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
     ``channels_last`` (default: where it helps), ``compile``, ``tile``/``tile_overlap`` (images with
     a side above ``tile`` are translated in overlapping tiles; 0 = never),
     ``dropout``/``seed`` (dropout kept on, seeded per image), ``recursive``, ``format``
-    (``png``/``jpg``/``webp``/``tif``), ``on_progress(n)`` (called as inputs are done).
+    (``png``/``jpg``/``webp``/``tif``), ``on_progress(n)`` (called as inputs are done),
+    ``planned`` (the :func:`~imgtrans.inference.plan.plan` of these inputs and options, when the
+    caller made it already: INPUTS is then scanned once).
     """
     if norm_stats is not None and norm_stats not in NORM_STATS:
         raise ImgtransError(f"--norm-stats must be one of {', '.join(NORM_STATS)}, not {norm_stats!r}")
@@ -124,23 +117,24 @@ def translate(model: TranslationModel | str | Path, inputs: str | Path | Sequenc
     if isinstance(inputs, torch.Tensor):
         model = _loaded(model, device)
         channels_last = _fixed_by_export(model, precision, channels_last, norm_stats, compile, dropout)
-        dev, norm_stats = model.device, norm_stats or model.recommended_norm_stats
+        norm_stats = norm_stats or model.recommended_norm_stats
         # tensors are a numeric API: the plain fp32 forward unless asked otherwise ("auto" is verified)
         auto = AutoPrecision(model, precision or "fp32", norm_stats=norm_stats)
         seeds = [image_seed(seed, str(i)) for i in range(inputs.shape[0])] if dropout else None
 
-        def forward(p: str) -> torch.Tensor:
-            cl = (p != "fp32" and default_channels_last(p, dev)) if channels_last is None else channels_last
-            return run_generator(model.generator, inputs.to(dev), stride=model.stride, norm_stats=norm_stats,
-                                 precision=p, channels_last=cl, compile=compile, dropout_seeds=seeds)
+        def forward(p: str) -> torch.Tensor:  # a numeric API: fp32 is the plain contiguous forward
+            cl = (False if p == "fp32" else None) if channels_last is None else channels_last
+            return model.run(inputs, p, norm_stats=norm_stats, channels_last=cl, compile=compile, dropout_seeds=seeds)
 
         return auto.run(forward)
 
     if output is None:
         raise ImgtransError("an output folder is needed when translating files")
-    # every refusal (no images, colliding names, an input as output, unwritable OUTPUT) comes before the model
-    planned = plan(inputs if isinstance(inputs, (str, Path)) else list(inputs), output, recursive=recursive,
-                   format=format, overwrite=overwrite, skip_existing=skip_existing)
+    # every refusal (no images, colliding names, an input as output, unwritable OUTPUT) comes before the
+    # model; a caller that planned already (the CLI, to refuse before loading) passes its plan
+    if planned is None:
+        planned = plan(inputs if isinstance(inputs, (str, Path)) else list(inputs), output, recursive=recursive,
+                       format=format, overwrite=overwrite, skip_existing=skip_existing)
     model = _loaded(model, device)
     channels_last = _fixed_by_export(model, precision, channels_last, norm_stats, compile, dropout)
     norm_stats = norm_stats or model.recommended_norm_stats
@@ -223,10 +217,8 @@ class _Runner:
 
     def forward(self, x: torch.Tensor, seeds: list[int] | None) -> torch.Tensor:
         def run(precision: str) -> torch.Tensor:
-            cl = default_channels_last(precision, x.device) if self.channels_last is None else self.channels_last
-            return run_generator(self.model.generator, x, stride=self.model.stride, norm_stats=self.norm_stats,
-                                 precision=precision, channels_last=cl, compile=self.compile,
-                                 dropout_seeds=seeds if self.dropout else None)
+            return self.model.run(x, precision, norm_stats=self.norm_stats, channels_last=self.channels_last,
+                                  compile=self.compile, dropout_seeds=seeds if self.dropout else None)
 
         return self.auto.run(run)
 
@@ -274,7 +266,7 @@ class _Runner:
         if not batch:
             return
         x = torch.from_numpy(np.stack([p for _, p in batch])).to(self.model.device)
-        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)  # NHWC uint8 -> NCHW [-1, 1] (channels-last storage)
+        x = batch_from_pixels(x)  # NHWC uint8 -> NCHW [-1, 1] (channels-last storage)
         seeds = [image_seed(self.seed, job.rel.as_posix()) for job, _ in batch]
         pixels = to_pixels(self.forward(x, seeds))
         for (job, _), p in zip(batch, pixels):
@@ -339,7 +331,7 @@ class _Writer:
 
     def submit(self, job: Job, pixels: np.ndarray) -> None:
         size = pixels.shape[0] * pixels.shape[1]
-        self.pending.append((job, self.pool.submit(write_image, pixels, job.dst, self.fmt), size))
+        self.pending.append((job, self.pool.submit(save_image, pixels, job.dst, self.fmt), size))
         self.pending_pixels += size
         self._collect(self.max_items, self.max_pixels)
 

@@ -12,12 +12,17 @@ version; a different file, device or torch build is probed afresh.  ``files`` re
 file's sha256 by path, size and modification time, so a later run does not re-read a large file.
 
 The file is a cache, never a source of truth: a corrupt or unreadable one is ignored with one
-warning line (and replaced on the next write), a failed write warns and the run goes on.  Writes
+warning line (and replaced on the next write), a failed write warns and the run goes on.  It is
+read only as a regular file of at most :data:`MAX_BYTES` (a link to ``/dev/zero`` or a FIFO is
+ignored, not read), and it stays small: each write keeps the newest :data:`MAX_ENTRIES` verdicts
+and files.  Writes
 are atomic and serialised across processes (:func:`imgtrans.util.cachelock.cache_lock`).
 """
 from __future__ import annotations
 
 import json
+import os
+import stat as stat_mode
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,10 @@ from ..util.terminal import warn_stderr
 
 VERSION = 1
 FILE_NAME = "precision_verdicts.json"
+#: the largest cache file read (a verdict and a file entry take about 400 bytes together)
+MAX_BYTES = 2 * 1024 * 1024
+#: verdicts (and file digests) kept; the oldest go first
+MAX_ENTRIES = 2000
 
 
 def verdicts_path() -> Path:
@@ -50,7 +59,7 @@ def load(path: Path | None = None, *, quiet: bool = False) -> dict[str, Any]:
     unless ``quiet``) when it is unreadable or corrupt."""
     path = path or verdicts_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_capped(path)
     except FileNotFoundError:
         return _empty()
     except (OSError, UnicodeDecodeError) as exc:
@@ -70,6 +79,28 @@ def load(path: Path | None = None, *, quiet: bool = False) -> dict[str, Any]:
     return _empty()
 
 
+def _read_capped(path: Path) -> str:
+    """The cache's text, refusing anything but a regular file of at most :data:`MAX_BYTES`; opened
+    without blocking, so a FIFO put in its place cannot hang the run."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if not stat_mode.S_ISREG(info.st_mode):
+            raise OSError("not a regular file")
+        data = fh.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise OSError(f"larger than {MAX_BYTES // (1024 * 1024)} MB")
+    return data.decode("utf-8")
+
+
+def _trim(store: dict[str, Any]) -> None:
+    """Keep the newest :data:`MAX_ENTRIES` verdicts and file digests (dicts keep insertion order)."""
+    for section in ("verdicts", "files"):
+        entries = store[section]
+        for key in list(entries)[:max(0, len(entries) - MAX_ENTRIES)]:
+            del entries[key]
+
+
 def _update(change) -> None:
     """Apply ``change(store)`` to the stored verdicts and write them back atomically (warning, not
     failing, when the cache cannot be written)."""
@@ -82,8 +113,9 @@ def _update(change) -> None:
         with cache_lock(path):
             store = load(path, quiet=True)
             change(store)
+            _trim(store)
             with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(store, indent=1, sort_keys=True), encoding="utf-8")
+                tmp.write_text(json.dumps(store, indent=1), encoding="utf-8")  # insertion order: age
     except (OSError, ImgtransError) as exc:
         warn_stderr(f"cannot write the precision verdict cache {path}: {getattr(exc, 'strerror', None) or exc}; "
                     "the next run probes again")
@@ -136,5 +168,9 @@ def lookup(key: str, store: dict[str, Any] | None = None) -> dict[str, Any] | No
 
 
 def record(key: str, verdict: dict[str, Any]) -> None:
-    _update(lambda s: s["verdicts"].__setitem__(key, verdict))
+    def change(store: dict[str, Any]) -> None:
+        store["verdicts"].pop(key, None)  # re-inserted: the newest
+        store["verdicts"][key] = verdict
+
+    _update(change)
 

@@ -9,10 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def quantise(images: torch.Tensor) -> torch.Tensor:
-    """Round values in [-1, 1] to the 256 levels an 8-bit image holds: scores describe the files users get."""
-    return images.clamp(-1, 1).add(1).mul(127.5).round().div(127.5).sub(1)
+from ..data.images import quantise  # noqa: F401 - the metrics' 8-bit rounding, public here
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..core.interfaces import SetMetric
+from ..data.images import eight_bit_levels
 from ..util.errors import ConfigError
 from .inception import EXTRA_HINT, INCEPTION, inception_extractor, inception_weights
 
@@ -34,7 +35,7 @@ def _fidelity(module: str) -> Any:
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> the 0..255 bytes of the PNG the image would be, as Inception expects."""
-    return images.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return eight_bit_levels(images).to(torch.uint8)
 
 
 class _InceptionMetric(SetMetric):

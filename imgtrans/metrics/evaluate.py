@@ -19,7 +19,7 @@ from ..core.interfaces import Metric, PairedDataset, PairedMetric, UnpairedDatas
 from ..data.catalog import resolve_dataset
 from ..data.detect import select_format
 from ..data.images import image_grid, save_image, to_pixels
-from ..inference.engine import default_channels_last, resolve_precision, run_generator
+from ..inference.engine import resolve_precision
 from ..inference.model import TranslationModel, build_generator
 from ..inference.precision_probe import AutoPrecision
 from ..util.errors import DataError, ImgtransError
@@ -180,10 +180,9 @@ def translator(model: TranslationModel | None, out_channels: int, *, norm_stats:
 
     auto = precision if isinstance(precision, AutoPrecision) else AutoPrecision(model, precision, norm_stats=norm_stats)
 
-    def run(a: torch.Tensor) -> torch.Tensor:
-        return auto.run(lambda p: run_generator(
-            model.generator, a.to(model.device), stride=model.stride, norm_stats=norm_stats or model.recommended_norm_stats,
-            precision=p, channels_last=p != "fp32" and default_channels_last(p, model.device))).cpu()
+    def run(a: torch.Tensor) -> torch.Tensor:  # scores come from the plain contiguous fp32 forward
+        return auto.run(lambda p: model.run(a, p, norm_stats=norm_stats,
+                                            channels_last=False if p == "fp32" else None)).cpu()
     return run
 
 

@@ -10,7 +10,6 @@ body is read.
 from __future__ import annotations
 
 import hmac
-import io
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -20,10 +19,9 @@ from pathlib import Path
 import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from ..inference.plan import FORMATS
+from ..data.images import decode_image, encode_image
 from ..util.errors import DataError, ImgtransError, PixelLimitError
 from ..util.version import __version__
 from .batcher import Batcher
@@ -140,7 +138,7 @@ def create_app(models: Mapping[str, ServedModel], *, token: str | None = None,
             body = await _read_body(request, settings.max_body)
             pixels = await run_in_threadpool(_decode, body, runner.model.in_channels, settings.max_pixels)
             out = await _wrap(batcher.submit((served.name, runner.model.direction, pixels.shape), pixels))
-            png = await run_in_threadpool(_encode_png, out)
+            png = await run_in_threadpool(encode_image, out, "png")
         finally:
             admission.leave()
         return Response(png, media_type="image/png",
@@ -191,21 +189,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _decode(body: bytes, channels: int, max_pixels: int) -> np.ndarray:
-    from ..data.images import decode_image
-
     try:
         return decode_image(body, channels, name="request body", limit=max_pixels)
     except PixelLimitError as exc:
         raise HTTPException(413, str(exc)) from None
     except DataError as exc:
         raise HTTPException(400, str(exc)) from None
-
-
-def _encode_png(pixels: np.ndarray) -> bytes:
-    """PNG, as translate writes it (lossless, zlib level 1)."""
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)).save(buf, **FORMATS["png"][1])
-    return buf.getvalue()
 
 
 async def _wrap(future):

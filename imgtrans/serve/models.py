@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from ..core.model_file import choose_direction, model_directions
-from ..data.images import to_pixels
+from ..data.images import batch_from_pixels, to_pixels
 from ..inference.exported import EXPORTED_SUFFIXES
 from ..inference.model import TranslationModel, load_model
-from ..inference.precision_probe import AutoPrecision, forward_in
+from ..inference.precision_probe import AutoPrecision
 from ..inference.translate import auto_batch_size
 from ..util.errors import ConfigError
 
@@ -43,13 +43,13 @@ class Direction:
         return auto_batch_size(height, width, self.model.stride, self.model.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.auto.run(lambda precision: forward_in(self.model, x, precision, norm_stats=self.norm_stats,
-                                                          channels_last=self.channels_last))
+        return self.auto.run(lambda precision: self.model.run(x, precision, norm_stats=self.norm_stats,
+                                                              channels_last=self.channels_last))
 
     def translate(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Same-size ``H x W x C`` uint8 images in one forward pass, converted as translate does."""
         x = torch.from_numpy(np.stack(images)).to(self.model.device)
-        x = x.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        x = batch_from_pixels(x)
         return list(to_pixels(self.forward(x)))
 
     def translate_tiled(self, pixels: np.ndarray, tile: int, overlap: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..core.interfaces import PairedMetric, SetMetric
+from ..data.images import quantise
 from ..util.errors import ConfigError
 from .subject import check_defaults, component_subject
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:  # pragma: no cover
 def _images(seed: int, shape: tuple[int, ...] = (2, 3, 32, 32)) -> torch.Tensor:
     """Images in [-1, 1] on the 8-bit grid, as the scoring loop hands them over."""
     x = torch.rand(shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
-    return x.add(1).mul(127.5).round().div(127.5).sub(1)
+    return quantise(x)
 
 
 def check_metric(registry: "Registry", name: str) -> dict[str, Any]:

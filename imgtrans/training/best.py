@@ -30,7 +30,6 @@ from ..core.model_file import model_metadata, model_networks
 from ..util.errors import CheckpointError, ConfigError, RunError
 from .checkpointing import RunState
 
-
 BEST = "best.safetensors"
 MODEL_BEST = "model_best.safetensors"
 #: the metadata field of both files

@@ -50,7 +50,6 @@ from ..util.terminal import warn_stderr
 from .datarecord import RECORD_KEY
 
 
-
 class RunState(Protocol):
     """What saving, restoring and keeping the best checkpoint read of a run (:class:`.setup.Run`
     has all of it); declared here so that this module needs nothing above it."""

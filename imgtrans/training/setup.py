@@ -142,7 +142,7 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
 
     memory_format = prepare_networks(recipe, config, device, group)
     engine = StepEngine(precision, device, group, recipe.networks().values())
-    recipe.engine = engine
+    recipe.use_engine(engine)
     optim = config.optim
     optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
     schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay) for name, o in optimizers.items()}

@@ -262,7 +262,7 @@ def _convert(entry: ZooEntry, raw: Path, target: Path) -> None:
 def _check_networks(path: Path, metadata: dict) -> dict[str, dict]:
     """Every network the metadata describes (one per direction) must be exactly what the file's
     tensors hold; returns the directions."""
-    from ..core.checkpoint import check_generator_fits
+    from ..core.checkpoint_fit import check_generator_fits
     from ..core.model_file import model_directions
 
     available = model_directions(metadata)

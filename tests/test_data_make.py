@@ -148,6 +148,7 @@ def test_an_interrupted_run_leaves_no_dataset_and_keeps_the_old_one(tmp_path: Pa
     (("edges", "--set", "blur.sigma=2"), "--set blur.NAME does not apply: the task is 'edges'"),
     (("inpaint", "--set", "inpaint.fill=red"), "inpaint.fill must be one of grey, black, white, noise"),
     (("jpeg", "--split", "0.5,0.6,0"), "--split must be three fractions"),
+    (("edges", "--size", "100000"), "--size 100000 is too large: at most 8192"),  # was a MemoryError traceback
 ])
 def test_bad_tasks_and_parameters_are_one_line_errors(args, message: str, tmp_path: Path) -> None:
     photos = _photos(tmp_path / "photos", count=1)
@@ -175,3 +176,20 @@ def test_the_current_folder_can_be_out_when_empty(tmp_path: Path, monkeypatch) -
     report = imgtrans.make_dataset("edges", photos, ".", size=SIDE, progress=False)
     assert report.counts == {"train": 2} and (tmp_path / "here" / MARKER).is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["here", "photos"]  # nothing left beside it
+
+
+def test_a_second_run_on_the_same_out_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    """The second run deleted the first one's in-progress folder; now it is refused in one line and
+    the first run finishes whole."""
+    import fcntl
+
+    photos = _photos(tmp_path / "photos", count=2)
+    out = tmp_path / "out"
+    lock = tmp_path / "out.lock"  # what a running `data make` holds (imgtrans.util.cachelock)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        result = _run("data", "make", "edges", photos, out, "--size", SIDE)
+        assert result.exit_code == 2 and "is in use by imgtrans data make" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1 and not out.exists()
+    assert _run("data", "make", "edges", photos, out, "--size", SIDE).exit_code == 0 and (out / MARKER).is_file()
+    assert not lock.exists()

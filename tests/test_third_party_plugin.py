@@ -184,6 +184,23 @@ def test_broken_plugin_is_reported_and_skipped(tmp_path):
     assert plugins["pix2pix"]["error"] is None
 
 
+@pytest.mark.parametrize("source, error", [
+    ("import sys\nprint('hello from a plugin')\nsys.exit(3)\n", "SystemExit: 3"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+    ("from imgtrans import hookimpl\n\n@hookimpl\ndef register_components(registry):\n"
+     "    print('registering')\n    raise SystemExit(4)\n", "SystemExit: 4"),
+])
+def test_a_plugin_that_exits_or_prints_fails_alone(tmp_path, source: str, error: str) -> None:
+    """sys.exit() at import or in a hook made every command exit 3 and print nothing; a print at import
+    corrupted `list --json`.  Now they are that plugin's failure, and stdout stays the command's."""
+    home = tmp_path / "home"
+    site = write_dist(tmp_path / "site", "imgtrans-exiting-plugin", "exiting", "imgtrans_exiting", source)
+    listed = ok(run_cli(["list", "generator", "--json"], [site], home))
+    assert "unet_256" in json.dumps(json.loads(listed.stdout))  # stdout is JSON, whatever the plugin printed
+    plugins = plugins_json([site], home)
+    assert error in plugins["exiting"]["error"] and plugins["pix2pix"]["error"] is None
+
+
 CLASH = '''
 from torch import nn
 

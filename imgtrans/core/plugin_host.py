@@ -9,11 +9,13 @@ without uninstalling them.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import threading
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -45,6 +47,20 @@ PROVENANCE_KEY = "provided_by"
 def debug_enabled() -> bool:
     """True under ``imgtrans --debug`` or ``IMGTRANS_DEBUG=1``: show tracebacks behind one-line errors."""
     return os.environ.get(DEBUG_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+#: what plugin code may raise and still be only that plugin's failure: a plugin whose import calls
+#: ``sys.exit(3)`` or raises KeyboardInterrupt must not end every command (BaseException's other
+#: members, GeneratorExit, never come from a call)
+PLUGIN_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+
+
+@contextlib.contextmanager
+def _plugin_code() -> Iterator[None]:
+    """Run plugin code with its prints on stderr: stdout carries the commands' output (``list
+    --json`` must stay JSON whatever a plugin prints at import)."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 @dataclass
@@ -105,8 +121,9 @@ class PluginHost:
                 info.disabled = True
                 continue
             try:
-                module = ep.load()
-            except Exception as exc:  # noqa: BLE001 - any import failure must be isolated
+                with _plugin_code():
+                    module = ep.load()
+            except PLUGIN_FAILURES as exc:  # any import failure must be isolated, sys.exit() included
                 self._fail(info, _describe(exc))
                 continue
             self.register_module(module, info)
@@ -142,13 +159,14 @@ class PluginHost:
     def _collect_plugin(self, plugin: object, info: PluginInfo) -> None:
         staging = Staging(self, info.name, plugin_anchor(plugin))
         try:
-            for hook in STAGED_HOOKS:
-                for impl in getattr(self.pm.hook, hook).get_hookimpls():
-                    if impl.plugin is plugin:
-                        kwargs = staging.hook_arguments(hook)
-                        impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
+            with _plugin_code():
+                for hook in STAGED_HOOKS:
+                    for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                        if impl.plugin is plugin:
+                            kwargs = staging.hook_arguments(hook)
+                            impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             staging.validate()
-        except Exception as exc:  # noqa: BLE001 - anything a plugin does wrong rejects that plugin only
+        except PLUGIN_FAILURES as exc:  # anything a plugin does wrong rejects that plugin only
             self._fail(info, _describe(exc))
             return
         staging.commit()

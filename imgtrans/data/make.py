@@ -35,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from ..core.registry import check_arguments, plugin_code
+from ..util.cachelock import cache_lock
 from ..util.errors import ConfigError, DataError
 from ..util.terminal import StderrBar, warn_stderr
 from .images import IMAGE_EXTENSIONS, is_image, load_image
@@ -43,6 +44,8 @@ SPLITS = ("train", "val", "test")
 MARKER = "make.json"
 MADE_BY = "imgtrans data make"
 IMAGE_FORMATS = ("png", "jpg")
+#: the largest --size: a pair is 2 * MAX_SIZE pixels wide
+MAX_SIZE = 8192
 #: at most this many photos in flight per worker thread (bounds memory, keeps Ctrl-C prompt)
 QUEUE_PER_WORKER = 4
 
@@ -195,6 +198,9 @@ def make_dataset(task: str, photos: str | Path, out: str | Path, *, parameters: 
         raise ConfigError(f"image format must be one of {', '.join(IMAGE_FORMATS)}, not {image_format!r}")
     if not isinstance(size, int) or size < 8:
         raise ConfigError(f"--size must be a whole number of pixels >= 8, not {size!r}")
+    if size > MAX_SIZE:  # checked before anything is allocated (100000 ended in a MemoryError traceback)
+        raise ConfigError(f"--size {size} is too large: at most {MAX_SIZE} (a pair of {size}px photos takes "
+                          f"{4 * size * size * 3 / 2**30:.1f} GB while it is made, per worker)")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"--seed must be a whole number, not {seed!r}")
     maker, params = build_maker(registry, task, parameters or {})
@@ -232,35 +238,36 @@ def make_dataset(task: str, photos: str | Path, out: str | Path, *, parameters: 
         return where, None
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        for name in SPLITS:
-            (tmp / name).mkdir()
-        threads = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
-        with StderrBar(progress, f"making {task} pairs", total=len(paths)) as bar:
-            with closing(_run(one, paths, threads)) as results:  # closed (threads stopped) on any error
-                for where, problem in results:
-                    if problem is None:
-                        report.counts[where] = report.counts.get(where, 0) + 1
-                    else:
-                        report.skipped.append(problem)
-                        warn(f"skipping {problem}")
-                    bar.advance()
-        if not report.counts:
-            raise DataError(f"none of the {len(paths)} images under {photos} could be read")
-        for name in SPLITS:
-            if not report.counts.get(name):
-                (tmp / name).rmdir()
-        record = {"made_by": MADE_BY, "task": task, "parameters": params, "seed": seed, "size": size,
-                  "split": dict(zip(SPLITS, split)), "image_format": image_format, "source": str(photos.resolve()),
-                  "counts": {s: report.counts.get(s, 0) for s in SPLITS}, "skipped": len(report.skipped),
-                  "layout": "aligned: A (made by the task) | B (the photo)"}
-        (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        _put_in_place(tmp, out, photos, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with cache_lock(out, wait=False, what="imgtrans data make"):  # a second run on OUT is refused, not mixed in
+        _remove_stale(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        try:
+            for name in SPLITS:
+                (tmp / name).mkdir()
+            threads = max(1, workers if workers is not None else min(8, os.cpu_count() or 1))
+            with StderrBar(progress, f"making {task} pairs", total=len(paths)) as bar:
+                with closing(_run(one, paths, threads)) as results:  # closed (threads stopped) on any error
+                    for where, problem in results:
+                        if problem is None:
+                            report.counts[where] = report.counts.get(where, 0) + 1
+                        else:
+                            report.skipped.append(problem)
+                            warn(f"skipping {problem}")
+                        bar.advance()
+            if not report.counts:
+                raise DataError(f"none of the {len(paths)} images under {photos} could be read")
+            for name in SPLITS:
+                if not report.counts.get(name):
+                    (tmp / name).rmdir()
+            record = {"made_by": MADE_BY, "task": task, "parameters": params, "seed": seed, "size": size,
+                      "split": dict(zip(SPLITS, split)), "image_format": image_format, "source": str(photos.resolve()),
+                      "counts": {s: report.counts.get(s, 0) for s in SPLITS}, "skipped": len(report.skipped),
+                      "layout": "aligned: A (made by the task) | B (the photo)"}
+            (tmp / MARKER).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+            _put_in_place(tmp, out, photos, overwrite)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return report
 
 

@@ -37,8 +37,10 @@ def lock_path(path: Path) -> Path:
 
 
 @contextmanager
-def cache_lock(path: str | Path) -> Iterator[None]:
-    """Hold the exclusive lock of ``path`` (waiting, with one line on stderr, if another process has it)."""
+def cache_lock(path: str | Path, *, wait: bool = True, what: str = "another imgtrans process") -> Iterator[None]:
+    """Hold the exclusive lock of ``path``: waiting, with one line on stderr, if another process has
+    it, or with ``wait=False`` refusing in one line that names ``what`` holds it (two ``imgtrans data
+    make`` runs on one OUT must not take turns deleting each other's work)."""
     if fcntl is None:  # pragma: no cover
         yield
         return
@@ -54,6 +56,10 @@ def cache_lock(path: str | Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                os.close(fd)
+                raise ImgtransError(f"{path} is in use by {what} (lock file {lock}); wait for it to finish, or "
+                                    "choose another output") from None
             if not waited:
                 warn_stderr(f"waiting for another imgtrans process to finish with {path} (lock file {lock})")
                 waited = True

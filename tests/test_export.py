@@ -3,6 +3,7 @@ that match the eager fp32 model within 1 grey level at odd sizes, and ``translat
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from imgtrans.cli import cli
 from imgtrans.core.checkpoint import save_checkpoint
 from imgtrans.inference import export as export_module
 from imgtrans.inference.engine import pad_to_multiple, run_generator
-from imgtrans.inference.export_formats import open_exported, read_exported_metadata
+from imgtrans.inference.export_formats import METADATA_KEY, open_exported, read_exported_metadata
 from imgtrans.inference.export_graph import pad_index, reflect_rounds
 from imgtrans.util.errors import ImgtransError, RunError
 
@@ -187,9 +188,15 @@ def test_unreadable_onnx_files_are_one_line_errors(exported, tmp_path: Path) -> 
     plain = onnx.load(str(onnx_file))
     del plain.metadata_props[:]
     onnx.save(plain, str(tmp_path / "plain.onnx"))
+    hostile = onnx.load(str(onnx_file))  # the sweep's meta_stride.onnx: it allocated 11.7 GB, then a traceback
+    for prop in hostile.metadata_props:
+        if prop.key == METADATA_KEY:
+            prop.value = json.dumps({**json.loads(prop.value), "stride": 2 ** 30})
+    onnx.save(hostile, str(tmp_path / "meta_stride.onnx"))
     images = _images(tmp_path / "in")
     for name, message in [("cut.onnx", "is not a readable onnx file"), ("plain.onnx", "has no imgtrans metadata"),
-                          ("missing.onnx", "model not found")]:
+                          ("missing.onnx", "model not found"),
+                          ("meta_stride.onnx", "metadata stride=1073741824 is not an integer from 1 to 4096")]:
         result = CliRunner().invoke(cli, ["translate", "-m", str(tmp_path / name), str(images), str(tmp_path / "o")])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
         assert message in result.output

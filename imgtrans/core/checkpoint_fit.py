@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 
 from ..util.errors import CheckpointError, ImgtransError
 
-__all__ = ["check_generator_fits", "header_shapes", "MAX_STRIDE", "MAX_CHANNELS"]
+__all__ = ["check_generator_fits", "check_declared_sizes", "header_shapes", "MAX_STRIDE", "MAX_CHANNELS"]
 
 MAX_STRIDE = 4096
 """Largest ``stride`` accepted (a U-Net with 12 levels); images are padded to multiples of it."""
@@ -60,9 +60,7 @@ def check_generator_fits(path: str | Path, metadata: dict[str, Any], prefix: str
     shapes = header_shapes(path, prefix)
     if not shapes:
         raise CheckpointError(f"{path} holds no {prefix!r} tensors")
-    for key, bound in (("stride", MAX_STRIDE), ("in_channels", MAX_CHANNELS), ("out_channels", MAX_CHANNELS)):
-        if key in metadata:
-            _bounded(path, key, metadata[key], bound)
+    check_declared_sizes(path, metadata, required=False)
     spec = metadata.get("generator")
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise CheckpointError(f"{path}: the metadata does not say which generator it holds")
@@ -75,9 +73,16 @@ def check_generator_fits(path: str | Path, metadata: dict[str, Any], prefix: str
                                   f"{_describe(spec)}, whose {key} is {actual}")
 
 
-def _bounded(path: Path, key: str, value: Any, bound: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= bound:
-        raise CheckpointError(f"{path}: metadata {key}={value!r} is not an integer from 1 to {bound}")
+def check_declared_sizes(path: str | Path, metadata: dict[str, Any], *, required: bool = True) -> None:
+    """Refuse (one line) a declared ``stride``, ``in_channels`` or ``out_channels`` that is not an
+    integer within :data:`MAX_STRIDE` / :data:`MAX_CHANNELS`: every allocation sized by them (padding
+    to the stride, buffers) comes after this check, whether the file is safetensors or exported."""
+    for key, bound in (("stride", MAX_STRIDE), ("in_channels", MAX_CHANNELS), ("out_channels", MAX_CHANNELS)):
+        if key not in metadata and not required:
+            continue
+        value = metadata.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= bound:
+            raise CheckpointError(f"{path}: metadata {key}={value!r} is not an integer from 1 to {bound}")
 
 
 def _describe(spec: dict[str, Any]) -> str:

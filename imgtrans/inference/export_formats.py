@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from ..core.checkpoint_fit import check_declared_sizes
 from ..util.errors import CheckpointError, ConfigError, ImgtransError
 
 FORMATS = ("onnx", "torchscript", "pt2")
@@ -161,6 +162,7 @@ def read_exported_metadata(path: str | Path, fmt: str | None = None) -> dict[str
         raise CheckpointError(f"{path}: its imgtrans metadata is corrupt") from None
     if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{path}: its imgtrans metadata is not of a known version ({EXPORT_FORMAT})")
+    check_declared_sizes(path, metadata)  # a stride of 2**30 tried to allocate 11.7 GB
     return metadata
 
 

@@ -83,3 +83,36 @@ def test_written_files_get_ordinary_permissions(tmp_path) -> None:
 
     path = save_checkpoint(tmp_path / "m.safetensors", {"generator": imgtrans.create_generator("unet_256", ngf=4)}, META)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~UMASK  # not mkstemp's 0600
+
+
+_GOOD = {"format": "imgtrans-checkpoint/1", "generator": '{"name": "unet", "num_downs": 5, "ngf": 4}',
+         "in_channels": "3", "out_channels": "3", "stride": "32"}
+_HOSTILE = {  # the second sweep's tracebacks (RecursionError, ValueError, ...), each now one line
+    "deep JSON": ({"config": "[" * 100000 + "]" * 100000}, "metadata field 'config' is corrupt"),
+    "norm_stats": ({"norm_stats": "bogus"}, "norm_stats='bogus' is not one of running, instance"),
+    "direction": ({"direction": "sideways"}, "direction='sideways' is not one of AtoB, BtoA"),
+    "generator type": ({"generator": '"unet"'}, "generator='unet' is not an object naming a generator"),
+    "generator name": ({"generator": '{"name": 7}'}, "is not an object naming a generator"),
+    "stride float": ({"stride": "32.5"}, "stride=32.5 is not an integer from 1 to 4096"),
+    "stride bool": ({"stride": "true"}, "stride=True is not an integer"),
+    "channels": ({"in_channels": "-3"}, "in_channels=-3 is not an integer from 1 to 1024"),
+    "step": ({"step": '"ten"'}, "step='ten' is not a whole number >= 0"),
+    "config": ({"config": "[1, 2]"}, "config=[1, 2] is not an object"),
+    "networks": ({"networks": '{"a": 1}'}, "is not a list of network names"),
+    "directions type": ({"directions": "[]"}, "directions=[] is not an object with an entry per direction"),
+    "directions key": ({"directions": '{"up": {}}'}, "directions='up' is not keyed by AtoB or BtoA"),
+    "directions entry": ({"directions": '{"AtoB": {"generator": {"name": "unet"}, "norm_stats": 3}}'},
+                         "directions.AtoB.norm_stats=3 is not one of running, instance"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_HOSTILE))
+def test_hostile_metadata_is_one_line_naming_the_field(case: str, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    fields, message = _HOSTILE[case]
+    path = tmp_path / "hostile.safetensors"
+    save_file({"generator.w": torch.zeros(1)}, str(path), metadata={**_GOOD, **fields})
+    with pytest.raises(CheckpointError) as caught:
+        read_metadata(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -17,6 +17,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ..util.errors import CheckpointError
+from .checkpoint_fit import check_declared_sizes
+from .directions import DIRECTIONS
 from ..util.fileio import atomic_path
 
 FORMAT = "imgtrans-checkpoint/1"
@@ -108,8 +110,53 @@ def _decode(raw: dict[str, str], path: str | Path) -> dict[str, Any]:
         if key in JSON_KEYS or key in ("in_channels", "out_channels", "stride", "epoch", "step"):
             try:
                 out[key] = json.loads(value)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
                 raise CheckpointError(f"{path}: metadata field {key!r} is corrupt") from None
         else:
             out[key] = value
+    check_metadata(out, path)
     return out
+
+
+#: normalisation modes a model file may recommend
+NORM_MODES = ("running", "instance")
+
+
+def check_metadata(meta: dict[str, Any], path: str | Path) -> None:
+    """Every field the library reads, checked for type and range in one place, so that a hostile or
+    damaged file is one line naming the field, never a traceback deep in a loader."""
+    def bad(field: str, value: Any, want: str) -> CheckpointError:
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        return CheckpointError(f"{path}: metadata {field}={shown} is not {want}")
+
+    def entry(where: str, fields: dict[str, Any], required: bool) -> None:  # required: the generator
+        check_declared_sizes(path, fields, required=False)
+        spec = fields.get("generator")
+        if (spec is not None or required) and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)):
+            raise bad(f"{where}generator", spec, "an object naming a generator")
+        if "norm_stats" in fields and fields["norm_stats"] not in NORM_MODES:
+            raise bad(f"{where}norm_stats", fields["norm_stats"], f"one of {', '.join(NORM_MODES)}")
+        if "network" in fields and not isinstance(fields["network"], str):
+            raise bad(f"{where}network", fields["network"], "a network name")
+
+    entry("", meta, required=False)
+    if "direction" in meta and meta["direction"] not in DIRECTIONS:
+        raise bad("direction", meta["direction"], f"one of {', '.join(DIRECTIONS)}")
+    for key in ("epoch", "step"):
+        if key in meta and (not isinstance(meta[key], int) or isinstance(meta[key], bool) or meta[key] < 0):
+            raise bad(key, meta[key], "a whole number >= 0")
+    for key in ("config", "extra", "training_state", "best"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise bad(key, meta[key], "an object")
+    if "networks" in meta and not (isinstance(meta["networks"], list) and all(isinstance(n, str) for n in meta["networks"])):
+        raise bad("networks", meta["networks"], "a list of network names")
+    directions = meta.get("directions")
+    if directions is not None:
+        if not isinstance(directions, dict) or not directions:
+            raise bad("directions", directions, "an object with an entry per direction")
+        for direction, fields in directions.items():
+            if direction not in DIRECTIONS:
+                raise bad("directions", direction, f"keyed by {' or '.join(DIRECTIONS)}")
+            if not isinstance(fields, dict):
+                raise bad(f"directions.{direction}", fields, "an object")
+            entry(f"directions.{direction}.", fields, required=True)

@@ -1,6 +1,8 @@
 """Checkpoints are self-describing safetensors files that round-trip bit for bit."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 

@@ -243,7 +243,7 @@ def write_html(run_dir: Path) -> Path:
 
 def _best_line(run_dir: Path) -> str:
     """Which checkpoint is the best so far (``--keep-best``), read from the best checkpoint itself."""
-    from .best import MODEL_BEST, best_summary  # reads safetensors metadata: imported only when asked
+    from .checkpoints import MODEL_BEST, best_summary  # reads safetensors metadata: imported only when asked
 
     best = best_summary(run_dir)
     if best is None:

@@ -48,6 +48,8 @@ from ..data.transforms import PairedTransform
 from ..data.views import UnpairedView
 from ..util.errors import CheckpointError, ConfigError, DataError
 from ..util.terminal import warn_stderr
+from ..zoo.importer import adapt_state_dict, load_reference_state_dict
+from ..zoo.store import resolve_model
 from . import rundir as rd
 from .checkpoints import BestKeeper, restore_training_checkpoint
 from .data_order import EpochLoader, data_record, process_seed
@@ -335,15 +337,11 @@ def parse_init(items: Iterable[str]) -> dict[str, str]:
 def initial_state(source: str, slot: str, net: nn.Module) -> dict[str, torch.Tensor]:
     """The state dict SOURCE provides for ``slot``'s network ``net``."""
     if source.endswith(".pth"):
-        from ..zoo.importer import adapt_state_dict, load_reference_state_dict
-
         state = load_reference_state_dict(Path(source))
         try:
             return adapt_state_dict(state, net)
         except CheckpointError as exc:
             raise CheckpointError(f"--init {slot}={source}: {exc}") from None
-    from ..zoo.store import resolve_model
-
     text, _, network = source.partition("#")
     path = resolve_model(text)
     networks = list(read_metadata(path).get("networks") or [])

@@ -47,6 +47,7 @@ import torch.distributed as dist
 from ..core.config import PRECISIONS, TrainConfig
 from ..core.directions import primary_direction
 from ..core.interfaces import Recipe
+from ..inference.engine import cpu_has_fast_bf16
 from ..util.devices import resolve_device
 from ..util.errors import ConfigError
 
@@ -56,8 +57,6 @@ def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported(including_emulation=False)  # Ampere and newer
     if device.type == "cpu":
-        from ..inference.engine import cpu_has_fast_bf16
-
         return cpu_has_fast_bf16()
     return False
 

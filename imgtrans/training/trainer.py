@@ -21,6 +21,7 @@ from ..core.checkpoint import save_checkpoint
 from ..core.config import TrainConfig
 from ..core.dataset_catalog import DatasetCatalog
 from ..core.model_file import model_metadata, model_networks, recommended_norm_stats
+from ..core.plugin_host import get_host
 from ..core.registry import Registry, plugin_code
 from ..util.devices import resolve_device
 from ..util.errors import ConfigError, DataError, RunError
@@ -62,8 +63,6 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     gradients averaged across processes; only rank 0 writes (training/step_engine.py).
     """
     if registry is None or catalog is None:
-        from ..core.plugin_host import get_host
-
         host = get_host()
         registry, catalog = registry or host.registry, catalog or host.catalog
     group = ProcessGroup.from_environment()

@@ -18,10 +18,9 @@ import torch
 
 import imgtrans
 from imgtrans.core.config import load_toml, resolve
-from imgtrans.training.building import build_recipe
-from imgtrans.training.step_engine import StepEngine
+from imgtrans.training.setup import build_recipe
+from imgtrans.training.step_engine import StepEngine, place_networks
 from imgtrans.util.host_memory import keep_freed_memory
-from imgtrans.training.placement import place_networks
 
 PRESETS = {"pix2pix": "configs/cpu_demo.toml", "cyclegan": "configs/cpu_cyclegan.toml"}
 

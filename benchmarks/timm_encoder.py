@@ -27,9 +27,8 @@ import torch
 import imgtrans
 from imgtrans.core.config import load_toml, resolve
 from imgtrans.metrics.evaluate import evaluate
-from imgtrans.training.building import build_recipe
-from imgtrans.training.step_engine import StepEngine
-from imgtrans.training.placement import place_networks
+from imgtrans.training.setup import build_recipe
+from imgtrans.training.step_engine import StepEngine, place_networks
 from imgtrans.training.trainer import train
 
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "cpu_demo.toml"

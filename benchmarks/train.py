@@ -9,7 +9,7 @@ warm-up, through the trainer's own step engine, for
 * ``bf16-mixed``: the same in bfloat16 autocast (``--precision auto`` where the CPU or GPU has
   native bf16); ``+channels-last`` puts every network in NHWC (``auto`` does so only where it pays).
 
-Networks are placed by the trainer's own ``placement.place_networks`` (``run.channels_last = "auto"``).
+Networks are placed by the trainer's own ``step_engine.place_networks`` (``run.channels_last = "auto"``).
 
 Quality: trains the same number of steps on the offline ``basemap`` dataset (batch 1, seed 0,
 every paper default) in fp32 and in the fast default, then prints both models' L1 / PSNR / SSIM
@@ -31,10 +31,9 @@ import torch
 
 import imgtrans
 from imgtrans.core.config import resolve
-from imgtrans.training.step_engine import StepEngine, resolve_precision
+from imgtrans.training.step_engine import StepEngine, place_networks, resolve_precision
 from imgtrans.util.host_memory import keep_freed_memory
-from imgtrans.training.building import build_recipe
-from imgtrans.training.placement import place_networks
+from imgtrans.training.setup import build_recipe
 
 PAPER = {"generator": {"name": "unet_256"}, "discriminator": {"name": "patchgan_70"}}
 MODES = {  # name -> (precision, fast Adam + im2col + allocator, channels-last: None off, False auto, True on)

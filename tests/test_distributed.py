@@ -15,7 +15,7 @@ from helpers import write_aligned
 from imgtrans.cli import cli
 from imgtrans.core.checkpoint import load_checkpoint
 from imgtrans.training.data_order import EpochSampler
-from imgtrans.training.distributed import ProcessGroup, _buckets
+from imgtrans.training.step_engine import ProcessGroup, _buckets
 from imgtrans.util.errors import ConfigError
 
 #: a norm-free, dropout-free configuration: its gradient is an exact mean over the batch, so two
@@ -75,7 +75,7 @@ def test_process_group_reads_torchrun_environment(monkeypatch) -> None:
 
 
 def test_gradient_buckets_are_bounded_and_complete(monkeypatch) -> None:
-    import imgtrans.training.distributed as d
+    import imgtrans.training.step_engine as d
 
     monkeypatch.setattr(d, "BUCKET_ELEMENTS", 10)
     tensors = [torch.zeros(4), torch.zeros(4), torch.zeros(4), torch.zeros(20), torch.zeros(3, dtype=torch.float64)]

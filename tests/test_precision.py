@@ -11,7 +11,7 @@ import imgtrans
 from imgtrans.core.checkpoint import load_checkpoint
 from imgtrans.core.config import resolve
 from imgtrans.training import step_engine as engine_mod
-from imgtrans.training.checkpointing import STATE_KEY
+from imgtrans.training.checkpoints import STATE_KEY
 from imgtrans.training.optim import fast_adam
 from imgtrans.training.resume import resume_config
 from imgtrans.util.errors import ConfigError

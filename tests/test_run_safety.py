@@ -18,7 +18,7 @@ import imgtrans
 from imgtrans.cli import cli
 from imgtrans.core.config import resolve
 from imgtrans.training.resume import resume_config
-from imgtrans.training.runlock import LOCK_NAME, RunLock
+from imgtrans.training.rundir import LOCK_NAME, RunLock
 from imgtrans.util.errors import ConfigError
 from imgtrans.util.outputmarks import MARK_NAME, write_mark
 

@@ -127,9 +127,8 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
 
     from ..core import config as cfg
     from ..core.plugin_host import get_host
-    from ..training.launch import launch_resume, launch_run
     from ..training.resume import resume_config_for
-    from ..training.trainer import train
+    from ..training.trainer import launch_resume, launch_run, train
 
     host = get_host()
     console = Console(stderr=True)
@@ -163,7 +162,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     for section, values in cfg.parse_set_options(sets).items():
         command_line.setdefault(section, {}).update(values)
     if inits:
-        from ..training.init_weights import parse_init
+        from ..training.setup import parse_init
 
         command_line.setdefault("run", {})["init"] = parse_init(inits)
     layers.append(command_line)

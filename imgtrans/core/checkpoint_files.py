@@ -1,6 +1,6 @@
 """The files of a run's training checkpoints: ``checkpoints/step_<step>.safetensors``, the newest
 ``keep`` of them kept, and ``last.safetensors``, the same bytes as the newest (a hard link where
-the file system allows, else a copy).  What the files hold: :mod:`imgtrans.training.checkpointing`.
+the file system allows, else a copy).  What the files hold: :mod:`imgtrans.training.checkpoints`.
 """
 from __future__ import annotations
 

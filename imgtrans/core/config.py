@@ -99,13 +99,13 @@ class RunConfig:
     validate_split: str = "val"  # the split scored (unpaired data: only where A and B are aligned by name)
     # registered metrics validation scores (--val-metric); see training/validation.py
     val_metrics: list[str] = field(default_factory=lambda: list(DEFAULT_VAL_METRICS))
-    keep_best: str | None = None  # a validation figure (--keep-best): see keep_best_key and training/best.py
+    keep_best: str | None = None  # a validation figure (--keep-best): see keep_best_key and training/checkpoints.py
     fid_weights: str | None = None  # a local copy of the FID Inception weights (--fid-weights); default: the cache
     tensorboard: bool = False
     progress: bool = True
     # auto | fp32 | bf16-mixed | fp16-mixed (training/engine.py)
     precision: str = field(default="auto", metadata={"choices": PRECISIONS})
-    # auto | on | off (auto: see training/placement.py, wants_channels_last)
+    # auto | on | off (auto: see training/step_engine.py, wants_channels_last)
     channels_last: str = field(default="auto", metadata={"choices": ("auto", "on", "off")})
     compile: bool = False  # torch.compile the networks
     init: dict[str, str] = field(default_factory=dict)  # slot -> weights it starts from (--init SLOT=SOURCE)

@@ -3,7 +3,7 @@ checkpoint never holds a pickle.
 
 Each ``*_state`` function splits a state into the tensors a checkpoint stores as tensors and
 the JSON-able rest; its ``load_*``/``set_*`` counterpart puts the two back together.  Where the
-layout of a whole training checkpoint is defined: :mod:`imgtrans.training.checkpointing`.
+layout of a whole training checkpoint is defined: :mod:`imgtrans.training.checkpoints`.
 """
 from __future__ import annotations
 

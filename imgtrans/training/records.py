@@ -1,12 +1,16 @@
-"""What a run records as it trains: training records of losses averaged over a window of steps,
-written to ``metrics.jsonl`` (and TensorBoard) by rank 0, and the stop of a run whose losses
-diverged.
+"""What a run records as it trains, and what it shows: training records of losses averaged over
+a window of steps, written to ``metrics.jsonl`` (and TensorBoard) by rank 0, the stop of a run
+whose losses diverged, preview grids, and the progress bar.
 
 Losses are summed on the device between two records and summed over processes only when a
 record is made, so training costs no synchronisation per step.
+
+The run directory's own files: :mod:`imgtrans.training.rundir`; the page and the loss curve drawn
+from these records: :mod:`imgtrans.training.report`.
 """
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -14,18 +18,28 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
-from .distributed import ProcessGroup
-from .outputs import MetricsLog
+from ..core.interfaces import Recipe
+from ..data.images import image_grid, save_image, to_pixels
 from .report import TensorBoardLogger
-from .rundir import diverged_note
+from .rundir import COLUMNS_FILE, diverged_note
+from .step_engine import ProcessGroup
 
 
 class MetricsWindow:
     """The losses of the steps since the last training record (of this process).
 
     A checkpoint saves the window in progress and a resumed run restores it, so the records of a
-    resumed run equal those of the uninterrupted one (:mod:`imgtrans.training.checkpointing`).
+    resumed run equal those of the uninterrupted one (:mod:`imgtrans.training.checkpoints`).
     """
 
     def __init__(self, group: ProcessGroup, device: torch.device):
@@ -105,3 +119,81 @@ def learning_rates(rates: dict[str, float]) -> dict[str, float]:
     if len(set(rates.values())) <= 1:
         return {"lr": next(iter(rates.values()), 0.0)}
     return {f"lr_{name}": value for name, value in rates.items()}
+
+
+# -- metrics.jsonl and preview grids ---------------------------------------------------------------
+
+class MetricsLog:
+    """Append-only JSON lines: one object per logged step, flushed so a crash loses nothing."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def save_preview(path: Path, columns: list[tuple[str, torch.Tensor]]) -> None:
+    """The grid of captioned ``columns`` as a PNG, and the captions in ``columns.txt`` beside it."""
+    save_image(to_pixels(image_grid([t.detach().float().cpu() for _, t in columns])), path)
+    (path.parent / COLUMNS_FILE).write_text(" | ".join(name for name, _ in columns) + "\n", encoding="utf-8")
+
+
+@torch.no_grad()
+def write_preview(recipe: Recipe, batch: dict[str, torch.Tensor], path: Path) -> None:
+    """The recipe's preview columns for ``batch``, computed with every network in eval mode (each
+    module's mode is restored afterwards, so training goes on unchanged)."""
+    modes = [(m, m.training) for net in recipe.networks().values() for m in net.modules()]
+    for net in recipe.networks().values():
+        net.eval()
+    try:
+        columns = recipe.previews(batch)
+    finally:
+        for module, training in modes:
+            module.training = training
+    save_preview(path, columns)
+
+
+# -- the progress bar (silent when disabled or not a terminal) -------------------------------------
+
+class TrainingProgress:
+    def __init__(self, total_steps: int, total_epochs: int, *, enabled: bool = True, console: Console | None = None,
+                 completed: int = 0):
+        self.total_epochs = total_epochs
+        self._progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            TextColumn("[cyan]{task.fields[speed]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task("train", total=total_steps, completed=completed, epoch=0, epochs=total_epochs,
+                                             losses="", speed="")
+
+    def __enter__(self) -> "TrainingProgress":
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    def start_epoch(self, epoch: int) -> None:
+        self._progress.update(self._task, epoch=epoch)
+
+    def show(self, record: dict[str, Any]) -> None:
+        losses = " ".join(f"{k}={v:.3f}" for k, v in record.items()
+                          if k not in ("step", "epoch", "img_per_s", "lr") and not k.startswith("lr_")
+                          and isinstance(v, float))
+        self._progress.update(self._task, losses=losses, speed=f"{record['img_per_s']:.2f} img/s")
+
+    def advance(self) -> None:
+        self._progress.advance(self._task)

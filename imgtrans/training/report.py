@@ -16,6 +16,8 @@ from urllib.parse import quote
 from PIL import Image, ImageDraw, ImageFont
 
 from ..util.fileio import atomic_path
+from ..util.terminal import warn_stderr
+from .checkpoints import MODEL_BEST, best_summary
 from .rundir import COLUMNS_FILE
 
 #: record keys that are bookkeeping, not losses
@@ -243,8 +245,6 @@ def write_html(run_dir: Path) -> Path:
 
 def _best_line(run_dir: Path) -> str:
     """Which checkpoint is the best so far (``--keep-best``), read from the best checkpoint itself."""
-    from .best import MODEL_BEST, best_summary  # reads safetensors metadata: imported only when asked
-
     best = best_summary(run_dir)
     if best is None:
         return ""
@@ -268,8 +268,6 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from ..util.terminal import warn_stderr
-
             (warn or warn_stderr)("--tensorboard needs the tensorboard package (pip install tensorboard); "
                                   "continuing without it")
             return None

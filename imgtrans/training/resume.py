@@ -4,7 +4,7 @@ run directory keeps.
 A resumed run continues with its own ``config.toml``; only its length may grow (:data:`EXTENDABLE`).
 It continues from the newest intact checkpoint, on the same data, and the metrics a killed run
 logged after that checkpoint are dropped, since the steps behind them are trained again.  What a
-checkpoint holds and how it is restored: :mod:`imgtrans.training.checkpointing`.
+checkpoint holds and how it is restored: :mod:`imgtrans.training.checkpoints`.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from ..util.errors import ConfigError
 from ..util.fileio import atomic_path
 from ..util.terminal import warn_stderr
 from . import rundir as rd
-from .checkpointing import STATE_KEY, latest_checkpoint
-from .datarecord import RECORD_KEY, check_same_data
-from .runlock import RunLock
+from .checkpoints import STATE_KEY, latest_checkpoint
+from .data_order import RECORD_KEY, check_same_data
+from .rundir import RunLock
 
 #: options that ``--resume`` accepts, and only to extend the run (config section, key)
 EXTENDABLE = {"epochs": ("optim", "epochs"), "epochs_decay": ("optim", "epochs_decay"),

@@ -1,5 +1,13 @@
-"""The run directory's safety rules: what ``--overwrite`` may delete, its creation (only once the
-configuration has been checked), stale temporary files, and what to tell a user whose run stopped.
+"""The run directory's safety rules: one training process per run directory, what ``--overwrite``
+may delete, its creation (only once the configuration has been checked), stale temporary files,
+and what to tell a user whose run stopped.
+
+One training process per run directory (:class:`RunLock`): an exclusive ``flock`` on
+``RUN/train.lock``.  Two runs writing one directory mix their checkpoints, metrics and config
+without either noticing, so the second one refuses instead, naming the first one's PID (written
+into the lock file). ``flock`` locks belong to the open file, so the kernel releases them when
+the holder exits, however it exits: a killed run never leaves a stale lock, and the file itself
+may stay.
 
 ``--overwrite`` replaces only a directory that ``imgtrans train`` wrote: one carrying the run's
 mark (:mod:`imgtrans.util.outputmarks`; names alone prove nothing, a user's folder may hold a
@@ -24,14 +32,21 @@ from ..metrics.eval_outputs import EVAL_FOLDERS, foreign_entry
 from ..util.errors import ConfigError, RunError
 from ..util.fileio import atomic_path, is_temp_name, remove_temp_files
 from ..util.outputmarks import MARK_NAME, png_mark, read_mark, write_mark
-from .checkpointing import saved_step
-from .runlock import LOCK_NAME, RunLock
+from .checkpoints import saved_step
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked there
+    fcntl = None  # type: ignore[assignment]
+
+
+#: the lock file of a run, held by its one training process (:class:`RunLock`)
+LOCK_NAME = "train.lock"
 #: the preview columns' captions, written next to the grids (``real_A | fake_B | rec_A | ...``)
 COLUMNS_FILE = "columns.txt"
 #: files that imgtrans writes at the top of a run directory
@@ -201,6 +216,45 @@ def remove_stale_temp_files(run_dir: Path) -> None:
     """Temporary files that a killed run left (no ``except`` runs on SIGKILL). Call with the lock held."""
     for folder in (run_dir, *(run_dir / name for name in RUN_FOLDERS)):
         remove_temp_files(folder)
+
+
+# -- one training process per run directory --------------------------------------------------------
+
+class RunLock:
+    """Held from :meth:`acquire` to :meth:`release` (or the end of the process)."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Take the lock or raise :class:`RunError` naming the process that holds it."""
+        if fcntl is None or self._fd is not None:
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunError(f"cannot create {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise RunError(f"{self.path.parent} is in use by another `imgtrans train` (PID {holder}); "
+                           "wait for it to end or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the flock
+            self._fd = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
 
 
 # -- what to tell the user when a run stops -----------------------------------------------------

@@ -2,12 +2,15 @@
 
 Everything a recipe should not have to care about is done for it by this package: seeding,
 devices, data loading, the learning-rate schedule, logging, previews and checkpoints.  This module
-is the entry point and the loop over epochs and steps; the set-up is in
-:mod:`~imgtrans.training.setup`, what a checkpoint holds in :mod:`~imgtrans.training.checkpointing`.
+is the entry point, the checks of settings that cannot make a run together, the loop over epochs
+and steps, and ``--nproc`` (the same run in several processes); the set-up is in
+:mod:`~imgtrans.training.setup`, what a checkpoint holds in :mod:`~imgtrans.training.checkpoints`.
 """
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,24 +21,22 @@ from ..core.checkpoint import save_checkpoint
 from ..core.config import TrainConfig
 from ..core.dataset_catalog import DatasetCatalog
 from ..core.model_file import model_metadata, model_networks, recommended_norm_stats
+from ..core.plugin_host import get_host
 from ..core.registry import Registry, plugin_code
 from ..util.devices import resolve_device
-from ..util.errors import DataError
+from ..util.errors import ConfigError, DataError, RunError
 from ..util.host_memory import keep_freed_memory
 from ..util.terminal import warn_stderr
 from . import rundir as rd
-from .building import build_dataset, build_recipe
-from .checkpointing import save_training_checkpoint
-from .checks import check_run_settings
-from .distributed import ProcessGroup, weights_digest
-from .outputs import write_preview
-from .placement import check_processes
-from .progress import TrainingProgress
+from .checkpoints import save_training_checkpoint
+from .records import TrainingProgress, write_preview
 from .report import write_html
-from .runlock import RunLock
-from .setup import Run, set_up
-from .step_engine import resolve_precision
+from .resume import EXTENDABLE
+from .rundir import RunLock
+from .setup import Run, build_dataset, build_recipe, set_up
+from .step_engine import ProcessGroup, check_processes, resolve_precision, weights_digest
 from .validation import validate_directions
+
 
 # build_recipe, build_dataset, resolve_device and check_processes lived here and are still imported from here
 __all__ = ["TrainResult", "train", "build_recipe", "build_dataset", "resolve_device", "check_processes"]
@@ -59,11 +60,9 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     see :func:`imgtrans.training.resume.resume_config` for the config of an existing run.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard of every epoch with
-    gradients averaged across processes; only rank 0 writes (training/distributed.py).
+    gradients averaged across processes; only rank 0 writes (training/step_engine.py).
     """
     if registry is None or catalog is None:
-        from ..core.plugin_host import get_host
-
         host = get_host()
         registry, catalog = registry or host.registry, catalog or host.catalog
     group = ProcessGroup.from_environment()
@@ -211,3 +210,70 @@ class _Loop:
             run.log.note({"processes": run.group.world_size, "weights_digests": digests})
             if len(set(digests)) > 1:
                 warn_stderr(f"the processes ended with different weights ({digests}); please report this")
+
+
+# -- settings that cannot make a run together ------------------------------------------------------
+# Settings that are valid one by one (config.py checks each) but cannot make a run together,
+# checked before any data is read or folder created, so that such a run says so in one line and
+# leaves nothing behind.
+
+
+def check_run_settings(config: TrainConfig) -> None:
+    run, optim = config.run, config.optim
+    if run.checkpoint_every_steps < 0 or run.keep_checkpoints < 1 or run.checkpoint_every < 1:
+        raise ConfigError("run.checkpoint_every must be >= 1, run.checkpoint_every_steps >= 0 (0: off) and "
+                          "run.keep_checkpoints >= 1")
+    if optim.epochs + optim.epochs_decay < 1:
+        raise ConfigError(f"a run must have at least one step: --epochs {optim.epochs} and --epochs-decay "
+                          f"{optim.epochs_decay} give none (optim.epochs + optim.epochs_decay must be >= 1)")
+    if optim.max_steps is not None and optim.max_steps < 1:
+        raise ConfigError(f"a run must have at least one step: --max-steps {optim.max_steps} (optim.max_steps) "
+                          "must be >= 1, or unset")
+    if run.keep_best is not None and not run.validate_every:
+        raise ConfigError(f"--keep-best {run.keep_best} needs --validate-every N (run.validate_every): the best "
+                          "checkpoint is chosen by validation scores")
+
+
+# -- --nproc: the same run in several processes ----------------------------------------------------
+# ``imgtrans train --nproc N``: the same command in N processes on this machine, started through
+# torchrun's API (its command-line wrapper would add a launcher traceback to every worker's error).
+#
+# Every worker re-reads the settings from the command line it is given: a fresh run passes its
+# resolved config as a temporary ``config.toml``, a resumed run the run directory and the options
+# that extend it.  For several machines, users run ``torchrun ... -m imgtrans train`` themselves.
+
+
+def launch(nproc: int, args: Sequence[str]) -> None:
+    """Run ``imgtrans train ARGS`` in ``nproc`` processes on this machine."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("--nproc starts its own processes; under torchrun leave it out "
+                          "(torchrun's --nproc-per-node sets their number)")
+    # CPU processes share the cores rather than each taking all of them (torchrun's own default is 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    try:
+        run(parse_args(["--standalone", f"--nproc-per-node={nproc}", "-m", "imgtrans", "train", *args]))
+    except ChildFailedError as exc:
+        codes = sorted({f.exitcode for f in exc.failures.values()})
+        raise RunError(f"distributed training stopped (exit status {', '.join(map(str, codes))}); "
+                       "see the messages above") from None
+
+
+def launch_run(nproc: int, config: TrainConfig, *, overwrite: bool = False, quiet: bool = False) -> None:
+    """Train ``config`` in ``nproc`` processes. It is checked here first, so that a mistake is
+    reported once rather than by every process."""
+    check_processes(config, nproc)
+    with tempfile.TemporaryDirectory(prefix="imgtrans-") as tmp:
+        toml = Path(tmp) / "config.toml"
+        toml.write_text(config.to_toml(), encoding="utf-8")
+        launch(nproc, [config.recipe.name, "--config", str(toml), *(["--overwrite"] if overwrite else []),
+                       *(["--quiet"] if quiet else [])])
+
+
+def launch_resume(nproc: int, run_dir: str | Path, extend: Mapping[str, Any], *, quiet: bool = False) -> None:
+    """Continue the run in ``run_dir`` in ``nproc`` processes, extended by the :data:`EXTENDABLE`
+    options in ``extend`` (None: not given)."""
+    args = [a for k in EXTENDABLE if extend.get(k) is not None for a in (f"--{k.replace('_', '-')}", str(extend[k]))]
+    launch(nproc, ["--resume", str(run_dir), *args, *(["--quiet"] if quiet else [])])

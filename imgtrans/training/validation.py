@@ -17,6 +17,7 @@ from torch import nn
 from ..core.config import DEFAULT_VAL_METRICS
 from ..core.interfaces import Metric, Recipe, SetMetric
 from ..inference.engine import run_generator
+from ..metrics.evaluate import resolve_metrics
 from ..metrics.scoring import Batch, score
 from ..util.errors import DataError
 
@@ -26,8 +27,6 @@ __all__ = ["DEFAULT_VAL_METRICS", "build_metrics", "validation_metrics", "valida
 def build_metrics(names: Sequence[str] | None, weights: str | None = None) -> dict[str, Metric]:
     """Registered metrics by name (default: L1, PSNR, SSIM), built as ``imgtrans eval`` builds
     them: ``weights`` (the FID Inception weights) goes to those that take it."""
-    from ..metrics.evaluate import resolve_metrics
-
     return resolve_metrics(list(names or DEFAULT_VAL_METRICS), True, weights=weights)
 
 

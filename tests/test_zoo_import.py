@@ -143,6 +143,25 @@ def test_shape_mismatch_is_reported(tmp_path: Path) -> None:
     assert "(8, 3, 4, 4) vs (16, 3, 4, 4)" in str(info.value)
 
 
+def test_a_huge_declared_architecture_is_refused_before_it_allocates(tmp_path: Path, monkeypatch) -> None:
+    """`zoo import --set ngf=100000` built the real network (tens of GB) before failing: now the
+    declared architecture is compared with the weights on the meta device first."""
+    pth = _save(_source("unet_256", ngf=8).state_dict(), tmp_path / "narrow.pth")
+    built = []
+    real_create = imgtrans.get_registry().create
+
+    def create(kind, name, **args):  # count real (not meta-device) builds
+        net = real_create(kind, name, **args)
+        if kind == "generator" and any(not p.is_meta for p in net.parameters()):
+            built.append(args)
+        return net
+
+    monkeypatch.setattr(imgtrans.get_registry(), "create", create)
+    with pytest.raises(CheckpointError, match=r"\(8, 3, 4, 4\) vs \(100000, 3, 4, 4\)"):
+        import_reference(pth, tmp_path / "out.safetensors", generator_args={"ngf": 100000})
+    assert built == [] and not (tmp_path / "out.safetensors").exists()
+
+
 def test_long_mismatch_lists_are_truncated_with_counts() -> None:
     gen = imgtrans.create_generator("unet_256", ngf=8)
     state = {f"other.{i}": torch.zeros(1) for i in range(50)}

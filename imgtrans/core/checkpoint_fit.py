@@ -26,7 +26,7 @@ from safetensors import SafetensorError, safe_open
 
 from ..util.errors import CheckpointError, ImgtransError
 
-__all__ = ["check_generator_fits", "check_declared_sizes", "header_shapes", "MAX_STRIDE", "MAX_CHANNELS"]
+__all__ = ["build_on_meta", "check_generator_fits", "check_declared_sizes", "header_shapes", "MAX_STRIDE", "MAX_CHANNELS"]
 
 MAX_STRIDE = 4096
 """Largest ``stride`` accepted (a U-Net with 12 levels); images are padded to multiples of it."""
@@ -64,7 +64,7 @@ def check_generator_fits(path: str | Path, metadata: dict[str, Any], prefix: str
     spec = metadata.get("generator")
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise CheckpointError(f"{path}: the metadata does not say which generator it holds")
-    net, expected = _build_on_meta(path, spec, len(shapes))
+    net, expected = build_on_meta(path, spec, len(shapes))
     _compare(path, spec, shapes, expected)
     for key in ("stride", "in_channels", "out_channels"):
         actual = getattr(net, key, None)
@@ -124,9 +124,10 @@ def rebuild_args(registry: Any, name: str, args: dict[str, Any]) -> dict[str, An
     return {**args, **(getattr(registry.get("generator", name).factory, "rebuild_args", None) or {})}
 
 
-def _build_on_meta(path: Path, spec: dict[str, Any],
-                   n_tensors: int) -> tuple[torch.nn.Module, dict[str, tuple[int, ...]]]:
-    """The declared generator on the meta device, and its state dict's shapes."""
+def build_on_meta(path: str | Path, spec: dict[str, Any],
+                  n_tensors: int) -> tuple[torch.nn.Module, dict[str, tuple[int, ...]]]:
+    """The declared generator on the meta device (no memory; its construction stops as soon as it
+    would hold far more tensors than ``n_tensors``), and its state dict's shapes."""
     from .plugin_host import get_host
 
     args = {k: v for k, v in spec.items() if k != "name"}

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..core.checkpoint import save_checkpoint
+from ..core.checkpoint_fit import build_on_meta
 from ..core.interfaces import Generator
 from ..util.errors import CheckpointError
 
@@ -288,8 +289,12 @@ def reference_checkpoint(pth: Path, *, generator: str | None = None, generator_a
     generator = generator or infer_generator(state, generator_args)
     reference = _reference_args(registry.get("generator", generator).factory)
     args = {**reference, **(generator_args or {})}
-    net = registry.create("generator", generator, **args)
+    # the declared architecture is checked against the weights on the meta device first: a
+    # `--set ngf=100000` is refused before it allocates anything
+    on_meta, _ = build_on_meta(pth, {"name": generator, **args}, len(state))
     try:
+        adapt_state_dict(state, on_meta)
+        net = registry.create("generator", generator, **args)
         adapted = adapt_state_dict(state, net)
     except CheckpointError as exc:
         raise CheckpointError(f"{pth}: {exc}") from None

@@ -325,3 +325,26 @@ def test_run_length_zero_is_refused(registry, tmp_path: Path) -> None:
         imgtrans.train(_config(registry, data, tmp_path / "run", epochs=0, epochs_decay=0))
     # zero flat epochs with decay epochs is a valid run
     assert imgtrans.train(_config(registry, data, tmp_path / "run", epochs=0, epochs_decay=1)).steps == 2
+
+
+def test_the_lock_ends_with_the_run_not_with_its_forked_workers(tmp_path: Path) -> None:
+    """Data-loader workers are forked and inherited the lock's descriptor: after a SIGKILL of the
+    run, an orphaned worker held the lock for seconds and the next run named the dead PID."""
+    import time
+
+    run = tmp_path / "run"
+    run.mkdir()
+    lock = RunLock(run).acquire()
+    started, ready = os.pipe()
+    child = os.fork()
+    if child == 0:  # a worker: lives on after its parent lets go
+        os.write(ready, b"1")  # running Python code: the fork hooks have run
+        time.sleep(3)
+        os._exit(0)
+    os.read(started, 1)
+    try:
+        lock.release()  # the run ends (a SIGKILL drops its descriptors the same way)
+        RunLock(run).acquire().release()  # free at once, although the worker still runs
+    finally:
+        os.kill(child, 9)
+        os.waitpid(child, 0)

@@ -220,8 +220,27 @@ def remove_stale_temp_files(run_dir: Path) -> None:
 
 # -- one training process per run directory --------------------------------------------------------
 
+#: lock descriptors this process holds; a forked child (a data-loader worker) closes its copies at
+#: once, so that the run's lock ends with the run's own process: a worker orphaned by a SIGKILL
+#: held it for seconds, and the next run named the dead PID
+_HELD_FDS: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD_FDS):
+        try:
+            os.close(fd)  # the parent's descriptor, and so its flock, is unaffected
+        except OSError:
+            pass
+    _HELD_FDS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_held_in_child)
+
+
 class RunLock:
-    """Held from :meth:`acquire` to :meth:`release` (or the end of the process)."""
+    """Held from :meth:`acquire` to :meth:`release` (or the end of the process, not of its children)."""
 
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / LOCK_NAME
@@ -245,10 +264,12 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
+        _HELD_FDS.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            _HELD_FDS.discard(self._fd)
             os.close(self._fd)  # releases the flock
             self._fd = None
 

@@ -223,7 +223,7 @@ def test_local_path_and_file_url_sources(server, tmp_path, monkeypatch) -> None:
 # --- bounds: size and stall (issue 10, finding 6) ---------------------------------------------
 from loopback import endless, trickle  # noqa: E402
 
-from imgtrans.util.download_limits import MAX_DOWNLOAD_ENV, STALL_ENV  # noqa: E402
+from imgtrans.util.download_limits import MAX_DOWNLOAD_ENV, MIN_RATE_ENV, STALL_ENV  # noqa: E402
 from imgtrans.util.errors import ConfigError  # noqa: E402
 
 
@@ -273,6 +273,35 @@ def test_a_stalled_download_fails_in_one_line(server, tmp_path, monkeypatch, how
     assert not dest.exists()
 
 
+def test_a_drip_fed_download_is_abandoned_by_its_average_rate(server, tmp_path, monkeypatch) -> None:
+    """Just over 1 kB per stall window never tripped the stall deadline: a server could hold a
+    download for ever.  The average since the start must reach IMGTRANS_DOWNLOAD_MIN_RATE."""
+    import time
+
+    body = b"x" * 20_000
+
+    def drip(handler) -> None:  # 1100 bytes every 0.3 s: about 3.7 kB/s, never a stalled window
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        for start in range(0, len(body), 1100):
+            handler.wfile.write(body[start:start + 1100])
+            handler.wfile.flush()
+            if handler.server.closing.wait(0.3):
+                return
+
+    server.responders["/files/drip.bin"] = drip
+    monkeypatch.setenv(STALL_ENV, "1")
+    monkeypatch.setenv(MIN_RATE_ENV, "8k")
+    began = time.monotonic()
+    with pytest.raises(DownloadError) as info:
+        fetch(server.url("/files/drip.bin"), tmp_path / "drip.bin", progress=False, timeout=30)
+    msg = str(info.value)
+    assert "too slow" in msg and MIN_RATE_ENV in msg and "\n" not in msg and time.monotonic() - began < 5
+    monkeypatch.setenv(MIN_RATE_ENV, "1k")  # the same server, a floor it meets: it completes
+    assert fetch(server.url("/files/drip.bin"), tmp_path / "drip.bin", progress=False, timeout=30)
+
+
 def test_stall_parameter_overrides_the_environment(server, tmp_path, monkeypatch) -> None:
     server.responders["/files/slow.bin"] = trickle(b"x" * 4096, 0.05)
     monkeypatch.setenv(STALL_ENV, "3600")
@@ -281,7 +310,7 @@ def test_stall_parameter_overrides_the_environment(server, tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("var,value", [(MAX_DOWNLOAD_ENV, "banana"), (MAX_DOWNLOAD_ENV, "0"),
-                                       (STALL_ENV, "-1"), (STALL_ENV, "soon")])
+                                       (STALL_ENV, "-1"), (STALL_ENV, "soon"), (MIN_RATE_ENV, "fast")])
 def test_bad_limit_settings_are_one_line_errors(server, tmp_path, monkeypatch, var, value) -> None:
     monkeypatch.setenv(var, value)
     with pytest.raises(ConfigError) as info:

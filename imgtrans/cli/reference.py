@@ -14,6 +14,8 @@ ENVIRONMENT = {
     "IMGTRANS_OFFLINE": "1: never download; a missing file is a one-line error saying where to put it.",
     "IMGTRANS_MAX_DOWNLOAD": "Size cap of a download whose manifest declares no size (k/M/G/T suffixes) [20G].",
     "IMGTRANS_DOWNLOAD_STALL": "Seconds a download may deliver under 1 kB before it stops with an error [60].",
+    "IMGTRANS_DOWNLOAD_MIN_RATE": "Slowest average a download may keep after its first stall window, bytes/s or "
+                                  "4k, 1M [4k].",
     "IMGTRANS_MAX_IMAGE_PIXELS": "Largest image (pixels) decoded; 0 = no limit (decompression-bomb guard).",
     "IMGTRANS_DISABLE_PLUGINS": "Comma-separated plugin (entry-point) names to skip, or * for all.",
     "IMGTRANS_DEBUG": "1: show the traceback behind a one-line error (same as --debug).",

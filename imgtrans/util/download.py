@@ -36,11 +36,13 @@ from typing import IO, Any
 from .cachelock import cache_lock
 from .download_limits import (
     MAX_DOWNLOAD_ENV,
+    MIN_RATE_ENV,
     STALL_ENV,
     STALL_MIN_BYTES,
     StallWatch,
     default_max_bytes,
     human,
+    min_rate,
     stall_seconds,
 )
 from .errors import ImgtransError
@@ -140,6 +142,7 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None =
         return want  # a verified cache hit needs no lock (dest only ever appears complete)
     limit = size if size is not None else max_bytes if max_bytes is not None else default_max_bytes()
     stall_s = stall if stall is not None else stall_seconds()
+    rate = min_rate()
     local = _local_source(url)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -161,7 +164,7 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None =
         if local is not None:
             digest = _copy_local(url, local, part, dest, label, progress, limit)
         else:
-            digest = _download(url, part, dest, size, label, progress, timeout, limit, stall_s)
+            digest = _download(url, part, dest, size, label, progress, timeout, limit, stall_s, rate)
         return _finish(url, part, dest, digest, want, size)
 
 
@@ -309,7 +312,7 @@ def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progres
 
 
 def _download(url: str, part: Path, dest: Path, size: int | None, label: str, progress: bool,
-              timeout: float, limit: int, stall: float) -> str:
+              timeout: float, limit: int, stall: float, rate: int | None = None) -> str:
     """Fetch ``url`` into ``part``, resuming it if present; returns the sha256 of the whole part."""
     offset = part.stat().st_size if part.is_file() else 0
     if offset > limit:
@@ -359,10 +362,13 @@ def _download(url: str, part: Path, dest: Path, size: int | None, label: str, pr
                 with out, StderrBar(progress, label, unit="bytes") as bar:
                     bar.reset(offset, total)
                     got = _pump(read, out, hasher, bar, lambda exc: _network_error(url, _reason(exc), part, dest),
-                                part, room=limit - offset, watch=StallWatch(stall))
+                                part, room=limit - offset, watch=(watch := StallWatch(stall, rate)))
             except _TooBig:
                 raise _too_big(url, part, dest, limit, "it sent") from None
             except _Stalled:
+                if watch.too_slow:
+                    raise _network_error(url, f"too slow ({watch.too_slow}, below the {human(rate)}/s that "
+                                         f"{MIN_RATE_ENV} requires)", part, dest) from None
                 raise _network_error(url, f"stalled (less than {STALL_MIN_BYTES} bytes in {stall:g} s; "
                                      f"{STALL_ENV} sets the deadline)", part, dest) from None
             if length is not None and got < length:

@@ -135,6 +135,25 @@ def test_bad_requests_are_4xx_with_a_json_message_and_the_server_goes_on(models)
         assert post_image(base, image_bytes(16, 16), "model=oneway").status == 200
 
 
+def test_thin_images_are_bounded_by_their_padded_work(models, tmp_path) -> None:
+    """A 1 x N image pads to stride x N: its work, not its pixel count, is what a request costs (a
+    1,248-byte 1 x 400000 PNG held the server for 93 s).  Refused with 413 by serve, and reported
+    as that input's failure by translate."""
+    thin = image_bytes(70_000, 1)  # 70,000 pixels, padded to 32 x 70,016 = 2.2 M for this stride-32 model
+    with running(create_app(models, settings=ServeSettings())) as base:
+        reply = post_image(base, thin, "model=oneway")
+        assert reply.status == 413 and "times its pixels of work" in reply.json()["detail"], reply
+        assert post_image(base, image_bytes(300, 200), "model=oneway").status == 200  # an ordinary one still runs
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "thin.png").write_bytes(thin)
+    (tmp_path / "in" / "fine.png").write_bytes(image_bytes(40, 30))
+    from imgtrans.inference.translate import translate
+
+    report = translate(models["oneway"].directions["AtoB"].model, tmp_path / "in", tmp_path / "out")
+    assert [p.name for p in report.written] == ["fine.png"]
+    assert len(report.failed) == 1 and "times its pixels of work" in report.failed[0][1]
+
+
 # ----------------------------------------------------------------------------- queue and batching
 
 def _held(monkeypatch, models, name: str = "oneway"):

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.interfaces import Generator
+from ..util.errors import PixelLimitError
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -213,6 +214,26 @@ def _compiled(net: nn.Module, norm_stats: str) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------- running
+
+#: padding to the stride may multiply an image's work by at most this much (beyond the floor below):
+#: a 1 x 400000 PNG of 1.2 kB padded to 256 x 400128 took 93 s in serve, a square of its size 0.6 s
+MAX_PADDING_FACTOR = 16
+#: padded pixels any image may take, whatever its own size (a 10 x 10 image pads to a whole stride)
+PADDING_FLOOR = 1 << 20
+
+
+def check_padded_work(height: int, width: int, stride: int) -> None:
+    """Refuse (:class:`PixelLimitError`: one line, 413 in serve) an image whose padding to the
+    network's stride would multiply its work more than :data:`MAX_PADDING_FACTOR`-fold: the cost of
+    a forward pass is its padded size, not its pixel count, so extreme aspect ratios are bounded by
+    what they would compute."""
+    padded = math.ceil(height / stride) * stride * math.ceil(width / stride) * stride
+    if padded > max(MAX_PADDING_FACTOR * height * width, PADDING_FLOOR):
+        raise PixelLimitError(f"a {width}x{height} image pads to {math.ceil(width / stride) * stride}x"
+                              f"{math.ceil(height / stride) * stride} for this network (stride {stride}): "
+                              f"{padded / (height * width):.0f} times its pixels of work; crop it to a less "
+                              "extreme shape")
+
 
 def pad_to_multiple(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
     """Pad ``(N, C, H, W)`` symmetrically to multiples of ``stride``; returns the padding (l, r, t, b)."""

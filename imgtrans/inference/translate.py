@@ -36,6 +36,7 @@ from PIL import Image
 from ..data.images import FORMATS, batch_from_pixels, load_image, save_image, to_pixels
 from ..util.devices import resolve_device
 from ..util.errors import DataError, ImgtransError
+from .engine import check_padded_work
 from .model import NORM_STATS, TranslationModel, load_model
 from .plan import Job, Plan, collect_inputs, output_path, plan  # noqa: F401  (collect_inputs, output_path: public here too)
 from .precision_probe import AutoPrecision
@@ -250,6 +251,11 @@ class _Runner:
                     done(job, str(exc))
                     continue
                 h, w = pixels.shape[:2]
+                try:
+                    check_padded_work(h, w, self.model.stride)
+                except DataError as exc:
+                    done(job, f"{job.src}: {exc}")
+                    continue
                 if self.tile and max(h, w) > self.tile:
                     writer.submit(job, self.tiled(job, pixels))
                     continue

@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..data.images import decode_image, encode_image
+from ..inference.engine import check_padded_work
 from ..util.errors import DataError, ImgtransError, PixelLimitError
 from ..util.version import __version__
 from .batcher import Batcher
@@ -136,7 +137,8 @@ def create_app(models: Mapping[str, ServedModel], *, token: str | None = None,
                                 headers={"Retry-After": str(RETRY_AFTER_S)})
         try:
             body = await _read_body(request, settings.max_body)
-            pixels = await run_in_threadpool(_decode, body, runner.model.in_channels, settings.max_pixels)
+            pixels = await run_in_threadpool(_decode, body, runner.model.in_channels, settings.max_pixels,
+                                             runner.model.stride)
             out = await _wrap(batcher.submit((served.name, runner.model.direction, pixels.shape), pixels))
             png = await run_in_threadpool(encode_image, out, "png")
         finally:
@@ -188,9 +190,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _decode(body: bytes, channels: int, max_pixels: int) -> np.ndarray:
+def _decode(body: bytes, channels: int, max_pixels: int, stride: int) -> np.ndarray:
     try:
-        return decode_image(body, channels, name="request body", limit=max_pixels)
+        pixels = decode_image(body, channels, name="request body", limit=max_pixels)
+        check_padded_work(pixels.shape[0], pixels.shape[1], stride)  # the work is the padded size
+        return pixels
     except PixelLimitError as exc:
         raise HTTPException(413, str(exc)) from None
     except DataError as exc:

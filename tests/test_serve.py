@@ -154,6 +154,44 @@ def test_thin_images_are_bounded_by_their_padded_work(models, tmp_path) -> None:
     assert len(report.failed) == 1 and "times its pixels of work" in report.failed[0][1]
 
 
+def _slow_upload(base: str, length: int = 1000):
+    """A client that sends the headers of a POST and then nothing (one byte, then silence)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    where = urlsplit(base)
+    sock = socket.create_connection((where.hostname, where.port), timeout=10)
+    sock.sendall(f"POST /v1/translate?model=oneway HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                 f"Content-Length: {length}\r\n\r\n".encode() + b"\x89")
+    return sock
+
+
+def test_slow_uploads_hold_no_queue_slot_and_time_out(models, caplog) -> None:
+    """32 clients sending a byte every 10 s made every other request 503 for 90 s: bodies are now
+    received, under a deadline, before a request takes a queue slot (bounded loops, real server)."""
+    import time
+
+    settings = ServeSettings(queue_size=2, body_timeout=1.5)
+    with running(create_app(models, settings=settings)) as base:
+        slow = [_slow_upload(base) for _ in range(5)]  # more than the queue holds
+        try:
+            began = time.monotonic()
+            assert post_image(base, image_bytes(16, 16), "model=oneway").status == 200  # not 503
+            assert time.monotonic() - began < 1.5
+            slow[0].settimeout(10)
+            answer = b""
+            while b"\r\n\r\n" not in answer:  # the deadline answers the dripping client itself
+                chunk = slow[0].recv(4096)
+                if not chunk:
+                    break
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        finally:
+            for sock in slow:
+                sock.close()
+        assert post_image(base, image_bytes(16, 16), "model=oneway").status == 200
+
+
 # ----------------------------------------------------------------------------- queue and batching
 
 def _held(monkeypatch, models, name: str = "oneway"):

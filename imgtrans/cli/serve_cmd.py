@@ -33,11 +33,14 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION
 @click.option("--max-pixels", type=click.IntRange(1), default=1 << 24, show_default=True,
               help="Largest image (width x height), checked from its header before decoding; larger ones "
                    "(decompression bombs) are answered 413.")
+@click.option("--body-timeout", type=click.FloatRange(0, min_open=True), default=30.0, show_default=True,
+              help="Seconds a request body may take to arrive (received before the request takes a queue "
+                   "slot); slower uploads are answered 408.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn's log level (info logs every request).")
 def serve_command(models: tuple[str, ...], host: str, port: int, token: str | None, device: str, precision: str,
                   queue_size: int, batch_wait_ms: float, max_batch: int | None, max_body_mb: float, max_pixels: int,
-                  log_level: str) -> None:
+                  body_timeout: float, log_level: str) -> None:
     """Serve models over HTTP: a web page at /, the API under /v1, its description at /docs.
 
     \b
@@ -68,7 +71,8 @@ def serve_command(models: tuple[str, ...], host: str, port: int, token: str | No
     try:
         served = load_served(models, device=dev, precision=precision)
         settings = ServeSettings(queue_size=queue_size, max_body=int(max_body_mb * 1024 * 1024),
-                                 max_pixels=max_pixels, batch_wait_ms=batch_wait_ms, max_batch=max_batch)
+                                 max_pixels=max_pixels, batch_wait_ms=batch_wait_ms, max_batch=max_batch,
+                                 body_timeout=body_timeout)
         app = create_app(served, token=token, settings=settings)
         names = ", ".join(f"{m.name} ({'/'.join(m.directions)})" for m in served.values())
         click.echo(f"serving {names} at {url(sock)}/  (API: /v1, docs: /docs; Ctrl-C stops)", err=True)

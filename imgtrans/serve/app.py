@@ -2,14 +2,17 @@
 
 Every request that cannot be served is answered with a 4xx/5xx status and a JSON body
 ``{"detail": "one line naming the problem"}``; the server keeps serving.  Memory is bounded: at
-most ``queue_size`` translate requests are inside the server at once (reading, decoding, waiting,
-translating, encoding), each with a body of at most ``max_body`` bytes and an image of at most
-``max_pixels`` pixels; the next one is answered 503 with ``Retry-After`` straight away, before its
-body is read.
+most ``4 x queue_size`` bodies are being received at once, each of at most ``max_body`` bytes and
+within ``body_timeout`` seconds (else 408), and at most ``queue_size`` received requests are inside
+the server (decoding, waiting, translating, encoding), each with an image of at most ``max_pixels``
+pixels; a request beyond either bound is answered 503 with ``Retry-After`` straight away.  A body is
+received before its request takes a queue slot, so clients that drip their uploads cannot starve
+the others.
 """
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 from collections.abc import Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +32,7 @@ from .batcher import Batcher
 from .models import ServedModel
 
 PAGE = Path(__file__).with_name("page.html")
+LOG = logging.getLogger("imgtrans.serve")
 RETRY_AFTER_S = 1
 
 
@@ -43,6 +47,7 @@ class ServeSettings:
     max_batch: int | None = None         # images per forward pass; None: translate's auto batch size
     tile: int = 1024                     # images with a larger side are translated in tiles, as translate
     tile_overlap: int = 128
+    body_timeout: float = 30.0           # seconds to receive a whole body (before it takes a queue slot); else 408
 
 
 class Admission:
@@ -91,6 +96,7 @@ def create_app(models: Mapping[str, ServedModel], *, token: str | None = None,
 
     batcher = Batcher(run_batch, batch_limit, settings.batch_wait_ms / 1000)
     admission = Admission(settings.queue_size)
+    uploads = Admission(4 * settings.queue_size)  # bodies being received, each under body_timeout
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -132,11 +138,18 @@ def create_app(models: Mapping[str, ServedModel], *, token: str | None = None,
         if content_type.startswith("multipart/"):  # curl -F: a form around the file (any other type is ignored)
             raise HTTPException(415, f"send the image file itself as the body, not a form ({content_type.split(';')[0]}): "
                                      "curl --data-binary @photo.jpg")
+        # the body first, under a deadline: a client dripping its upload holds no queue slot
+        if not uploads.enter():
+            raise HTTPException(503, f"busy: {uploads.capacity} uploads are arriving; retry in {RETRY_AFTER_S} s",
+                                headers={"Retry-After": str(RETRY_AFTER_S)})
+        try:
+            body = await _read_body(request, settings.max_body, settings.body_timeout)
+        finally:
+            uploads.leave()
         if not admission.enter():
             raise HTTPException(503, f"busy: {admission.capacity} requests are queued; retry in {RETRY_AFTER_S} s",
                                 headers={"Retry-After": str(RETRY_AFTER_S)})
         try:
-            body = await _read_body(request, settings.max_body)
             pixels = await run_in_threadpool(_decode, body, runner.model.in_channels, settings.max_pixels,
                                              runner.model.stride)
             out = await _wrap(batcher.submit((served.name, runner.model.direction, pixels.shape), pixels))
@@ -174,17 +187,37 @@ def _find(models: Mapping[str, ServedModel], name: str | None) -> ServedModel:
     return models[name]
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused (413) as soon as it is known or seen to exceed ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
+    """The body, refused (413) as soon as it is known or seen to exceed ``limit`` bytes, and (408)
+    when it has not all arrived within ``timeout`` seconds.  A client that goes away while sending
+    is one log line, not a traceback."""
+    import asyncio
+
+    from starlette.requests import ClientDisconnect
+
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"the body is {int(length)} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPException(413, f"the body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    chunks: list[bytes] = []
+
+    async def receive() -> int:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise HTTPException(413, f"the body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+        return size
+
+    try:
+        size = await asyncio.wait_for(receive(), timeout)
+    except asyncio.TimeoutError:
+        raise HTTPException(408, f"the body did not arrive within {timeout:g} s; send it at once "
+                                 "(curl --data-binary @photo.jpg)") from None
+    except ClientDisconnect:
+        client = request.client.host if request.client else "a client"
+        LOG.warning("%s went away while sending its request body", client)
+        raise HTTPException(400, "the client went away while sending the body") from None
     if not size:
         raise HTTPException(400, "the body is empty: send the image file's bytes (curl --data-binary @photo.jpg)")
     return b"".join(chunks)

@@ -18,9 +18,9 @@ Networks see float tensors in [-1, 1], channels first; files hold 8-bit pixels.
   Pillow's ``convert("L")`` does (``L = (19595 R + 38470 G + 7471 B + 32768) >> 16``).
 * Multi-page files (TIFF) give their first page.
 
-**Decoding.**  Ordinary JPEG and PNG files (8- or 16-bit greyscale / RGB / RGBA / LA, upright;
-not colour files for a 1-channel model) are decoded by torchvision (libjpeg-turbo, libpng), which
-is faster; everything else, and anything torchvision refuses, by Pillow.  Both give the same
+**Decoding.**  Ordinary JPEG files (greyscale / RGB, upright; not colour files for a 1-channel
+model) are decoded by torchvision (libjpeg-turbo), which is faster; everything else (PNG
+included: see :data:`FAST_DECODE`), and anything torchvision refuses, by Pillow.  Both give the same
 pixels for the same file (within 1 grey level).  Set ``FAST_DECODE = False`` to use Pillow for
 everything.  (torchvision 0.29 deprecates its image decoders in favour of TorchCodec; when they
 are gone, or torchvision is missing, Pillow decodes everything, with the same results.)
@@ -60,15 +60,17 @@ IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", 
 #: default pixel limit: twice Pillow's DecompressionBombWarning threshold (about 13k x 13k)
 MAX_PIXELS = 178_956_970
 MAX_PIXELS_ENV = "IMGTRANS_MAX_IMAGE_PIXELS"
-#: decode ordinary JPEG / PNG files with torchvision (libjpeg-turbo / libpng); False: Pillow only
+#: decode ordinary JPEG files with torchvision (libjpeg-turbo); False: Pillow only.  Never PNG: a PNG
+#: whose compressed data fails its check ("IDAT: incorrect data check") crashed the process inside
+#: torchvision 0.29's libpng decoder (SIGSEGV), which a served request could trigger; Pillow reports
+#: it as an error (tests/test_images.py)
 FAST_DECODE = True
 
-_FAST_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+_FAST_SUFFIXES = frozenset({".jpg", ".jpeg"})
 #: Pillow format -> the modes (as Pillow reports them from the header) torchvision decodes identically
 _FAST_MODES = {
     "JPEG": frozenset({"L", "RGB"}),
     "MPO": frozenset({"L", "RGB"}),  # camera JPEGs with an appended preview: the first image is plain JPEG
-    "PNG": frozenset({"L", "LA", "RGB", "RGBA", "I;16", "I;16B", "I"}),
 }
 _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _ORIENTATION = 0x0112

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from helpers import TINY, write_aligned
@@ -158,6 +159,28 @@ def test_resume_from_another_directory_refuses_other_data(registry, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "holds the same file names and sizes" in result.output
     assert "epochs = 2" in (run / "config.toml").read_text()
+
+
+def test_resume_refuses_files_replaced_in_place_by_others_of_the_same_size(registry, tmp_path: Path) -> None:
+    """Names and sizes were all the fingerprint covered: images replaced in place by others of the
+    same byte size resumed silently.  The contents count now; --allow-data-change accepts them."""
+    from PIL import Image
+
+    data = write_aligned(tmp_path / "data", count=3)
+    for png in (data / "train").glob("*.png"):  # stored uncompressed: the byte size follows the image size
+        Image.open(png).save(png, compress_level=0)
+    run = tmp_path / "run"
+    imgtrans.train(_config(registry, data, run, epochs=1))
+    first = sorted((data / "train").glob("*.png"))[0]
+    size = first.stat().st_size
+    Image.fromarray(255 - np.asarray(Image.open(first))).save(first, compress_level=0)  # other pixels
+    assert first.stat().st_size == size
+    code, lines = _cli("--resume", run, "--epochs", "2", "--quiet")
+    assert code == 1 and len(lines) == 1 and "other file contents" in lines[0] and "--allow-data-change" in lines[0]
+    assert "epochs = 1" in (run / "config.toml").read_text()
+    result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--epochs", "2", "--quiet", "--allow-data-change"])
+    assert result.exit_code == 0, result.output
+    assert "continuing on it (--allow-data-change)" in result.output and "epochs = 2" in (run / "config.toml").read_text()
 
 
 # -- 12. one line instead of a traceback ----------------------------------------------------------

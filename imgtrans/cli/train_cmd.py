@@ -99,12 +99,15 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
               help="Start SLOT from existing weights: an imgtrans model or checkpoint (FILE[#NETWORK]), zoo:NAME, "
                    "or a reference .pth (repeatable), e.g. --init generator=zoo:maps_a2b.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory given with --out.")
+@click.option("--allow-data-change", is_flag=True,
+              help="With --resume: continue although the training files or their contents differ from what "
+                   "the run trained on (refused otherwise).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--print-config", is_flag=True,
               help="Print the fully resolved settings (TOML, usable with --config) and exit without training.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
                   inits: tuple[str, ...], nproc: int | None, overwrite: bool, quiet: bool, print_config: bool,
-                  **options: Any) -> None:
+                  allow_data_change: bool, **options: Any) -> None:
     """Train RECIPE (pix2pix, cyclegan, ...) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
@@ -145,9 +148,12 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
             click.echo(config.to_toml(), nl=False)
             return
         if nproc is not None and nproc > 1:
+            if allow_data_change:
+                raise click.UsageError("--allow-data-change cannot be passed on to --nproc processes: resume "
+                                       "once on one process to accept the new data, then with --nproc")
             launch_resume(nproc, resume_dir, options, quiet=quiet)
             return
-        _report(console, train(config, resume=True, console=console))
+        _report(console, train(config, resume=True, console=console, allow_data_change=allow_data_change))
         return
     if recipe is None:
         raise click.UsageError("Missing argument 'RECIPE' (or pass --resume RUN_DIR).")

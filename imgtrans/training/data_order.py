@@ -10,9 +10,11 @@ Each process of a distributed run takes its own shard of that order.
 **The record** of which data a run trained on, so that ``--resume`` never continues on other data
 unnoticed.  ``data.source`` may be a relative folder (``--data pairs``): resumed from another
 working directory it names another folder, and a folder whose files were replaced keeps its
-name.  So every checkpoint records the folder it resolved to and a fingerprint of what the
-training split holds (file names and sizes: cheap, one ``stat`` per file, no reading), and a
-resume compares (:func:`data_record`, :func:`check_same_data`).
+name, and a file replaced by another of the same byte size keeps its size.  So every checkpoint
+records the folder it resolved to and a fingerprint of what the training split holds: file names
+and sizes, and a digest of every file's content (the split is read once when a run starts, about
+as much as one epoch's loading), and a resume compares (:func:`data_record`,
+:func:`check_same_data`): other content is refused unless ``allow_change``.
 """
 from __future__ import annotations
 
@@ -143,10 +145,23 @@ class EpochLoader:
 RECORD_KEY = "data"
 
 
+def _content_digest(path: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except OSError:  # unreadable now: the loader skips and counts it; its name and size still count
+        return "unreadable"
+    return h.hexdigest()
+
+
 def fingerprint(folder: Path, exclude: Path | None = None) -> dict[str, Any]:
-    """Count, total size and a digest of the relative names and sizes of the files under
-    ``folder`` (hidden entries and ``exclude``, e.g. a run directory inside it, left out)."""
+    """Count, total size, a digest of the relative names and sizes of the files under ``folder``
+    (hidden entries and ``exclude``, e.g. a run directory inside it, left out) and one of their
+    contents (``content``)."""
     h = hashlib.blake2b(digest_size=8)
+    content = hashlib.blake2b(digest_size=8)
     files = size = 0
     skip = os.path.realpath(exclude) if exclude is not None else None
     entries: list[tuple[str, int]] = []
@@ -163,9 +178,10 @@ def fingerprint(folder: Path, exclude: Path | None = None) -> dict[str, Any]:
             entries.append((os.path.relpath(path, folder).replace(os.sep, "/"), st.st_size))
     for rel, n in sorted(entries):
         h.update(f"{rel}\0{n}\n".encode())
+        content.update(f"{rel}\0{_content_digest(os.path.join(folder, rel))}\n".encode())
         files += 1
         size += n
-    return {"files": files, "bytes": size, "digest": h.hexdigest()}
+    return {"files": files, "bytes": size, "digest": h.hexdigest(), "content": content.hexdigest()}
 
 
 def data_record(root: Path, split: str, run_dir: Path | None = None) -> dict[str, Any]:
@@ -179,16 +195,25 @@ def _describe(record: dict[str, Any]) -> str:
     return f"{record['root']} ({record['files']} files, {record['bytes']} bytes, digest {record['digest']})"
 
 
-def check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], run_dir: Path) -> None:
-    """Refuse to resume ``run_dir`` on data whose fingerprint differs from the one its checkpoint
-    recorded; the same files in another place (a moved or copied folder) are only warned about.
-    Checkpoints of older versions recorded nothing: nothing to compare then."""
+def check_same_data(saved: dict[str, Any] | None, now: dict[str, Any], run_dir: Path, *,
+                    allow_change: bool = False) -> None:
+    """Refuse to resume ``run_dir`` on data whose fingerprint (names, sizes, contents) differs from
+    the one its checkpoint recorded, unless ``allow_change`` (then one warning line); the same files
+    in another place (a moved or copied folder) are only warned about.  Checkpoints of older
+    versions recorded no content digest (their names and sizes are compared) or nothing at all."""
     if not isinstance(saved, dict) or not {"root", "files", "bytes", "digest"} <= set(saved):
         return
-    same_files = all(saved[k] == now[k] for k in ("files", "bytes", "digest"))
-    if not same_files:
-        raise RunError(f"cannot resume {run_dir}: it was trained on {_describe(saved)}, but its data.source now "
-                       f"gives {_describe(now)}; resume from the directory the run was started in, or restore the data")
+    keys = ("files", "bytes", "digest", *(("content",) if "content" in saved else ()))
+    changed = [k for k in keys if saved[k] != now.get(k)]
+    if changed:
+        what = "file contents" if changed == ["content"] else "files"
+        message = (f"{run_dir} was trained on {_describe(saved)}, but its data.source now gives {_describe(now)} "
+                   f"(other {what})")
+        if not allow_change:
+            raise RunError(f"cannot resume: {message}; resume from the directory the run was started in, restore "
+                           "the data, or pass --allow-data-change to continue on this data")
+        warn_stderr(f"{message}; continuing on it (--allow-data-change)")
+        return
     if saved["root"] != now["root"]:
         warn_stderr(f"{run_dir} was trained on {saved['root']}; resuming on {now['root']}, which holds the same "
-                    f"file names and sizes ({now['files']} files)")
+                    f"file names and sizes{' and contents' if 'content' in saved else ''} ({now['files']} files)")

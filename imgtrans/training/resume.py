@@ -90,12 +90,13 @@ def lock_and_find_checkpoint(config: TrainConfig, lock: RunLock) -> Checkpoint:
     return latest_checkpoint(run_dir, warn_stderr)
 
 
-def continue_run_dir(config: TrainConfig, ckpt: Checkpoint, data: dict[str, Any]) -> None:
+def continue_run_dir(config: TrainConfig, ckpt: Checkpoint, data: dict[str, Any], *,
+                     allow_data_change: bool = False) -> None:
     """Once the resume is known to work (same data, everything built): tidy the run directory
     for its continuation and record its new length (rank 0 only: it writes)."""
     run_dir = Path(config.run.out)
     state = ckpt.metadata[STATE_KEY]
-    check_same_data(state.get(RECORD_KEY), data, run_dir)
+    check_same_data(state.get(RECORD_KEY), data, run_dir, allow_change=allow_data_change)
     rd.remove_stale_temp_files(run_dir)
     with atomic_path(run_dir / "config.toml") as tmp:  # an extended run records its new length
         tmp.write_text(config.to_toml(), encoding="utf-8")

@@ -113,7 +113,8 @@ def seed_everything(seed: int) -> None:
 
 
 def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, console: Any, group: ProcessGroup,
-           device: torch.device, precision: str, *, overwrite: bool, resume: bool, locks: list[RunLock]) -> Run:
+           device: torch.device, precision: str, *, overwrite: bool, resume: bool, locks: list[RunLock],
+           allow_data_change: bool = False) -> Run:
     """Build, check and open everything for training ``config`` (``resume``: continue its run
     directory from the newest checkpoint). The lock on the run directory that rank 0 takes is
     appended to ``locks``, for the caller to release however the run ends."""
@@ -145,7 +146,7 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
         root = resolve_dataset(config.data.source, catalog)
         recorded.append(data_record(root, config.data.split, Path(config.run.out) if config.run.out else None))
         if ckpt is not None:
-            continue_run_dir(config, ckpt, recorded[0])
+            continue_run_dir(config, ckpt, recorded[0], allow_data_change=allow_data_change)
             return config.run.out
         run_dir, lock = prepare_run_dir(config, overwrite, root)
         locks.append(lock)

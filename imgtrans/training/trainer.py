@@ -52,12 +52,13 @@ class TrainResult:
 
 
 def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False, registry: Registry | None = None,
-          catalog: DatasetCatalog | None = None, console: Any = None) -> TrainResult:
+          catalog: DatasetCatalog | None = None, console: Any = None, allow_data_change: bool = False) -> TrainResult:
     """Train ``config`` to completion and write the run directory; returns where the model is.
 
     ``resume=True`` continues the run in ``config.run.out`` from its newest checkpoint (networks,
     optimizers, schedulers, loss scale, position, RNG states), exactly as if it had never stopped;
-    see :func:`imgtrans.training.resume.resume_config` for the config of an existing run.
+    see :func:`imgtrans.training.resume.resume_config` for the config of an existing run; it refuses
+    data whose files or contents differ from what the run trained on unless ``allow_data_change``.
 
     Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its shard of every epoch with
     gradients averaged across processes; only rank 0 writes (training/step_engine.py).
@@ -76,7 +77,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     locks: list[RunLock] = []  # rank 0's lock on the run directory, held until the end
     try:
         run = set_up(config, registry, catalog, console, group, device, precision, overwrite=overwrite,
-                     resume=resume, locks=locks)
+                     resume=resume, locks=locks, allow_data_change=allow_data_change)
         return _Loop(run).train()
     finally:
         for lock in locks:

@@ -371,3 +371,20 @@ def test_the_lock_ends_with_the_run_not_with_its_forked_workers(tmp_path: Path) 
     finally:
         os.kill(child, 9)
         os.waitpid(child, 0)
+
+
+@pytest.mark.parametrize("batch, size, hint", [(100_000, 4096, "nothing above --batch-size 8 at this size"),
+                                               (4, 16384, "nothing above --crop-size and --load-size 5792 at")])
+def test_a_step_that_cannot_fit_in_memory_is_refused_before_anything(registry, tmp_path: Path, monkeypatch,
+                                                                      batch: int, size: int, hint: str) -> None:
+    """--batch-size 100000 --crop-size 4096 reached 12.5 GB before anything refused; --crop-size
+    16384 ended in a traceback at 10.5 GB.  A lower bound of a step's memory is checked first."""
+    from imgtrans.training import trainer
+
+    monkeypatch.setattr(trainer, "available_memory", lambda device: 8 * 2**30)
+    data = write_aligned(tmp_path / "data", count=2)
+    config = _config(registry, data, tmp_path / "run", max_steps=1)
+    config.data.batch_size, config.data.load_size, config.data.crop_size = batch, size, size
+    with pytest.raises(ConfigError, match="needs at least .* GiB, more than the 8.0 GiB available") as info:
+        imgtrans.train(config)
+    assert hint in str(info.value) and not (tmp_path / "run").exists()

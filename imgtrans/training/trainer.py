@@ -69,6 +69,7 @@ def train(config: TrainConfig, *, overwrite: bool = False, resume: bool = False,
     group = ProcessGroup.from_environment()
     device = group.device(resolve_device(config.run.device))
     check_run_settings(config)
+    check_step_memory(config, device)
     precision = resolve_precision(config.run.precision, device)
     if group.distributed:  # every process refuses alike (processes per machine: GPUs needed here)
         check_processes(config, int(os.environ.get("LOCAL_WORLD_SIZE", group.world_size)))
@@ -233,6 +234,50 @@ def check_run_settings(config: TrainConfig) -> None:
     if run.keep_best is not None and not run.validate_every:
         raise ConfigError(f"--keep-best {run.keep_best} needs --validate-every N (run.validate_every): the best "
                           "checkpoint is chosen by validation scores")
+
+
+#: float32 values a training step keeps per input pixel, at the least: the A and B batch, the
+#: output and the networks' activations and gradients (measured: about 130 for pix2pix's U-Net-256,
+#: so this bound refuses only settings that cannot run, never one that merely runs slowly)
+MIN_VALUES_PER_PIXEL = 16
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a step may still take on ``device`` (free GPU memory; the host's MemAvailable), or None."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_step_memory(config: TrainConfig, device: torch.device) -> None:
+    """Refuse, before any data is read or network built, a batch and crop size whose step cannot
+    fit in memory by a wide margin (a lower bound, :data:`MIN_VALUES_PER_PIXEL`): `--batch-size
+    100000 --crop-size 4096` reached 12.5 GB before anything refused.  Names the largest setting
+    that fits."""
+    data = config.data
+    available = available_memory(device)
+    if available is None:
+        return
+    side = max(data.crop_size, data.load_size)
+    need = data.batch_size * side * side * MIN_VALUES_PER_PIXEL * 4
+    if need <= available:
+        return
+    per_item = side * side * MIN_VALUES_PER_PIXEL * 4
+    fits_batch = available // per_item
+    fits_side = int((available / (data.batch_size * MIN_VALUES_PER_PIXEL * 4)) ** 0.5)
+    hint = (f"--batch-size {fits_batch} at this size" if fits_batch >= 1 else
+            f"--crop-size and --load-size {fits_side} at --batch-size {data.batch_size}")
+    raise ConfigError(f"a training step at --batch-size {data.batch_size}, --load-size {data.load_size} and "
+                      f"--crop-size {data.crop_size} needs at least {need / 2**30:.1f} GiB, more than the "
+                      f"{available / 2**30:.1f} GiB available on {device.type}; nothing above {hint} can fit "
+                      "(a real step needs several times this bound)")
 
 
 # -- --nproc: the same run in several processes ----------------------------------------------------

@@ -331,3 +331,29 @@ def test_eval_write_failure_is_one_line(model: Path, tmp_path: Path, monkeypatch
     monkeypatch.setattr(evaluate_module, "save_image", disk_full)
     line = _one_line_error(_run("eval", "--model", model, "--data", data, "--contact-sheet", tmp_path / "s.png"))
     assert line == f"error: cannot write --contact-sheet {tmp_path / 's.png'}: No space left on device"
+
+
+@pytest.mark.parametrize("case", ["unknown zoo name", "missing file", "every output exists"])
+def test_refusals_come_before_torch_is_imported(tmp_path: Path, case: str) -> None:
+    """An existing output folder was refused only after the model loaded and the precision probe ran
+    ("wrote 0 image(s)", 8 s idle); an unknown zoo name took 5 s of start-up.  Both are one line
+    now, before torch is even imported."""
+    import subprocess
+    import sys
+
+    inputs, out = tmp_path / "in", tmp_path / "out"
+    inputs.mkdir()
+    out.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(inputs / name)
+        (out / name).write_bytes(b"an earlier output")
+    model, message = {"unknown zoo name": ("zoo:mpas_a2b", "unknown zoo model 'mpas_a2b'. Did you mean 'maps_a2b'?"),
+                      "missing file": (str(tmp_path / "no.safetensors"), "neither a file nor a zoo model"),
+                      "every output exists": ("zoo:maps_a2b", "every output already exists in")}[case]
+    code = ("import sys\nfrom imgtrans.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit as exc:\n"
+            "    print('exit', exc.code, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code, "translate", "--model", model, str(inputs), str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "exit 2 False", (result.stdout, result.stderr)
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert (out / "a.png").read_bytes() == b"an earlier output"

@@ -73,18 +73,29 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
         raise click.UsageError("--overwrite and --skip-existing contradict each other: pass one of them")
     from pathlib import Path
 
+    from ..inference.plan import plan
+    from ..util.errors import ImgtransError
+    from ..zoo.store import check_model_source
+
+    # every refusal (an unknown model, colliding names, an input as output, unwritable OUTPUT, no
+    # images, nothing left to write) before torch is imported or the model loaded
+    check_model_source(model)
+    planned = plan(Path(inputs), output, recursive=recursive, format=fmt, overwrite=overwrite,
+                   skip_existing=skip_existing)  # the one scan of INPUTS: translate() works from it
+    if planned.failed and len(planned.failed) == len(planned.inputs):
+        raise ImgtransError(f"every output already exists in {output} ({len(planned.failed)} file(s), e.g. "
+                            f"{planned.failed[0][0].name}); pass --overwrite to replace them or --skip-existing "
+                            "to leave them")
+
     from rich.console import Console
     from rich.progress import Progress
 
     from ..inference.model import load_model
-    from ..inference.translate import plan, translate
+    from ..inference.translate import translate
     from ..util.devices import resolve_device
 
     console = Console(stderr=True)
     dev = resolve_device(device)
-    # every refusal (colliding names, an input as output, unwritable OUTPUT, no images) before the model
-    planned = plan(Path(inputs), output, recursive=recursive, format=fmt, overwrite=overwrite,
-                   skip_existing=skip_existing)  # the one scan of INPUTS: translate() works from it
     loaded = load_model(model, device=dev, direction=direction)
     start = time.perf_counter()
     try:

@@ -54,8 +54,8 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from ..util.errors import ConfigError, DataError, PixelLimitError
 from ..util.fileio import atomic_path
 from ..util.outputmarks import PNG_KEY
+from .image_files import FORMATS, IMAGE_EXTENSIONS, SUFFIX_FORMATS, is_image, list_images  # noqa: F401 - public here too
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 
 #: default pixel limit: twice Pillow's DecompressionBombWarning threshold (about 13k x 13k)
 MAX_PIXELS = 178_956_970
@@ -77,24 +77,6 @@ _ORIENTATION = 0x0112
 
 _max_pixels_override: int | None = None
 
-#: output formats: file suffix and Pillow save options (PNG is lossless at any zlib level; level 1
-#: writes about 3x faster than Pillow's default 6 for files about 9% larger; TIFF is lossless too)
-FORMATS = {
-    "png": (".png", {"format": "PNG", "compress_level": 1}),
-    "jpg": (".jpg", {"format": "JPEG", "quality": 95}),
-    "webp": (".webp", {"format": "WEBP", "quality": 95}),
-    "tif": (".tif", {"format": "TIFF", "compression": "tiff_adobe_deflate"}),
-}
-SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tif", ".tiff": "tif"}
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-
-
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name for a stable order."""
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_image(p))
 
 
 # ----------------------------------------------------------------------------- pixel limit

@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.images import FORMATS, IMAGE_EXTENSIONS, SUFFIX_FORMATS, is_image, list_images
+from ..data.image_files import FORMATS, IMAGE_EXTENSIONS, SUFFIX_FORMATS, is_image, list_images
 from ..util.destinations import check_writable_file, check_writable_folder
 from ..util.errors import DataError, ImgtransError
 

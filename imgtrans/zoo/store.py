@@ -283,6 +283,17 @@ def _save(target: Path, networks: dict, metadata: dict) -> None:
                             "free some space or set IMGTRANS_HOME to a writable folder") from None
 
 
+def check_model_source(source: str | Path) -> None:
+    """Refuse, before torch is imported or anything downloaded, a model that is neither a file nor
+    a zoo entry (an unknown ``zoo:NAME`` with a suggestion): the same one-line errors as
+    :func:`resolve_model`, in milliseconds rather than after seconds of start-up."""
+    text = str(source)
+    if text.startswith(PREFIX):
+        get_entry(text[len(PREFIX):])
+    elif not Path(text).expanduser().exists() and text not in entries():
+        raise CheckpointError(f"model not found: {text} is neither a file nor a zoo model (see `imgtrans zoo list`)")
+
+
 def resolve_model(source: str | Path) -> Path:
     """``zoo:NAME`` -> cached checkpoint (pulled on first use); a path -> itself; else a bare zoo name."""
     text = str(source)

@@ -83,3 +83,21 @@ def test_a_plain_table_keeps_its_title() -> None:
     table = Table("", "score", title="facades / test [bold](fp16)[/bold]", caption="lower is better")
     table.add_row("model", "0.25")
     assert plain_lines(table) == ["facades / test (fp16)", "       score", "model  0.25", "lower is better"]
+
+
+@pytest.mark.parametrize("args", [["zoo", "list"], ["data", "list"]], ids=" ".join)
+def test_the_long_tables_are_drawn_within_80_columns(args: list[str]) -> None:
+    """`zoo list` was 127 columns wide and `data list` 165 (printed plain, so the terminal wrapped
+    every row): now the least useful columns give way, as the caption says, and names stay whole."""
+    output = re.sub(r"\x1b\[[0-9;]*m", "", run(*args, TTY_COMPATIBLE="1").output)
+    assert BOX & set(output) and max(cell_len(line) for line in output.splitlines()) <= 80, output
+    assert "not shown at this width:" in output
+    cells = {w.strip("│┃ ") for line in output.splitlines() for w in line.split()}
+    assert not [n for n in _names(args) if n not in cells]
+
+
+def test_data_list_fills_the_splits_of_every_set() -> None:
+    rows = {row["name"]: row for row in json.loads(run("data", "list", "--json").output)}
+    plain = {line.split()[0]: line for line in run("data", "list").output.splitlines()[1:]}
+    assert "trainA, trainB, testA, testB" in plain["cyclegan_apple2orange"]  # was an empty cell
+    assert set(rows["cyclegan_apple2orange"]["splits"]) == {"trainA", "trainB", "testA", "testB"}

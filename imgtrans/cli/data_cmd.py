@@ -40,11 +40,13 @@ def list_datasets(as_json: bool) -> None:
         return
     rows = []
     for e in entries:
-        splits = ", ".join(f"{k} {v}" for k, v in e.splits.items() if v > 1)
+        # counts where the catalogue knows them, else the split names (CycleGAN's sets list only those)
+        splits = ", ".join(f"{k} {v}" if v > 1 else k for k, v in e.splits.items())
         rows.append((escape(e.name), "yes" if e.paired else "no", escape(f"{e.domains[0]} -> {e.domains[1]}"),
                      splits, escape(e.how), f"{e.size_mb:g} MB" if e.size_mb else "",
                      "[green]yes" if is_ready(e.name) else "no"))
-    print_table(name_table(("name", "paired", "A -> B", "splits", "how", "size", "cached"), rows))
+    print_table(name_table(("name", "paired", "A -> B", "splits", "how", "size", "cached"), rows),
+                optional=("size", "how", "paired"))
 
 
 @data_group.command("info")

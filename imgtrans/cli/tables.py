@@ -34,15 +34,28 @@ def name_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, names: 
     return table
 
 
-def print_table(table: Any) -> None:
+def print_table(table: Any, *, optional: Sequence[str] = ()) -> None:
     """Print ``table`` on stdout: drawn at the terminal's width (``COLUMNS`` still sets it), or as
-    plain aligned text when stdout is not a terminal."""
+    plain aligned text when stdout is not a terminal.  In a terminal too narrow for every column,
+    the ``optional`` columns (header names, least useful first) are left out, as the caption says,
+    so that an 80-column terminal gets a drawn table with whole names; ``--json`` has everything."""
     from rich.console import Console
 
     console = Console()
-    if console.is_terminal and _fits(table, console.width):
-        console.print(table)
-        return
+    if console.is_terminal:
+        dropped = []
+        for header in optional:
+            if _fits(table, console.width):
+                break
+            index = next((i for i, c in enumerate(table.columns) if c.header == header), None)
+            if index is not None:
+                del table.columns[index]
+                dropped.append(header)
+        if _fits(table, console.width):
+            if dropped:
+                table.caption = f"not shown at this width: {', '.join(dropped)} (see --json)"
+            console.print(table)
+            return
     import click
 
     for line in plain_lines(table):

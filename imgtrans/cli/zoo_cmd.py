@@ -47,7 +47,8 @@ def list_models(as_json: bool) -> None:
         rows.append((escape(e.name), e.recipe, e.generator["name"], escape(domains), escape(e.dataset), size,
                      "[green]yes" if is_cached(e) else "no"))
     print_table(name_table(("name", "recipe", "generator", "A -> B", "dataset", "size", "cached"), rows,
-                           names=("name", "recipe", "generator", "dataset")))
+                           names=("name", "recipe", "generator", "dataset")),
+                optional=("generator", "size", "recipe", "dataset"))
 
 
 @zoo_group.command("info")

@@ -357,3 +357,18 @@ def test_refusals_come_before_torch_is_imported(tmp_path: Path, case: str) -> No
     assert result.stdout.strip() == "exit 2 False", (result.stdout, result.stderr)
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert (out / "a.png").read_bytes() == b"an earlier output"
+
+
+def test_a_log_gets_whole_lines_not_paths_wrapped_mid_line(model: Path, tmp_path: Path) -> None:
+    """With stderr a file or pipe, rich wrapped at 80 columns and cut long paths in two."""
+    import subprocess
+    import sys
+
+    _image(tmp_path / "in" / "a.png", (10, 20, 30))
+    out = tmp_path / ("a_rather_long_folder_name_that_makes_the_line_longer_than_eighty_columns" * 2) / "out"
+    result = subprocess.run([sys.executable, "-m", "imgtrans", "translate", "--model", str(model),
+                             str(tmp_path / "in"), str(out)], capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    assert any(line.startswith("wrote 1 image(s) to ") and str(out) in line for line in result.stderr.splitlines()), \
+        result.stderr

@@ -107,7 +107,7 @@ def _unpaired(results) -> bool:
 
 def _print(results, data: str, split: str, precision: str, as_json: bool, contact_sheet: str | None,
            report_dir: str | None) -> None:
-    from rich.console import Console
+    from ..util.terminal import rich_console
     from rich.markup import escape
 
     from .tables import name_table, print_table
@@ -122,7 +122,7 @@ def _print(results, data: str, split: str, precision: str, as_json: bool, contac
              *(_cell(k, r.figures.get(k)) for k in keys)) for r in results]
     title = f"{data} / {split}" + ("" if precision == "fp32" else f" ({precision})")
     print_table(name_table(tuple(headers), rows, names=("",), title=escape(title)))
-    console = Console()
+    console = rich_console()
     for line in results[0].protocol:
         console.print(escape(line), style="dim")
     for r in results:

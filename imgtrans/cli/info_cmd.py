@@ -37,13 +37,13 @@ def info_command(kind: str, name: str, as_json: bool) -> None:
 
 def render(data: dict[str, Any]) -> None:
     """Tables that fit an 80-column terminal: long cells wrap, none is cut; plain text in a pipe."""
-    from rich.console import Console
+    from ..util.terminal import rich_console
     from rich.markup import escape
     from rich.table import Table
 
     from .tables import print_table
 
-    console = Console()
+    console = rich_console()
     console.soft_wrap = not console.is_terminal  # in a pipe: one line per paragraph, never cut
     origin = f"plugin {data['plugin']}"
     if data.get("distribution"):

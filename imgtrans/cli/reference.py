@@ -63,6 +63,10 @@ def cli_reference(cli: click.Group) -> str:
              "`imgtrans train RECIPE --help` adds the recipe's own options (see docs/recipes.md).", "",
              "## Exit codes", "", "| code | meaning |", "|---|---|",
              *(f"| {code} | {text} |" for code, text in EXIT_CODES.items()), "",
+             "## Output", "",
+             "Tables keep names whole. In a terminal narrower than a table, its least useful columns give "
+             "way (the caption names them); a pipe or a file gets plain aligned rows, one line each, and "
+             "messages on one line however long (no path wrapped mid-line); every table command has `--json`.", "",
              "## Environment variables", "", "| variable | effect |", "|---|---|",
              *(f"| `{name}` | {text} |" for name, text in ENVIRONMENT.items()), "",
              "## Commands", ""]

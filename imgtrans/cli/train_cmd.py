@@ -126,7 +126,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
       imgtrans train pix2pix --data maps --nproc 4          # 4 GPUs, batch 1 each
       torchrun --nproc-per-node 4 -m imgtrans train pix2pix --data maps
     """
-    from rich.console import Console
+    from ..util.terminal import rich_console
 
     from ..core import config as cfg
     from ..core.plugin_host import get_host
@@ -134,7 +134,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     from ..training.trainer import launch_resume, launch_run, train
 
     host = get_host()
-    console = Console(stderr=True)
+    console = rich_console(stderr=True)
     declared = click.get_current_context().meta.get(META_KEY, ([], {}))[1]
     recipe_values = {name: options.pop(name) for name in list(options) if name in declared}
     options["val_metrics"] = list(options["val_metrics"]) or None  # not given: the config's

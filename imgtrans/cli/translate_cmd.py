@@ -87,14 +87,14 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
                             f"{planned.failed[0][0].name}); pass --overwrite to replace them or --skip-existing "
                             "to leave them")
 
-    from rich.console import Console
+    from ..util.terminal import rich_console
     from rich.progress import Progress
 
     from ..inference.model import load_model
     from ..inference.translate import translate
     from ..util.devices import resolve_device
 
-    console = Console(stderr=True)
+    console = rich_console(stderr=True)
     dev = resolve_device(device)
     loaded = load_model(model, device=dev, direction=direction)
     start = time.perf_counter()

@@ -9,6 +9,17 @@ import sys
 from typing import Any
 
 
+def rich_console(stderr: bool = False) -> Any:
+    """A rich console that wraps lines only for a terminal: a log file or a pipe gets every message
+    on one line, so no path is cut mid-line (rich would wrap at 80 columns there)."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
+
+
 def warn_stderr(message: str) -> None:
     """One warning line on stderr, in the form every imgtrans warning takes."""
     print(f"imgtrans: warning: {message}", file=sys.stderr, flush=True)
@@ -20,7 +31,6 @@ class StderrBar:
     def __init__(self, enabled: bool, label: str, *, total: int | None = None, unit: str = "items"):
         self._progress: Any = None
         if enabled and sys.stderr.isatty():
-            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -33,7 +43,7 @@ class StderrBar:
 
             counts = [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
             self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), *counts,
-                                      TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+                                      TimeRemainingColumn(), console=rich_console(stderr=True), transient=True)
             self._task = self._progress.add_task(label, total=total)
 
     def __enter__(self) -> "StderrBar":

@@ -134,7 +134,9 @@ def download_dataset(entry: DatasetEntry, *, mirror: str | None = None, keep_arc
             return target
         if progress:
             progress(f"downloading dataset {entry.name!r} from {url}")
-        fetch(url, archive, description=entry.name, max_bytes=approx_limit(entry.size_mb))
+        fetch(url, archive, description=entry.name, max_bytes=approx_limit(entry.size_mb),
+              advice=f"or set {MIRROR_ENV} to a mirror (a URL or folder holding {archive.name}); datasets built "
+                     "locally need no download: --data basemap (paired) or --data basemap_unpaired")
         try:
             with _staging(target) as dest:
                 safe_extract(archive, dest, strip_top=True)

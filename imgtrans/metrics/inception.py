@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..util.download import ChecksumMismatch, OfflineError, fetch, mirrored
+from ..util.download import ChecksumMismatch, fetch, mirrored
 from ..util.errors import ConfigError
 from ..util.paths import home
 
@@ -68,11 +68,11 @@ def inception_weights(local: str | Path | None = None, *, spec: WeightsFile | No
         return path
     dest = weights_dir() / spec.name
     url = mirrored(spec.url, mirror or os.environ.get(MIRROR_ENV) or None)
-    try:
-        fetch(url, dest, sha256=spec.sha256, size=spec.size, progress=progress,
-              description=f"FID Inception weights ({spec.name})")
-    except OfflineError as exc:
-        raise OfflineError(f"{exc}, or pass --fid-weights FILE (the file {spec.name}, sha256 {spec.sha256})") from None
+    fetch(url, dest, sha256=spec.sha256, size=spec.size, progress=progress,
+          description=f"FID Inception weights ({spec.name})",
+          advice=f"or pass --fid-weights FILE (a copy of {spec.name}); or set {MIRROR_ENV} to a mirror "
+                 "(a URL or folder holding it); or score without FID/KID (--metric l1 --metric psnr "
+                 "--metric ssim)")
     return dest
 
 

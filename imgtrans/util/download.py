@@ -49,7 +49,7 @@ from .errors import ImgtransError
 from .terminal import StderrBar
 
 __all__ = [
-    "DownloadError", "ChecksumMismatch", "OfflineError", "OFFLINE_ENV",
+    "DownloadError", "ChecksumMismatch", "OfflineError", "NetworkError", "OFFLINE_ENV",
     "is_offline", "sha256_file", "mirrored", "fetch",
 ]
 
@@ -72,6 +72,11 @@ class ChecksumMismatch(DownloadError):
 
 class OfflineError(DownloadError):
     """A file that is not cached was needed while :data:`OFFLINE_ENV` forbids the network."""
+
+
+class NetworkError(DownloadError):
+    """The server could not be reached, refused, stalled or broke off: what a machine without
+    internet meets (the message says how to do without the network)."""
 
 
 def is_offline() -> bool:
@@ -112,7 +117,7 @@ def mirrored(url: str, mirror: str | None) -> str:
 
 def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None = None,
           progress: bool = True, timeout: float = 30.0, description: str | None = None,
-          max_bytes: int | None = None, stall: float | None = None) -> str:
+          max_bytes: int | None = None, stall: float | None = None, advice: str = "") -> str:
     """Make sure ``dest`` holds the file published at ``url`` and return its sha256 hex digest.
 
     - ``dest`` already there and matching ``sha256`` (or ``sha256`` is None): returned at once,
@@ -131,6 +136,9 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None =
       before any byte is written), and is abandoned when fewer than 1 kB arrive in ``stall``
       seconds (default: :func:`~imgtrans.util.download_limits.stall_seconds`).  A part that exceeds
       the bound is deleted; a stalled one is kept for resuming.
+    - When the network cannot help (offline, unreachable, stalled), the one-line error says where
+      to put the file by hand and its sha256, then ``advice``: the caller's mirror variable and
+      offline alternatives.
     - One process at a time: the lock file ``dest`` + ``.lock`` is held while the file is made.
 
     Raises :class:`OfflineError`, :class:`ChecksumMismatch` or :class:`DownloadError`, each with a
@@ -158,13 +166,18 @@ def fetch(url: str, dest: Path, *, sha256: str | None = None, size: int | None =
 
         part = dest.parent / (dest.name + ".part")
         label = description or dest.name
+        by_hand = f"put the file at {dest} yourself" + (f" (sha256 {want})" if want else "") + \
+            (f"; {advice}" if advice else "")
         if local is None and is_offline():
             raise OfflineError(f"offline ({OFFLINE_ENV}={os.environ.get(OFFLINE_ENV, '').strip()}): "
-                               f"cannot download {url}; put the file at {dest} or unset {OFFLINE_ENV}")
+                               f"cannot download {url}; unset {OFFLINE_ENV}, or {by_hand}")
         if local is not None:
             digest = _copy_local(url, local, part, dest, label, progress, limit)
         else:
-            digest = _download(url, part, dest, size, label, progress, timeout, limit, stall_s, rate)
+            try:
+                digest = _download(url, part, dest, size, label, progress, timeout, limit, stall_s, rate)
+            except NetworkError as exc:
+                raise NetworkError(_one_line(f"{exc}; without the network, {by_hand}")) from None
         return _finish(url, part, dest, digest, want, size)
 
 
@@ -218,7 +231,7 @@ def _user_agent() -> str:
     return f"imgtrans/{__version__}"
 
 
-def _network_error(url: str, what: str, part: Path, dest: Path) -> DownloadError:
+def _network_error(url: str, what: str, part: Path, dest: Path) -> NetworkError:
     try:
         kept = part.stat().st_size
     except OSError:
@@ -227,7 +240,7 @@ def _network_error(url: str, what: str, part: Path, dest: Path) -> DownloadError
         hint = f"the partial file {part} ({kept} bytes) is kept, run again to resume"
     else:
         hint = "check the URL and your connection, then run again"
-    return DownloadError(_one_line(f"download of {url} failed: {what}; {hint} (cache path: {dest})"))
+    return NetworkError(_one_line(f"download of {url} failed: {what}; {hint}"))  # fetch adds where the file goes
 
 
 def _reason(exc: BaseException) -> str:

@@ -186,7 +186,7 @@ def _obtain(entry: ZooEntry, url: str, local: Path | None, target: Path, force: 
         _discard(raw)
     try:
         digest = fetch(url, raw, sha256=known, size=entry.size, max_bytes=approx_limit(entry.size_mb),
-                       progress=progress, description=entry.name)
+                       progress=progress, description=entry.name, advice=_offline_advice(entry))
     except ChecksumMismatch as exc:
         if known is not None and known == recorded:
             raise ChecksumMismatch(
@@ -214,6 +214,15 @@ def _obtain(entry: ZooEntry, url: str, local: Path | None, target: Path, force: 
         _write_model_hash(target)
     except OSError as exc:
         raise CheckpointError(f"cannot write {_model_hash_path(target)}: {exc.strerror or exc}") from None
+
+
+def _offline_advice(entry: ZooEntry) -> str:
+    """What a user without internet can do instead of downloading ``entry``."""
+    shipped = sorted(name for name, e in entries().items() if e.local_source() is not None)
+    alternative = f"; models that ship with imgtrans need no download: {', '.join(f'zoo:{n}' for n in shipped)}" \
+        if shipped else ""
+    return (f"or set {MIRROR_ENV} to a mirror (a URL or folder holding {Path(urlparse(entry.source).path).name or 'it'})"
+            f"{alternative}")
 
 
 def _discard(raw: Path) -> None:

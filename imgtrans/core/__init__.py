@@ -1,0 +1,1 @@
+"""What a generator, discriminator, loss, dataset, metric and recipe are, how plugins register them (hook specs, registry, plugin host), the configuration and the checkpoint format; imports only imgtrans.util (see docs/architecture.md)."""

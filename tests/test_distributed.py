@@ -1,7 +1,6 @@
 """Data-parallel training with torchrun: sharding, identical weights, equivalence, resume, refusals."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import write_aligned
+from helpers import assert_same_networks, records, write_aligned
 
 from imgtrans.cli import cli
 from imgtrans.core.checkpoint import load_checkpoint
@@ -32,10 +31,6 @@ def _imgtrans(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "imgtrans", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
     return proc
-
-
-def _records(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 # -- sharding -------------------------------------------------------------------------------------
@@ -105,15 +100,15 @@ def test_two_processes_equal_one_process_with_the_combined_batch(tmp_path: Path)
                     cwd=tmp_path)
     assert one.returncode == 0, one.stderr
 
-    records = _records(tmp_path / "two")
-    digests = next(r["weights_digests"] for r in records if "weights_digests" in r)
+    two_records = records(tmp_path / "two")
+    digests = next(r["weights_digests"] for r in two_records if "weights_digests" in r)
     assert len(digests) == 2 and digests[0] == digests[1]  # both ranks ended bit-identical
-    steps = [r["step"] for r in records if "G_L1" in r]
+    steps = [r["step"] for r in two_records if "G_L1" in r]
     assert steps == sorted(set(steps)) == [8]  # rank 0 alone wrote: no duplicated records
-    assert records[0]["processes"] == 2 and records[0]["precision"] == "fp32"
+    assert two_records[0]["processes"] == 2 and two_records[0]["precision"] == "fp32"
     keys = ("G_L1", "G_GAN", "D_real", "D_fake")
-    two_losses = next(r for r in records if "G_L1" in r)
-    one_losses = next(r for r in _records(tmp_path / "one") if "G_L1" in r)
+    two_losses = next(r for r in two_records if "G_L1" in r)
+    one_losses = next(r for r in records(tmp_path / "one") if "G_L1" in r)
     assert {k: two_losses[k] for k in keys} == pytest.approx({k: one_losses[k] for k in keys}, rel=1e-4)
 
     a = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.safetensors")
@@ -141,9 +136,7 @@ def test_distributed_resume_continues_every_process_exactly(tmp_path: Path) -> N
     assert resumed.returncode == 0, resumed.stderr
     a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.safetensors")
     b = load_checkpoint(tmp_path / "part" / "checkpoints" / "last.safetensors")
-    for name in ("generator", "discriminator"):
-        for key, tensor in a.state_dict(name).items():
-            assert torch.equal(tensor, b.state_dict(name)[key]), key
+    assert_same_networks(a, b, ("generator", "discriminator"))
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY, write_aligned
+from helpers import TINY, assert_same_networks, write_aligned
 
 import imgtrans
 from imgtrans.core.checkpoint import load_checkpoint
@@ -74,9 +74,7 @@ def test_fp16_loss_scale_survives_resume(registry, tmp_path: Path) -> None:
     a = load_checkpoint(whole.run_dir / "checkpoints" / "last.safetensors")
     b = load_checkpoint(resumed.run_dir / "checkpoints" / "last.safetensors")
     assert a.metadata[STATE_KEY]["scaler"] == b.metadata[STATE_KEY]["scaler"]
-    for name in ("generator", "discriminator"):
-        for key, tensor in a.state_dict(name).items():
-            assert torch.equal(tensor, b.state_dict(name)[key]), key
+    assert_same_networks(a, b, ("generator", "discriminator"))
 
 
 def test_recipe_without_engine_calls_pytorch_directly(registry) -> None:

@@ -3,7 +3,6 @@ tracebacks, and true messages when a run stops."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from helpers import TINY, write_aligned
+from helpers import TINY, records, write_aligned
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -43,10 +42,6 @@ def _cli(*args) -> tuple[int, list[str]]:
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     lines = result.output.strip().splitlines()
     return result.exit_code, [line for line in lines if not line.startswith(("training on ", "imgtrans: warning"))]
-
-
-def _records(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
 # -- 1. --overwrite deletes only an imgtrans run -------------------------------------------------
@@ -211,7 +206,7 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_the_previous_chec
     monkeypatch.setattr(checkpoint, "save_file", real)
     code, lines = _cli("--resume", run, "--quiet")
     assert code == 0, lines
-    assert [r["resumed_from_step"] for r in _records(run) if "resumed_from_step" in r] == [2]
+    assert [r["resumed_from_step"] for r in records(run) if "resumed_from_step" in r] == [2]
 
 
 def _damage_state(path: Path, text: str) -> None:
@@ -235,7 +230,7 @@ def test_a_malformed_training_state_falls_back_to_the_previous_checkpoint(regist
     result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--max-steps", "4", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "step_00000003.safetensors" in result.output and "resuming from an earlier checkpoint" in result.output
-    assert [r["resumed_from_step"] for r in _records(run) if "resumed_from_step" in r] == [2]
+    assert [r["resumed_from_step"] for r in records(run) if "resumed_from_step" in r] == [2]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -280,7 +275,7 @@ def test_resume_prefers_an_intact_last_over_older_step_files(registry, tmp_path:
     (ckpts / "step_00000003.safetensors").write_bytes(copy[:1000])  # damaged
     result = CliRunner().invoke(cli, ["train", "--resume", str(run), "--max-steps", "4", "--quiet"])
     assert result.exit_code == 0, result.output
-    assert [r["resumed_from_step"] for r in _records(run) if "resumed_from_step" in r] == [3]
+    assert [r["resumed_from_step"] for r in records(run) if "resumed_from_step" in r] == [3]
 
 
 def test_resume_removes_what_a_killed_run_left(registry, tmp_path: Path) -> None:

@@ -160,6 +160,7 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
     recipe.use_engine(engine)
     optim = config.optim
     optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
+    check_optimizers(recipe, optimizers, config.recipe.name)
     schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay) for name, o in optimizers.items()}
     loader = EpochLoader(dataset, seed=config.run.seed, batch_size=config.data.batch_size,
                          num_workers=config.data.num_workers, rank=group.rank, world_size=group.world_size,
@@ -233,7 +234,35 @@ def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
         for slot, spec in config.components.items()
     }
     with plugin_code(registered.plugin, f"recipe {config.recipe.name!r}"):
-        return recipe_cls(components, **config.recipe.args)
+        recipe = recipe_cls(components, **config.recipe.args)
+    missing = [name for name in recipe_cls.owned_networks if name not in recipe.owned]
+    if missing:
+        raise ConfigError(f"recipe {config.recipe.name!r} (plugin {registered.plugin!r}) declares owned network "
+                          f"{missing[0]!r} but its __init__ never hands it over: call "
+                          f"self.add_network({missing[0]!r}, module) there")
+    return recipe
+
+
+def check_optimizers(recipe: Recipe, optimizers: Any, name: str) -> None:
+    """Every parameter an optimizer updates must belong to a declared network (a slot's or an owned
+    one): checkpoints save only those, so a run holding others could never resume exactly."""
+    if not isinstance(optimizers, dict) or not all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values()):
+        raise ConfigError(f"recipe {name!r}: configure_optimizers must return a dict of name -> torch.optim.Optimizer, "
+                          f"got {type(optimizers).__name__}")
+    declared = {id(p) for net in recipe.networks().values() for p in net.parameters()}
+    owners = {id(p): slot for slot, comp in recipe.components.items() for p in comp.parameters()}
+    for opt_name, opt in optimizers.items():
+        stray = [p for group in opt.param_groups for p in group["params"] if id(p) not in declared]
+        if not stray:
+            continue
+        where = {owners[id(p)] for p in stray if id(p) in owners}
+        whose = (f"of the {'/'.join(sorted(where))} slot, which is not a network checkpoints save" if where
+                 else "of no declared network")
+        raise ConfigError(
+            f"recipe {name!r}: optimizer {opt_name!r} updates {len(stray)} parameter tensor(s) "
+            f"({sum(p.numel() for p in stray):,} values) {whose}, so checkpoints would not save them and --resume "
+            "could not continue the run exactly; declare such a network in the recipe's owned_networks and hand it "
+            "over with self.add_network(NAME, module) in __init__")
 
 
 def check_crop_size(recipe: Recipe, config: TrainConfig) -> None:
@@ -361,10 +390,11 @@ def initial_state(source: str, slot: str, net: nn.Module) -> dict[str, torch.Ten
 
 def apply_init(recipe: Recipe, inits: dict[str, str]) -> None:
     """Load each ``inits`` source into its slot's network, exactly (strict key and shape match)."""
+    targets = {**recipe.components, **recipe.owned}
     for slot, source in inits.items():
-        if slot not in recipe.components:
-            raise ConfigError(f"--init names slot {slot!r}; this recipe's slots are {', '.join(recipe.components)}")
-        net = recipe.components[slot]
+        if slot not in targets:
+            raise ConfigError(f"--init names slot {slot!r}; this recipe's slots and networks are {', '.join(targets)}")
+        net = targets[slot]
         state = initial_state(source, slot, net)
         expected = net.state_dict()
         missing = sorted(set(expected) - set(state))

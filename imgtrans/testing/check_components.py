@@ -191,9 +191,9 @@ def _check_feature_loss(subject: Subject, loss: Loss, hint: str) -> None:
     _check_input_gradient(subject, value, unrelated, "query")
     with subject.rule("matched-below-unrelated"):
         matched = loss(key.clone(), key)
-    if not float(matched) < float(value):
+    if not float(matched) < float(value.detach()):
         subject.fail("matched-below-unrelated", f"queries equal to their keys cost {float(matched):.4g}, unrelated "
-                                                f"ones {float(value):.4g}: the loss must fall as each query row "
+                                                f"ones {float(value.detach()):.4g}: the loss must fall as each query row "
                                                 "approaches its own key row")
 
 

@@ -124,6 +124,11 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
     seed_everything(config.run.seed)  # the same initial weights in every process
     recipe = build_recipe(config, registry)
     check_crop_size(recipe, config)
+    check_generator_sizes(recipe, config, registry)
+    # a dry run of configure_optimizers (the real ones are made once the networks are placed), so a
+    # recipe whose optimizers hold parameters no checkpoint saves is refused before anything is written
+    check_optimizers(recipe, recipe.configure_optimizers(config.optim.lr, (config.optim.beta1, config.optim.beta2)),
+                     config.recipe.name)
     if config.run.init and ckpt is None:  # fine-tuning: start slots from existing weights
         apply_init(recipe, config.run.init)
     say = (lambda msg: console.print(msg)) if console is not None and main else None
@@ -274,6 +279,32 @@ def check_crop_size(recipe: Recipe, config: TrainConfig) -> None:
             raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size "
                               f"step of {slot} {config.components[slot].name!r}; use --crop-size "
                               f"{suggestion} or a generator with a smaller step")
+
+
+def check_generator_sizes(recipe: Recipe, config: TrainConfig, registry: Registry) -> None:
+    """Each direction's generator gives back the size of a training crop (one blank crop, no gradient,
+    eval mode): a generator that does not would otherwise fail deep inside the recipe's step (or,
+    at inference, write smaller images than it was given)."""
+    crop = config.data.crop_size
+    for slot in dict.fromkeys(recipe.directions.values()):
+        gen = recipe.components[slot]
+        param = next(gen.parameters(), None)
+        x = torch.zeros(1, gen.in_channels, crop, crop, device=param.device if param is not None else "cpu")
+        modes = [(m, m.training) for m in gen.modules()]
+        gen.eval()
+        try:
+            name = config.components[slot].name
+            with torch.no_grad(), plugin_code(registry.get("generator", name).plugin, f"generator {name!r}"):
+                y = gen(x)
+        finally:
+            for module, training in modes:
+                module.training = training
+        want = (1, gen.out_channels, crop, crop)
+        if not torch.is_tensor(y) or tuple(y.shape) != want:
+            got = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
+            raise ConfigError(f"{slot} {config.components[slot].name!r} maps a {crop}x{crop} crop {tuple(x.shape)} to "
+                              f"{got}, not {want}: a generator must give back its input's size (if it needs sides "
+                              f"that are multiples of N, declare stride = N; its declared stride is {gen.stride})")
 
 
 def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, *, split: str,

@@ -16,7 +16,14 @@ from torch import nn
 from imgtrans import hookimpl
 from imgtrans.core.config import resolve
 from imgtrans.core.interfaces import Generator, Loss, Recipe, Slot, declared_role
-from imgtrans.testing import ConformanceError, check_case, check_recipe, recipe_data, tiny_layers, use_plugin
+from imgtrans.testing import (
+    ConformanceError,
+    check_case,
+    check_recipe,
+    recipe_data,
+    tiny_layers,
+    use_plugin,
+)
 from imgtrans.training.trainer import build_recipe, train
 from imgtrans.util.errors import ConfigError
 
@@ -267,12 +274,12 @@ def test_a_loss_without_a_role_in_an_adversarial_slot(host) -> None:
 
 
 @pytest.mark.parametrize("name,needle", [
-    ("pixel_but_adversarial", "; as a 'pixel' loss it is called loss(prediction, target) on images; if it takes "
-                              "other arguments, declare the role that matches"),
-    ("no_role_adversarial", "as a 'pixel' loss it is called loss(prediction, target) on images (the default role: "
-                            "it declares none)"),
-    ("adversarial_but_pixel", "as a 'adversarial' loss it is called loss(logits, target_is_real: bool) on a "
-                              "discriminator's logits"),
+    ("pixel_but_adversarial", ("; as a 'pixel' loss it is called loss(prediction, target) on images; if it takes "
+                               "other arguments, declare the role that matches")),
+    ("no_role_adversarial", ("as a 'pixel' loss it is called loss(prediction, target) on images (the default role: "
+                             "it declares none)")),
+    ("adversarial_but_pixel", ("as a 'adversarial' loss it is called loss(logits, target_is_real: bool) on a "
+                               "discriminator's logits")),
 ])
 def test_a_loss_of_the_wrong_role_is_named_in_the_kit(host, tmp_path: Path, name: str, needle: str) -> None:
     with pytest.raises(ConformanceError) as err:

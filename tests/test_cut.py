@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import imgtrans_cut
 import numpy as np
 import pytest
 import torch
@@ -22,11 +23,17 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 import imgtrans
-import imgtrans_cut
 from imgtrans.core.checkpoint import load_checkpoint, read_metadata
 from imgtrans.core.config import resolve
 from imgtrans.core.plugin_host import PluginHost, get_host
-from imgtrans.testing import check_case, check_recipe, conformance_cases, recipe_data, tiny_layers, use_plugin
+from imgtrans.testing import (
+    check_case,
+    check_recipe,
+    conformance_cases,
+    recipe_data,
+    tiny_layers,
+    use_plugin,
+)
 from imgtrans.training.trainer import build_recipe
 
 HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
@@ -170,7 +177,7 @@ def _reference_step(g, d, f, real_a, real_b, *, nce_idt: bool, lambda_nce: float
     """``CUTModel.optimize_parameters``, written out: forward, D step, then G and F together."""
     layers = list(layers)
     opt_g, opt_d, opt_f = (torch.optim.Adam(n.parameters(), lr=lr, betas=(0.5, 0.999)) for n in (g, d, f))
-    mse = lambda x, real: F.mse_loss(x, torch.full_like(x, 1.0 if real else 0.0))  # noqa: E731
+    mse = lambda x, real: F.mse_loss(x, torch.full_like(x, 1.0 if real else 0.0))
     n = real_a.shape[0]
     real = torch.cat([real_a, real_b]) if nce_idt else real_a
     flipped = flip and np.random.random() < 0.5

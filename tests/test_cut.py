@@ -339,3 +339,25 @@ def test_a_generator_without_encoder_features_is_refused_in_one_line(tmp_path: P
         config = resolve("cut", host.registry, [TINY, {"recipe": {"nce_layers": "0,4,99"}, "data": {"source": "x"}}])
         with pytest.raises(ConfigError, match=r"has encoder layers 0\.\.31, not 99"):
             build_recipe(config, host.registry)
+
+
+def test_zoo_import_recognises_a_reference_cut_generator(cut, tmp_path: Path) -> None:
+    """A ``latest_net_G.pth`` of the CUT reference (its anti-aliased layout: ``model.7.filt`` ...) is
+    recognised from its keys alone as ``cut_resnet_9blocks`` and labelled as a CUT model."""
+    from imgtrans.zoo.importer import import_reference
+
+    torch.manual_seed(0)
+    reference = cut.registry.create("generator", "cut_resnet_9blocks", ngf=8)
+    pth = tmp_path / "latest_net_G.pth"
+    torch.save(reference.state_dict(), pth)
+    out = import_reference(pth, tmp_path / "cut.safetensors", generator_args={"ngf": 8})
+    meta = read_metadata(out)
+    assert meta["generator"]["name"] == "cut_resnet_9blocks" and meta["recipe"] in ("cut", "fastcut")
+    model = imgtrans.load_model(str(out))
+    x = torch.rand(1, 3, 36, 28) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(imgtrans.translate(model, x), reference.eval()(x), atol=1e-5)
+    plain = cut.registry.create("generator", "resnet_9blocks", ngf=8)  # CycleGAN's layout stays CycleGAN's
+    torch.save(plain.state_dict(), tmp_path / "cyclegan_G.pth")
+    assert read_metadata(import_reference(tmp_path / "cyclegan_G.pth", tmp_path / "cg.safetensors",
+                                          generator_args={"ngf": 8}))["generator"]["name"] == "resnet_9blocks"

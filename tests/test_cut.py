@@ -37,6 +37,7 @@ from imgtrans.testing import (
 from imgtrans.training.trainer import build_recipe
 
 HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
+HAVE_SERVE = all(importlib.util.find_spec(m) is not None for m in ("fastapi", "uvicorn"))
 TINY = {"generator": {"ngf": 4}, "discriminator": {"ndf": 4}, "recipe": {"num_patches": 32, "sampler_width": 8}}
 
 
@@ -277,7 +278,7 @@ def test_the_plugin_passes_the_conformance_kit(cut, tmp_path: Path) -> None:
             check_case(kind, name, tmp_path / name)
 
 
-def test_trains_translates_exports_and_inits_the_sampler(cut, tmp_path: Path) -> None:
+def test_trains_translates_exports_serves_and_inits_the_sampler(cut, tmp_path: Path) -> None:
     registry = cut.registry
     data = recipe_data(registry, "cut", tmp_path / "data")
     config = resolve("cut", registry, tiny_layers(registry, "cut", data, tmp_path / "run"))
@@ -290,6 +291,16 @@ def test_trains_translates_exports_and_inits_the_sampler(cut, tmp_path: Path) ->
     if HAVE_ONNX:
         report = imgtrans.export(str(result.model_path), tmp_path / "cut.onnx")
         assert report.max_grey_levels <= 1
+    if HAVE_SERVE:  # the HTTP API serves it like any model file
+        from serving import image_bytes, pixels_of, post_image
+
+        from imgtrans.serve.app import create_app
+        from imgtrans.serve.models import load_served
+        from imgtrans.serve.server import running
+
+        with running(create_app(load_served([str(result.model_path)]))) as base:
+            reply = post_image(base, image_bytes(37, 29))
+        assert reply.status == 200 and pixels_of(reply.body).shape == (29, 37, 3)
     # the owned network is a network like the slots': --init can start it from a checkpoint
     last = result.run_dir / "checkpoints" / "last.safetensors"
     init = resolve("cut", registry, tiny_layers(registry, "cut", data, tmp_path / "init",

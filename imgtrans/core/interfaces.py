@@ -389,7 +389,11 @@ class Recipe(abc.ABC):
     @classmethod
     def derived_args(cls, specs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Component arguments that follow from other components' (``specs``: slot -> ComponentSpec),
-        e.g. a conditional discriminator's input channels; applied where the config leaves them unset."""
+        e.g. a conditional discriminator's input channels; applied where the config leaves them unset.
+
+        ``specs[slot].args`` holds only the arguments set explicitly (the slot's ``Slot(..., args)``,
+        the TOML file, ``--set``), never the component's own defaults: read them with a default,
+        ``specs["generator"].args.get("in_channels", 3)``."""
         return {}
 
     def generators(self) -> dict[str, Generator]:

@@ -4,7 +4,7 @@ For each recipe, the median seconds of a full optimisation step through the trai
 engine, on random batches of the preset's crop size, with the precisions interleaved round by
 round (the machine is shared and noisy: interleaving keeps the comparison fair).  Prints img/s.
 
-    python benchmarks/recipes.py                                   # pix2pix and cyclegan CPU presets
+    python benchmarks/recipes.py                                   # every recipe with a CPU preset
     python benchmarks/recipes.py --recipe cyclegan=configs/cpu_cyclegan.toml --steps 10
     python benchmarks/recipes.py --precision fp32 --precision bf16-mixed
 """
@@ -22,7 +22,8 @@ from imgtrans.training.setup import build_recipe
 from imgtrans.training.step_engine import StepEngine, place_networks
 from imgtrans.util.host_memory import keep_freed_memory
 
-PRESETS = {"pix2pix": "configs/cpu_demo.toml", "cyclegan": "configs/cpu_cyclegan.toml"}
+PRESETS = {"pix2pix": "configs/cpu_demo.toml", "cyclegan": "configs/cpu_cyclegan.toml", "cut": "configs/cpu_cut.toml",
+           "fastcut": "configs/cpu_cut.toml"}
 
 
 class Bench:
@@ -62,7 +63,9 @@ def main() -> None:
     args = parser.parse_args()
     keep_freed_memory()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    recipes = dict(r.split("=", 1) for r in args.recipe) if args.recipe else PRESETS
+    registered = imgtrans.get_registry().names("recipe")
+    recipes = (dict(r.split("=", 1) for r in args.recipe) if args.recipe
+               else {n: p for n, p in PRESETS.items() if n in registered})
     precisions = args.precision or ["fp32", "bf16-mixed"]
     cpu = torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else torch.cuda.get_device_name()
     print(f"device {device} ({cpu}), torch {torch.__version__}, {torch.get_num_threads()} threads")

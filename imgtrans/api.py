@@ -12,6 +12,7 @@ from .core.config import ComponentSpec
 from .core.hookspecs import hookimpl
 from .core.interfaces import (
     DIRECTIONS,
+    LOSS_ROLES,
     DatasetFormat,
     Discriminator,
     Generator,
@@ -33,7 +34,7 @@ from .util.errors import CheckpointError, ConfigError, DataError, ImgtransError
 from .util.paths import home
 
 __all__ = [
-    "DIRECTIONS", "ComponentSpec", "DatasetFormat", "Discriminator", "Generator", "Loss", "Metric",
+    "DIRECTIONS", "LOSS_ROLES", "ComponentSpec", "DatasetFormat", "Discriminator", "Generator", "Loss", "Metric",
     "PairMaker", "PairedDataset", "PairedMetric", "Recipe", "RecipeOption", "SetMetric", "Slot",
     "UnpairedDataset", "hookimpl", "list_images", "load_image", "to_pixels", "to_tensor", "fast_adam",
     "linear_decay", "DownloadError", "fetch", "CheckpointError", "ConfigError", "DataError", "ImgtransError",

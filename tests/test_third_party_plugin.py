@@ -160,7 +160,7 @@ def test_example_plugin_passes_its_own_conformance_suite(example_site, tmp_path)
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     cases = ("generator:example_tiny", "discriminator:example_patch", "loss:example_charbonnier",
-             "dataset_format:a_above_b", "recipe:example_l1", "dataset:example_stripes", "zoo:example_invert",
+             "loss:example_feature_l1", "dataset_format:a_above_b", "recipe:example_l1", "dataset:example_stripes", "zoo:example_invert",
              "command:example-stripes", "metric:example_max_error", "pair_maker:example_posterize")
     for case in cases:
         assert f"test_conformance[{case}] PASSED" in result.stdout, result.stdout[-4000:]

@@ -17,7 +17,8 @@ def info_command(kind: str, name: str, as_json: bool) -> None:
     """Describe component NAME of KIND: description, plugin, distribution, and every argument.
 
     Arguments are shown with their type, default and help (from the component's docstring);
-    a recipe also shows its component slots, its `imgtrans train` options and section defaults.  Set arguments with
+    a recipe also shows its component slots, the networks it builds itself, its `imgtrans train` options and
+    section defaults.  Set arguments with
     `--set SLOT.ARG=VALUE` (recipe hyper-parameters: `--set recipe.ARG=VALUE`).
 
     \b
@@ -69,6 +70,12 @@ def render(data: dict[str, Any]) -> None:
         for s in data["slots"]:
             slots.add_row(s["name"], s["kind"] or "", s["default"] or "", *([s["role"] or ""] if roles else []))
         print_table(slots)
+    if data.get("owned_networks"):
+        console.print("networks the recipe builds itself (checkpointed like the slots'; --init NAME=SOURCE)")
+        owned = Table("network", "description")
+        for n in data["owned_networks"]:
+            owned.add_row(n["name"], escape(n["description"]))
+        print_table(owned)
     if data.get("options"):
         console.print(f"options of `imgtrans train {data['name']}`")
         options = Table("option", "type", "sets", "help")

@@ -34,8 +34,12 @@ def recipe_params(recipe_name: str, options: tuple[RecipeOption, ...],
             raise ConfigError(f"recipe {recipe_name!r} declares option {option.flag}, which `imgtrans train` "
                               "already has; choose another flag")
         name = "recipe__" + option.flag[2:].replace("-", "_")
-        if option.type is bool:
-            param = click.Option([option.flag, name], is_flag=True, default=None, help=option.help)
+        if option.type is bool:  # --flag / --no-flag: a default that is on can be turned off too
+            negative = "--no-" + option.flag[2:]
+            if negative in taken:
+                raise ConfigError(f"recipe {recipe_name!r} declares option {option.flag}, whose {negative} "
+                                  "`imgtrans train` already has; choose another flag")
+            param = click.Option([f"{option.flag}/{negative}", name], is_flag=True, default=None, help=option.help)
         else:
             param = click.Option([option.flag, name], type=_click_type(option.type), default=None, help=option.help)
         params.append(param)

@@ -201,7 +201,25 @@ def recipe_class(registry: Registry, name: str) -> type[Recipe]:
     if not (isinstance(factory, type) and issubclass(factory, Recipe)):
         raise ConfigError(f"recipe {name!r} of plugin {component.plugin!r} is {factory!r}, not a subclass of "
                           "imgtrans.api.Recipe")
+    check_recipe_declarations(factory, f"recipe {name!r} of plugin {component.plugin!r}")
     return factory
+
+
+def check_recipe_declarations(cls: type[Recipe], who: str) -> None:
+    """What the core looks up by name in a recipe's declarations must be there: each direction names
+    a generator slot, and owned networks are not named like slots (one line naming the fix)."""
+    slots = cls.slots
+    generators = [s for s, spec in slots.items() if getattr(spec, "kind", None) == "generator"]
+    for direction, slot in cls.directions.items():
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"{who}: directions has {direction!r}; the directions are {', '.join(DIRECTIONS)}")
+        if slot not in slots or slot not in generators:
+            what = "a slot it does not declare" if slot not in slots else f"a {slots[slot].kind} slot"
+            raise ConfigError(f"{who}: directions[{direction!r}] names {slot!r}, {what}; name one of its generator "
+                              f"slots ({', '.join(generators) or 'none declared'})")
+    for name in cls.owned_networks:
+        if name in slots or name in ("recipe", *SECTIONS):
+            raise ConfigError(f"{who}: owned network {name!r} has the name of a slot or config section; rename it")
 
 
 def recipe_defaults(recipe_name: str, registry: Registry) -> dict[str, Any]:
@@ -292,12 +310,19 @@ def check_role(slot: str, spec: Slot, component: Component, registry: Registry) 
     a GAN loss in the pixel slot would train nonsense, or fail deep inside a step."""
     if spec.role is None:
         return
+    from .interfaces import declared_role  # imports torch, as the component's own module just did
+
     role = getattr(component.factory, "role", None)
     if role != spec.role:
         fitting = [c.name for c in registry.components(spec.kind) if getattr(c.factory, "role", None) == spec.role]
-        has = f"has role {role!r}" if role is not None else "declares no role"
+        fix = ""
+        if role is not None and declared_role(component.factory) is None:
+            has = f"declares no role, so it counts as {role!r} (the default of imgtrans.api.Loss)"
+            fix = f"; if it is called as {spec.role!r} losses are, declare role = {spec.role!r} on its class"
+        else:
+            has = f"has role {role!r}" if role is not None else "declares no role"
         raise ConfigError(f"{slot}: {component.kind} {component.name!r} {has}, but slot {slot!r} needs role "
-                          f"{spec.role!r} (for example: {', '.join(fitting) or 'none registered'})")
+                          f"{spec.role!r} (for example: {', '.join(fitting) or 'none registered'}){fix}")
 
 
 def _check_data(data: DataConfig, registry: Registry) -> None:

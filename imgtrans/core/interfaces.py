@@ -6,7 +6,7 @@ the core can rely on a few attributes (channels, stride) when it pads, checkpoin
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from ..util.errors import ConfigError
 from .directions import DIRECTIONS, primary_direction  # noqa: F401 - DIRECTIONS is part of this module's API
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,9 +51,73 @@ class Generator(nn.Module):
     #: ``None``: any, decided by :class:`~imgtrans.inference.precision_probe.AutoPrecision`
     fixed_precision: ClassVar[str | None] = None
 
+    #: the encoder layers :meth:`encode` returns when none are named, for feature losses (CUT's
+    #: PatchNCE); empty: the generator exposes no encoder features.  Usually set in ``__init__``,
+    #: since the layer list depends on the architecture's arguments.
+    encoder_layers: tuple[int, ...] = ()
+
     def check_options(self, *, norm_stats: str, precision: str, compile: bool, dropout: bool) -> None:
         """Raise :class:`~imgtrans.util.errors.ConfigError` for run options it cannot honour; a network
         built from its weights honours them all (an exported graph fixes some)."""
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Encoder features of ``x``: one ``(N, C_i, H_i, W_i)`` tensor per index of ``layers`` (default
+        :attr:`encoder_layers`), in that order, computed as :meth:`forward` computes them (same weights,
+        same graph, so gradients reach the encoder) and stopping after the deepest one.
+
+        What an index means is the generator's own, documented choice (the ResNet generators: the
+        output of ``model[i]``, as CUT's reference counts; the U-Nets: the output of down level
+        ``i``).  A generator that exposes features overrides this and sets :attr:`encoder_layers`."""
+        raise ConfigError(f"generator {type(self).__name__} exposes no encoder features (it does not implement "
+                          "Generator.encode); a recipe that needs them wants a generator that does, such as "
+                          "resnet_9blocks or unet_256")
+
+    def encoder_channels(self, layers: Sequence[int] | None = None) -> list[int]:
+        """The channel count of each feature :meth:`encode` returns for ``layers``: what a network fed
+        by them (CUT's patch sampler) is built from.  By default measured once on a blank image of
+        the smallest size the generator accepts, without gradients and in eval mode (so no batch
+        statistics move and no dropout draws); a generator may override it with declared widths."""
+        side = self.stride * max(1, -(-32 // self.stride))
+        modes = [(m, m.training) for m in self.modules()]
+        param = next(self.parameters(), None)
+        x = torch.zeros(1, self.in_channels, side, side, device=param.device if param is not None else "cpu",
+                        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
+        self.eval()
+        try:
+            with torch.no_grad():
+                return [int(f.shape[1]) for f in self.encode(x, layers)]
+        finally:
+            for module, training in modes:
+                module.training = training
+
+    def encode_sequential(self, model: nn.Sequential, x: torch.Tensor,
+                          layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """:meth:`encode` for a generator that is one ``nn.Sequential``: layer ``i`` is the output of
+        ``model[i]`` (as CUT's reference counts), computed up to the deepest layer asked for.  A
+        feature that the next layer would overwrite in place (``ReLU(inplace=True)``) is copied first."""
+        chosen = self.chosen_layers(layers, len(model))
+        wanted, last, found = set(chosen), max(chosen), {}
+        for i, layer in enumerate(model):
+            x = layer(x)
+            if i in wanted:
+                following = model[i + 1] if i + 1 < len(model) else None
+                found[i] = x.clone() if getattr(following, "inplace", False) else x
+            if i == last:
+                break
+        return [found[i] for i in chosen]
+
+    def chosen_layers(self, layers: Sequence[int] | None, count: int) -> list[int]:
+        """``layers`` (default :attr:`encoder_layers`) checked against ``count`` available layers
+        (indices ``0 .. count - 1``): a helper for :meth:`encode` implementations."""
+        chosen = list(self.encoder_layers if layers is None else layers)
+        if not chosen:
+            raise ConfigError(f"generator {type(self).__name__}: no encoder layers asked for "
+                              "(name some, or declare encoder_layers)")
+        bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count]
+        if bad:
+            raise ConfigError(f"generator {type(self).__name__} has encoder layers 0..{count - 1}, "
+                              f"not {bad[0]!r} (its default: {list(self.encoder_layers)})")
+        return chosen
 
 
 class Discriminator(nn.Module):
@@ -69,14 +134,27 @@ class Discriminator(nn.Module):
     conformance_args: ClassVar[Mapping[str, Any]] = {}
 
 
-class Loss(nn.Module):
-    """A loss term.  ``role`` tells a recipe how to call it.
+#: how a recipe calls a loss of each role (:attr:`Loss.role`)
+LOSS_ROLES: dict[str, str] = {
+    "pixel": "loss(prediction, target) on images",
+    "adversarial": "loss(logits, target_is_real: bool) on a discriminator's logits",
+    "feature": "loss(query, key) on (N, P, C) patch features, row p of query matching row p of key",
+}
 
-    * ``"adversarial"``: ``loss(logits, target_is_real: bool) -> scalar``
-    * ``"pixel"``: ``loss(prediction, target) -> scalar``
+
+class Loss(nn.Module):
+    """A loss term.  ``role`` tells a recipe how to call it (:data:`LOSS_ROLES`):
+
+    * ``"pixel"``: ``loss(prediction, target) -> scalar`` on images;
+    * ``"adversarial"``: ``loss(logits, target_is_real: bool) -> scalar``;
+    * ``"feature"``: ``loss(query, key) -> scalar`` on features ``(N, P, C)``: ``P`` feature vectors
+      of each of ``N`` images, where row ``p`` of ``query`` (from the output) should match row ``p``
+      of ``key`` (from the input): a contrastive loss such as CUT's PatchNCE, or feature matching.
 
     A recipe's :class:`Slot` names the role it needs; a loss of another role is refused when the
-    config is resolved.
+    config is resolved.  A loss that declares no role counts as ``"pixel"`` (the default here, kept
+    for plugins written before roles were checked); :func:`declared_role` tells the two apart, so
+    messages can say so.
     """
 
     role: ClassVar[str] = "pixel"
@@ -85,6 +163,18 @@ class Loss(nn.Module):
     #: arguments the conformance kit builds it with instead of its defaults (as
     #: :attr:`Generator.conformance_args`): a perceptual loss whose default backbone needs downloaded weights
     conformance_args: ClassVar[Mapping[str, Any]] = {}
+
+
+def declared_role(cls: Any) -> str | None:
+    """The ``role`` a loss class (or instance) declares itself, or None when it only inherits
+    :class:`Loss`'s default."""
+    cls = cls if isinstance(cls, type) else type(cls)
+    for klass in cls.__mro__:
+        if klass is Loss:
+            return None
+        if "role" in vars(klass):
+            return vars(klass)["role"]
+    return getattr(cls, "role", None)
 
 
 class _EpochAware:
@@ -237,8 +327,13 @@ class Recipe(abc.ABC):
     * ``__init__(components, **hparams)``: the hyper-parameters are its keyword arguments;
     * ``derived_args(specs)`` (class method): component arguments that follow from others';
     * ``configure_optimizers`` and ``train_step`` (required);
+    * ``owned_networks`` (class attribute: name -> description of each trainable network the recipe
+      builds itself, such as CUT's patch sampler) and :meth:`add_network`, with which ``__init__``
+      hands each of them over; they are then networks like the slots' (checkpoints, devices,
+      gradient averaging, ``--init``, ``imgtrans info recipe``);
     * ``networks()`` (what checkpoints, devices and gradient averaging see; by default every
-      component with parameters), ``generators()`` and ``generator`` (from ``directions``);
+      component with parameters, then the owned networks), ``generators()`` and ``generator``
+      (from ``directions``);
     * ``state_dict``/``load_state_dict``: state of the recipe's own (image pools, counters) that a
       resumed run must get back;
     * ``previews``: the image columns of a preview;
@@ -262,16 +357,43 @@ class Recipe(abc.ABC):
     tiny_config: ClassVar[dict[str, dict[str, Any]]] = {}
     #: optional constraints on hyper-parameters (as :attr:`Generator.arg_constraints`)
     arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    #: trainable networks the recipe builds itself rather than from a slot (CUT's patch sampler,
+    #: whose input widths follow the generator's encoder), by name -> a one-line description.
+    #: ``__init__`` builds each and hands it over with :meth:`add_network`; names must differ from
+    #: the slots'.  Their settings are the recipe's hyper-parameters.
+    owned_networks: ClassVar[dict[str, str]] = {}
     #: the trainer's step engine, handed over with :meth:`use_engine`; None means plain PyTorch
     engine: StepEngine | None = None
 
     def __init__(self, components: dict[str, nn.Module], **hparams: Any):
         self.components = components
 
+    @property
+    def owned(self) -> dict[str, nn.Module]:
+        """The networks of :attr:`owned_networks`, as handed over by :meth:`add_network`."""
+        return self.__dict__.setdefault("_owned", {})
+
+    def add_network(self, name: str, network: nn.Module) -> nn.Module:
+        """Hand over owned network ``name`` (declared in :attr:`owned_networks`): the trainer then
+        places, checkpoints, averages and restores it like a slot's network.  Returns ``network``."""
+        if name not in self.owned_networks:
+            declared = ", ".join(self.owned_networks) or "none"
+            raise ConfigError(f"recipe {type(self).__name__}: network {name!r} is not declared in owned_networks "
+                              f"(declared: {declared}); declare it there with a one-line description")
+        if not isinstance(network, nn.Module):
+            raise ConfigError(f"recipe {type(self).__name__}: owned network {name!r} must be a torch.nn.Module, "
+                              f"got {type(network).__name__}")
+        self.owned[name] = network
+        return network
+
     @classmethod
     def derived_args(cls, specs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Component arguments that follow from other components' (``specs``: slot -> ComponentSpec),
-        e.g. a conditional discriminator's input channels; applied where the config leaves them unset."""
+        e.g. a conditional discriminator's input channels; applied where the config leaves them unset.
+
+        ``specs[slot].args`` holds only the arguments set explicitly (the slot's ``Slot(..., args)``,
+        the TOML file, ``--set``), never the component's own defaults: read them with a default,
+        ``specs["generator"].args.get("in_channels", 3)``."""
         return {}
 
     def generators(self) -> dict[str, Generator]:
@@ -285,10 +407,12 @@ class Recipe(abc.ABC):
         return gens[primary_direction(gens)]
 
     def networks(self) -> dict[str, nn.Module]:
-        """Trained modules, by slot name, for checkpoints, devices and gradient averaging: every
-        component with parameters except losses (a loss with frozen weights is not a network)."""
-        return {k: v for k, v in self.components.items()
-                if self.slots[k].kind != "loss" and any(True for _ in v.parameters())}
+        """Trained modules, by name, for checkpoints, devices and gradient averaging: every component
+        with parameters except losses (a loss with frozen weights is not a network), then the
+        recipe's owned networks (:attr:`owned_networks`)."""
+        slots = {k: v for k, v in self.components.items()
+                 if self.slots[k].kind != "loss" and any(True for _ in v.parameters())}
+        return {**slots, **self.owned}
 
     @abc.abstractmethod
     def configure_optimizers(self, lr: float, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:

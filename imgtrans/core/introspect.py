@@ -21,7 +21,8 @@ def describe(kind: str, name: str) -> dict[str, Any]:
 
     ``kind`` is a component kind (plurals such as ``generators`` are accepted) or ``dataset``.
     Metrics add ``shape`` (paired or set) and ``better`` (higher or lower).  Recipes add their
-    ``slots`` (component kind, default, role when declared), command-line ``options`` of
+    ``slots`` (component kind, default, role when declared), ``owned_networks`` (the trainable
+    networks it builds itself: name and description), command-line ``options`` of
     ``imgtrans train RECIPE``, ``directions`` (generator slot per direction) and defaults for the
     ``[data]`` and ``[optim]`` sections; their ``arguments`` are the hyper-parameters.
     """
@@ -52,6 +53,8 @@ def describe(kind: str, name: str) -> dict[str, Any]:
                         for slot, spec in (getattr(factory, "slots", None) or {}).items()]
         out["options"] = [{"flag": o.flag, "keys": list(o.keys), "help": o.help, "type": _option_type(o.type)}
                           for o in getattr(factory, "options", ()) or ()]
+        out["owned_networks"] = [{"name": n, "description": d}
+                                 for n, d in (getattr(factory, "owned_networks", None) or {}).items()]
         out["directions"] = dict(getattr(factory, "directions", None) or {})
         out["paired"] = getattr(factory, "paired", None)
         out["data_defaults"] = jsonable(dict(getattr(factory, "data_defaults", {}) or {}))

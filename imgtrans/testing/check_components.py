@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..core.interfaces import Discriminator, Generator, Loss
+from ..core.interfaces import LOSS_ROLES, Discriminator, Generator, Loss, declared_role
+from ..inference.engine import pad_to_multiple
 from .subject import Subject, check_defaults, component_subject, positive_int
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -18,7 +19,9 @@ if TYPE_CHECKING:  # pragma: no cover
 MIN_SIDE = 32
 #: side of the images a discriminator is run at, unless the check is told otherwise
 DISCRIMINATOR_SIDE = 64
-ROLES = ("pixel", "adversarial")
+ROLES = tuple(LOSS_ROLES)
+#: odd image sizes (height, width) every generator is run at, padded to its stride as inference pads
+ODD_SIZES = ((93, 67), (130, 70))
 
 
 def check_generator(registry: "Registry", name: str, *, size: int | None = None,
@@ -52,10 +55,60 @@ def check_generator(registry: "Registry", name: str, *, size: int | None = None,
     if y.min() < -1 or y.max() > 1:
         subject.fail("range", f"its output spans [{float(y.min()):.4g}, {float(y.max()):.4g}], "
                               "outside the data's [-1, 1] (end with tanh, or clamp)")
+    _check_sizes(subject, gen)
     gen.train()
     _check_gradients(subject, gen, lambda: gen(x))
+    layers = _check_encode(subject, gen, x)
     count = _check_parameters(subject, gen, parameters)
-    return {"size": side, "output_shape": tuple(y.shape), "parameters": count}
+    return {"size": side, "output_shape": tuple(y.shape), "parameters": count, "encoder_layers": layers}
+
+
+def _check_sizes(subject: Subject, gen: Generator) -> None:
+    """At odd sizes, padded to the declared stride as inference pads them, the output must have the
+    padded input's size, so cropping gives the input's size back: a generator that needs larger
+    multiples than the stride it declares would otherwise write smaller images than it was given."""
+    for height, width in ODD_SIZES:
+        x = _uniform((1, gen.in_channels, height, width), seed=4)
+        padded, (left, _, top, _) = pad_to_multiple(x, gen.stride)
+        with subject.rule("sizes"), torch.no_grad():
+            y = gen(padded)
+        want = (1, gen.out_channels, *padded.shape[-2:])
+        if not torch.is_tensor(y) or tuple(y.shape) != want:
+            subject.fail("sizes", f"a {height}x{width} image padded to its stride {gen.stride} "
+                                  f"({padded.shape[-2]}x{padded.shape[-1]}) comes out {_shape(y)}, not {want}: "
+                                  "declare stride = the multiple its input sides must be (2 ** its down-samplings)")
+
+
+def _check_encode(subject: Subject, gen: Generator, x: torch.Tensor) -> list[int]:
+    """A generator declaring ``encoder_layers`` returns one feature map per layer from ``encode``,
+    with the batch kept, the widths ``encoder_channels`` reports, and gradients reaching it."""
+    layers = getattr(gen, "encoder_layers", ())
+    if not layers:
+        return []
+    if not (isinstance(layers, (tuple, list)) and all(isinstance(i, int) and not isinstance(i, bool) for i in layers)):
+        subject.fail("encode", f"encoder_layers must be a tuple of ints, got {layers!r}")
+    with subject.rule("encode"):
+        channels = gen.encoder_channels(layers)
+    batch = torch.cat([x, x.flip(-1)])
+    gen.zero_grad(set_to_none=True)
+    with subject.rule("encode"):
+        feats = gen.encode(batch, layers)
+    if not isinstance(feats, (list, tuple)) or len(feats) != len(layers):
+        got = f"{len(feats)} feature maps" if isinstance(feats, (list, tuple)) else _shape(feats)
+        subject.fail("encode", f"encode(x, {list(layers)}) returns {got}, expected a list of {len(layers)} feature maps")
+    for layer, feat, width in zip(layers, feats, channels):
+        if not torch.is_tensor(feat) or feat.ndim != 4 or feat.shape[0] != 2 or feat.shape[1] != width:
+            subject.fail("encode", f"layer {layer}: encode gives {_shape(feat)}, expected (2, {width}, H, W) "
+                                   "(the batch of 2, and the width encoder_channels reports)")
+        if not torch.isfinite(feat).all():
+            subject.fail("encode", f"layer {layer}: its features hold NaN or infinite values")
+    with subject.rule("encode"):
+        sum(f.float().mean() for f in feats).backward()
+    if not any(p.grad is not None for p in gen.parameters() if p.requires_grad):
+        subject.fail("encode", "no gradient reaches its parameters from encode(): it must compute the features "
+                               "with the network's own layers, not under no_grad or on detached tensors")
+    gen.zero_grad(set_to_none=True)
+    return list(layers)
 
 
 def check_discriminator(registry: "Registry", name: str, *, size: int = DISCRIMINATOR_SIDE,
@@ -97,10 +150,13 @@ def check_loss(registry: "Registry", name: str) -> dict[str, Any]:
     role = getattr(loss, "role", None)
     if role not in ROLES:
         subject.fail("attributes", f"role must be one of {', '.join(ROLES)}, got {role!r}")
+    # a loss written for another role fails deep in torch: say how it was called and why
+    hint = (f"; as a {role!r} loss it is called {LOSS_ROLES[role]}" + (" (the default role: it declares none)"
+            if declared_role(loss) is None else "") + "; if it takes other arguments, declare the role that matches")
     if role == "pixel":
         prediction, target = _uniform((2, 3, 32, 32), seed=1), _uniform((2, 3, 32, 32), seed=2)
         prediction.requires_grad_(True)
-        value = _scalar(subject, "forward", lambda: loss(prediction, target))
+        value = _scalar(subject, "forward", lambda: loss(prediction, target), hint)
         with subject.rule("zero-on-identical"):
             same = loss(target, target.clone())
         if not torch.is_tensor(same) or float(same) != 0.0:
@@ -108,10 +164,12 @@ def check_loss(registry: "Registry", name: str) -> dict[str, Any]:
         if not float(value.detach()) > 0:
             subject.fail("positive-on-different", f"loss of two different images is {float(value)}, not > 0")
         _check_input_gradient(subject, value, prediction, "prediction")
+    elif role == "feature":
+        _check_feature_loss(subject, loss, hint)
     else:
         logits = torch.randn((2, 1, 4, 4), generator=torch.Generator().manual_seed(0), requires_grad=True)
         for real in (True, False):
-            value = _scalar(subject, "forward", lambda: loss(logits, real))
+            value = _scalar(subject, "forward", lambda: loss(logits, real), hint)
             _check_input_gradient(subject, value, logits, "logits")
             logits.grad = None
         confident = torch.full((1, 1, 4, 4), 5.0)
@@ -121,6 +179,22 @@ def check_loss(registry: "Registry", name: str) -> dict[str, Any]:
             subject.fail("real-below-fake", f"confident real logits (5.0) cost {as_real:.4g} as real and "
                                             f"{as_fake:.4g} as fake: the targets look swapped")
     return {"role": role}
+
+
+def _check_feature_loss(subject: Subject, loss: Loss, hint: str) -> None:
+    """A feature loss on ``(N, P, C)`` patch features: a finite scalar with a gradient for the query,
+    and lower when each query row equals its own key row than for unrelated queries."""
+    gen = torch.Generator().manual_seed(5)
+    key = torch.nn.functional.normalize(torch.randn((2, 16, 8), generator=gen), dim=-1)
+    unrelated = torch.nn.functional.normalize(torch.randn((2, 16, 8), generator=gen), dim=-1).requires_grad_(True)
+    value = _scalar(subject, "forward", lambda: loss(unrelated, key), hint)
+    _check_input_gradient(subject, value, unrelated, "query")
+    with subject.rule("matched-below-unrelated"):
+        matched = loss(key.clone(), key)
+    if not float(matched) < float(value.detach()):
+        subject.fail("matched-below-unrelated", f"queries equal to their keys cost {float(matched):.4g}, unrelated "
+                                                f"ones {float(value.detach()):.4g}: the loss must fall as each query row "
+                                                "approaches its own key row")
 
 
 # helpers ------------------------------------------------------------------------------------------
@@ -148,9 +222,12 @@ def _check_type(subject: Subject, obj: Any, base: type) -> None:
                                   f"imgtrans.core.interfaces.{base.__name__}")
 
 
-def _scalar(subject: Subject, rule: str, compute: Any) -> torch.Tensor:
-    with subject.rule(rule):
+def _scalar(subject: Subject, rule: str, compute: Any, hint: str = "") -> torch.Tensor:
+    try:
         value = compute()
+    except Exception as exc:  # noqa: BLE001 - whatever the plugin raised, it broke this rule
+        detail = " ".join(str(exc).split())
+        subject.fail(rule, f"{type(exc).__name__}" + (f": {detail}" if detail else "") + hint)
     if not torch.is_tensor(value) or value.ndim != 0:
         subject.fail(rule, f"returns {_shape(value)}, expected a scalar tensor")
     if not torch.isfinite(value):

@@ -62,10 +62,12 @@ def check_recipe(registry: "Registry", name: str, workdir: str | Path, *, steps:
 
     straight, stopped = workdir / "straight", workdir / "stopped"
     with subject.rule("trains"):
+        initial = _initial_parameters(config(straight, 2 * steps), registry)
         result = train(config(straight, 2 * steps), registry=registry)
     if result.steps != 2 * steps:
         subject.fail("trains", f"the run took {result.steps} steps instead of {2 * steps}")
     _check_history(subject, result.history)
+    _check_networks_changed(subject, initial, straight, 2 * steps)
     _check_model_file(subject, component.factory, result.model_path)
     with subject.rule("resume"):
         first = train(config(stopped, steps), registry=registry)
@@ -99,6 +101,34 @@ def check_declarations(subject: Subject, registry: "Registry", cls: Any) -> None
         subject.fail("tiny_config", "tiny_config must be a dict of config sections")
 
 
+def _initial_parameters(config: Any, registry: "Registry") -> dict[str, dict[str, torch.Tensor]]:
+    """The trainable parameters each declared network starts a run of ``config`` with: the recipe
+    built exactly as the trainer builds it (same seed, same order)."""
+    from ..training.setup import build_recipe, seed_everything
+
+    seed_everything(config.run.seed)
+    recipe = build_recipe(config, registry)
+    return {name: {k: p.detach().clone() for k, p in net.named_parameters() if p.requires_grad}
+            for name, net in recipe.networks().items()}
+
+
+def _check_networks_changed(subject: Subject, initial: Mapping[str, Mapping[str, torch.Tensor]], run: Path,
+                            steps: int) -> None:
+    """Every declared network with trainable parameters must have moved after the run's steps: one
+    that never changed has an optimizer that is never stepped (or gets no gradient)."""
+    from ..core.checkpoint import load_checkpoint
+
+    trained = load_checkpoint(run / "checkpoints" / "last.safetensors").tensors
+    for name, params in initial.items():
+        if not params:
+            continue
+        saved = trained.get(name, {})
+        if all(key in saved and torch.equal(saved[key], value) for key, value in params.items()):
+            subject.fail("trains", f"network {name!r} did not change in {steps} steps: no optimizer steps it, or no "
+                                   f"gradient reaches it (give it an optimizer in configure_optimizers and call "
+                                   f"self.step(optimizer) in train_step)")
+
+
 def _check_history(subject: Subject, history: list[dict[str, Any]]) -> None:
     for record in history:
         for key, value in record.items():
@@ -129,6 +159,7 @@ def _compare_runs(subject: Subject, straight: Path, resumed: Path, steps: int) -
         for key, value in tensors.items():
             if not torch.equal(value, theirs[group][key]):
                 subject.fail("resume", f"{prefix} in {group}.{key} (state the recipe keeps outside state_dict(), "
+                                       "a trained module not declared as a slot or in owned_networks, "
                                        "or randomness not drawn from torch's generators?)")
     ends = [c.metadata["training_state"]["step"] for c in (want, got)]
     if ends != [2 * steps, 2 * steps]:

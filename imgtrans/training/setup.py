@@ -125,6 +125,11 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
     seed_everything(config.run.seed)  # the same initial weights in every process
     recipe = build_recipe(config, registry)
     check_crop_size(recipe, config)
+    check_generator_sizes(recipe, config, registry)
+    # a dry run of configure_optimizers (the real ones are made once the networks are placed), so a
+    # recipe whose optimizers hold parameters no checkpoint saves is refused before anything is written
+    check_optimizers(recipe, recipe.configure_optimizers(config.optim.lr, (config.optim.beta1, config.optim.beta2)),
+                     config.recipe.name)
     if config.run.init and ckpt is None:  # fine-tuning: start slots from existing weights
         apply_init(recipe, config.run.init)
     say = (lambda msg: console.print(msg)) if console is not None and main else None
@@ -161,6 +166,7 @@ def set_up(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, con
     recipe.use_engine(engine)
     optim = config.optim
     optimizers = recipe.configure_optimizers(optim.lr, (optim.beta1, optim.beta2))
+    check_optimizers(recipe, optimizers, config.recipe.name)
     schedulers = {name: linear_decay(o, optim.epochs, optim.epochs_decay) for name, o in optimizers.items()}
     loader = EpochLoader(dataset, seed=config.run.seed, batch_size=config.data.batch_size,
                          num_workers=config.data.num_workers, rank=group.rank, world_size=group.world_size,
@@ -234,7 +240,35 @@ def build_recipe(config: TrainConfig, registry: Registry) -> Recipe:
         for slot, spec in config.components.items()
     }
     with plugin_code(registered.plugin, f"recipe {config.recipe.name!r}"):
-        return recipe_cls(components, **config.recipe.args)
+        recipe = recipe_cls(components, **config.recipe.args)
+    missing = [name for name in recipe_cls.owned_networks if name not in recipe.owned]
+    if missing:
+        raise ConfigError(f"recipe {config.recipe.name!r} (plugin {registered.plugin!r}) declares owned network "
+                          f"{missing[0]!r} but its __init__ never hands it over: call "
+                          f"self.add_network({missing[0]!r}, module) there")
+    return recipe
+
+
+def check_optimizers(recipe: Recipe, optimizers: Any, name: str) -> None:
+    """Every parameter an optimizer updates must belong to a declared network (a slot's or an owned
+    one): checkpoints save only those, so a run holding others could never resume exactly."""
+    if not isinstance(optimizers, dict) or not all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values()):
+        raise ConfigError(f"recipe {name!r}: configure_optimizers must return a dict of name -> torch.optim.Optimizer, "
+                          f"got {type(optimizers).__name__}")
+    declared = {id(p) for net in recipe.networks().values() for p in net.parameters()}
+    owners = {id(p): slot for slot, comp in recipe.components.items() for p in comp.parameters()}
+    for opt_name, opt in optimizers.items():
+        stray = [p for group in opt.param_groups for p in group["params"] if id(p) not in declared]
+        if not stray:
+            continue
+        where = {owners[id(p)] for p in stray if id(p) in owners}
+        whose = (f"of the {'/'.join(sorted(where))} slot, which is not a network checkpoints save" if where
+                 else "of no declared network")
+        raise ConfigError(
+            f"recipe {name!r}: optimizer {opt_name!r} updates {len(stray)} parameter tensor(s) "
+            f"({sum(p.numel() for p in stray):,} values) {whose}, so checkpoints would not save them and --resume "
+            "could not continue the run exactly; declare such a network in the recipe's owned_networks and hand it "
+            "over with self.add_network(NAME, module) in __init__")
 
 
 def check_crop_size(recipe: Recipe, config: TrainConfig) -> None:
@@ -246,6 +280,32 @@ def check_crop_size(recipe: Recipe, config: TrainConfig) -> None:
             raise ConfigError(f"crop size {config.data.crop_size} is not a multiple of {stride}, the input size "
                               f"step of {slot} {config.components[slot].name!r}; use --crop-size "
                               f"{suggestion} or a generator with a smaller step")
+
+
+def check_generator_sizes(recipe: Recipe, config: TrainConfig, registry: Registry) -> None:
+    """Each direction's generator gives back the size of a training crop (one blank crop, no gradient,
+    eval mode): a generator that does not would otherwise fail deep inside the recipe's step (or,
+    at inference, write smaller images than it was given)."""
+    crop = config.data.crop_size
+    for slot in dict.fromkeys(recipe.directions.values()):
+        gen = recipe.components[slot]
+        param = next(gen.parameters(), None)
+        x = torch.zeros(1, gen.in_channels, crop, crop, device=param.device if param is not None else "cpu")
+        modes = [(m, m.training) for m in gen.modules()]
+        gen.eval()
+        try:
+            name = config.components[slot].name
+            with torch.no_grad(), plugin_code(registry.get("generator", name).plugin, f"generator {name!r}"):
+                y = gen(x)
+        finally:
+            for module, training in modes:
+                module.training = training
+        want = (1, gen.out_channels, crop, crop)
+        if not torch.is_tensor(y) or tuple(y.shape) != want:
+            got = tuple(y.shape) if torch.is_tensor(y) else type(y).__name__
+            raise ConfigError(f"{slot} {config.components[slot].name!r} maps a {crop}x{crop} crop {tuple(x.shape)} to "
+                              f"{got}, not {want}: a generator must give back its input's size (if it needs sides "
+                              f"that are multiples of N, declare stride = N; its declared stride is {gen.stride})")
 
 
 def build_dataset(config: TrainConfig, registry: Registry, catalog: DatasetCatalog, *, split: str,
@@ -362,10 +422,11 @@ def initial_state(source: str, slot: str, net: nn.Module) -> dict[str, torch.Ten
 
 def apply_init(recipe: Recipe, inits: dict[str, str]) -> None:
     """Load each ``inits`` source into its slot's network, exactly (strict key and shape match)."""
+    targets = {**recipe.components, **recipe.owned}
     for slot, source in inits.items():
-        if slot not in recipe.components:
-            raise ConfigError(f"--init names slot {slot!r}; this recipe's slots are {', '.join(recipe.components)}")
-        net = recipe.components[slot]
+        if slot not in targets:
+            raise ConfigError(f"--init names slot {slot!r}; this recipe's slots and networks are {', '.join(targets)}")
+        net = targets[slot]
         state = initial_state(source, slot, net)
         expected = net.state_dict()
         missing = sorted(set(expected) - set(state))

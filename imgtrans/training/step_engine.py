@@ -297,9 +297,10 @@ def wants_channels_last(net: torch.nn.Module, config: TrainConfig, device: torch
 def place_networks(recipe: Recipe, config: TrainConfig, device: torch.device) -> torch.memory_format:
     """Move the recipe's networks to ``device`` in training mode and their memory format; returns
     the format for input batches (the generator's)."""
+    modules = {**recipe.components, **recipe.owned}
     formats = {name: torch.channels_last if wants_channels_last(net, config, device) else torch.contiguous_format
-               for name, net in recipe.components.items()}
-    for name, net in recipe.components.items():
+               for name, net in modules.items()}
+    for name, net in modules.items():
         net.to(device=device, memory_format=formats[name]).train()
     return formats[recipe.directions[primary_direction(recipe.directions)]]
 
@@ -309,7 +310,7 @@ def prepare_networks(recipe: Recipe, config: TrainConfig, device: torch.device,
     """Sync batch norm, device and memory format, identical weights everywhere, compilation;
     returns the memory format for input batches."""
     if config.run.sync_bn and group.distributed:
-        for net in recipe.components.values():  # converts in place below the top module
+        for net in [*recipe.components.values(), *recipe.owned.values()]:  # converts in place below the top module
             torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     memory_format = place_networks(recipe, config, device)
     group.broadcast_parameters(recipe.networks().values())

@@ -140,6 +140,7 @@ class _Loop:
                      for k, v in batch.items() if torch.is_tensor(v)}
             with run.engine.autocast(), plugin_code(run.recipe_plugin, f"recipe {config.recipe.name!r} step"):
                 losses = run.recipe.train_step(batch, run.optimizers)
+            check_losses(losses, config.recipe.name, run.recipe_plugin)
             run.engine.end_step()
             run.window.add(losses, batch["A"].shape[0])
             run.step += 1
@@ -218,6 +219,22 @@ class _Loop:
 # Settings that are valid one by one (config.py checks each) but cannot make a run together,
 # checked before any data is read or folder created, so that such a run says so in one line and
 # leaves nothing behind.
+
+
+def check_losses(losses: Any, recipe: str, plugin: str) -> None:
+    """A step's result must be named scalar tensors (logged and averaged on the device)."""
+    if isinstance(losses, Mapping) and all(isinstance(k, str) and torch.is_tensor(v) and v.numel() == 1
+                                           for k, v in losses.items()):
+        return
+    if not isinstance(losses, Mapping):
+        got = f"a {type(losses).__name__}"
+    else:
+        key, value = next((k, v) for k, v in losses.items()
+                          if not (isinstance(k, str) and torch.is_tensor(v) and v.numel() == 1))
+        got = (f"{key!r}: a tensor of shape {tuple(value.shape)}" if torch.is_tensor(value)
+               else f"{key!r}: a {type(value).__name__}")
+    raise ConfigError(f"recipe {recipe!r} (plugin {plugin!r}): train_step must return a dict of name -> scalar "
+                      f"tensor, got {got}; return loss.detach() (not loss.item(), a float)")
 
 
 def check_run_settings(config: TrainConfig) -> None:

@@ -14,6 +14,7 @@ by 1 themselves), so their inner indices shift exactly as in the reference (``co
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -94,10 +95,19 @@ class ResnetGenerator(Generator):
             layers += [upsample_layer(upsample, cin, cout, bias, transpose), make_norm(cout), nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7, padding=0), nn.Tanh()]
         self.model = nn.Sequential(*layers)
+        # encoder features for feature losses: the padded input, both down-sampling convolutions, the
+        # first and the fifth residual block: where CUT's reference takes its layers 0, 4, 8, 12, 16
+        first_block = 4 + 3 * self.n_downsampling
+        self.encoder_layers = (0, 4, 7, *(first_block + j for j in (0, 4) if j < n_blocks))
         init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Layer ``i`` is the output of ``model[i]``: 0 the padded input, 4 and 7 the two stride-2
+        convolutions, 10 onwards the residual blocks (default: 0, 4, 7, 10, 14)."""
+        return self.encode_sequential(self.model, x, layers)
 
 
 class Resnet9Blocks(ResnetGenerator):

@@ -10,8 +10,10 @@ quirk is what makes outputs identical to the reference's for the same weights.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from imgtrans.api import Generator
@@ -27,7 +29,7 @@ class UnetSkipBlock(nn.Module):
                  submodule: nn.Module | None = None, outermost: bool = False, innermost: bool = False,
                  norm: str = "batch", dropout: bool = False, upsample: str = "transpose"):
         super().__init__()
-        self.outermost = outermost
+        self.outermost, self.innermost = outermost, innermost
         make_norm, bias = norm_layer(norm), conv_bias(norm)
         input_nc = outer_nc if input_nc is None else input_nc
         down_conv = Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
@@ -73,6 +75,8 @@ class UnetGenerator(Generator):
         if num_downs < 5:
             raise ValueError(f"num_downs must be at least 5, got {num_downs}")
         self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 2 ** num_downs
+        self.num_downs = num_downs
+        self.encoder_layers = (0, 1, 2, 3, 4)  # the five outer levels (256 px: 128 down to 8 px)
         level = functools.partial(UnetSkipBlock, norm=norm, upsample=upsample)
         block = level(ngf * 8, ngf * 8, innermost=True)
         for _ in range(num_downs - 5):  # the 512-wide levels next to the bottleneck carry dropout
@@ -85,6 +89,26 @@ class UnetGenerator(Generator):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Layer ``i`` is the output of down level ``i`` (its stride-2 convolution, then its norm),
+        ``0 .. num_downs - 1``: at 256 px, level 0 is 128 px wide with ``ngf`` channels."""
+        chosen = self.chosen_layers(layers, self.num_downs)
+        last, found = max(chosen), {}
+        block: UnetSkipBlock = self.model
+        for level in range(last + 1):
+            seq = block.model
+            if block.outermost:  # down: conv
+                x, inner = seq[0](x), seq[1]
+            elif block.innermost:  # down: LeakyReLU, conv
+                x, inner = seq[1](F.leaky_relu(x, 0.2)), None
+            else:  # down: LeakyReLU, conv, norm (forward's LeakyReLU is in place; here it is not)
+                x, inner = seq[2](seq[1](F.leaky_relu(x, 0.2))), seq[3]
+            found[level] = x
+            if inner is None:
+                break
+            block = inner
+        return [found[i] for i in chosen]
 
 
 class Unet256(UnetGenerator):

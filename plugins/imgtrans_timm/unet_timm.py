@@ -9,6 +9,7 @@ output.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -79,6 +80,18 @@ class UnetTimm(Generator):
             previous = width
         self.decoder = nn.ModuleList(blocks)
         self.head = nn.Conv2d(previous, out_channels, 3, padding=1)
+        self._encoder_widths = channels
+        self.encoder_layers = tuple(range(len(channels)))  # every level the backbone returns
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """Layer ``i`` is the backbone's ``i``-th feature level (shallowest first)."""
+        chosen = self.chosen_layers(layers, len(self._encoder_widths))
+        features = self.encoder(((x + 1) / 2 - self.mean) / self.std)
+        return [features[i] for i in chosen]
+
+    def encoder_channels(self, layers: Sequence[int] | None = None) -> list[int]:
+        """Declared by the backbone (``feature_info``): nothing is run."""
+        return [self._encoder_widths[i] for i in self.chosen_layers(layers, len(self._encoder_widths))]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.encoder(((x + 1) / 2 - self.mean) / self.std)

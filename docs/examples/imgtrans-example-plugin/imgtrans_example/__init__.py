@@ -2,9 +2,11 @@
 
 It registers one of each kind of thing a plugin can add, through the four hooks:
 
-* ``register_components``: a generator (``example_tiny``), a discriminator (``example_patch``), a
-  pixel loss (``example_charbonnier``), a dataset format (``a_above_b``: A on top of B in one
-  image), a recipe (``example_l1``: a generator trained with a pixel loss alone), a metric
+* ``register_components``: a generator with encoder features (``example_tiny``), a discriminator
+  (``example_patch``), a pixel loss (``example_charbonnier``), a feature loss
+  (``example_feature_l1``), a dataset format (``a_above_b``: A on top of B in one image), a recipe
+  (``example_l1``: a generator trained with a pixel loss and a feature loss over its own encoder's
+  features, no discriminator), a metric
   (``example_max_error``: the worst pixel of each image) and a pair maker (``example_posterize``,
   for ``imgtrans data make``);
 * ``register_datasets``: a named dataset built locally (``example_stripes``, in ``a_above_b``);
@@ -46,6 +48,7 @@ def register_components(registry) -> None:
     registry.generator("example_tiny", "imgtrans_example.networks:TinyGenerator")
     registry.discriminator("example_patch", "imgtrans_example.networks:TinyDiscriminator")
     registry.loss("example_charbonnier", "imgtrans_example.networks:CharbonnierLoss")
+    registry.loss("example_feature_l1", "imgtrans_example.networks:FeatureL1Loss")
     registry.dataset_format("a_above_b", "imgtrans_example.data:AAboveB")
     registry.recipe("example_l1", "imgtrans_example.recipe:L1Recipe")
     registry.metric("example_max_error", "imgtrans_example.metric:MaxError")

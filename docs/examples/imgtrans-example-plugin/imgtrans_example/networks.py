@@ -1,6 +1,8 @@
-"""The example's networks and loss: a tiny generator, a tiny discriminator and a Charbonnier pixel loss."""
+"""The example's networks and losses: a tiny generator (with encoder features), a tiny discriminator,
+a Charbonnier pixel loss and an L1 feature loss."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -33,10 +35,17 @@ class TinyGenerator(Generator):
         )
         # Learn a correction to the input when the channel counts allow it.
         self.residual = in_channels == out_channels
+        # Encoder features (Generator.encode), for recipes with feature losses: layer i is the
+        # output of body[i]; by default the two hidden activations.
+        self.encoder_layers = (1, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
         return torch.tanh(x + y if self.residual else y)  # outputs in [-1, 1], like the data
+
+    def encode(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
+        """The outputs of ``body[i]`` for each layer ``i`` (default 1 and 3), computed by ``body`` itself."""
+        return self.encode_sequential(self.body, x, layers)
 
 
 class TinyDiscriminator(Discriminator):
@@ -82,3 +91,17 @@ class CharbonnierLoss(Loss):
     def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         d = (prediction - target) / self.eps
         return (self.eps * (torch.sqrt(1 + d * d) - 1)).mean()
+
+
+class FeatureL1Loss(Loss):
+    """Feature matching: mean absolute difference between query and key features.
+
+    A ``feature`` loss is called ``loss(query, key)`` on ``(N, P, C)`` tensors: ``P`` feature
+    vectors of each of ``N`` images, row ``p`` of the query meant to match row ``p`` of the key.
+    The key is a target, so it gets no gradient.
+    """
+
+    role = "feature"  # called as loss(query, key)
+
+    def forward(self, query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+        return (query - key.detach()).abs().mean()

@@ -18,7 +18,7 @@ import torch
 
 import imgtrans
 from imgtrans.core.config import load_toml, resolve
-from imgtrans.training.setup import build_recipe
+from imgtrans.training.building import build_recipe
 from imgtrans.training.step_engine import StepEngine, place_networks
 from imgtrans.util.host_memory import keep_freed_memory
 

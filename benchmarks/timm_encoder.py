@@ -27,7 +27,7 @@ import torch
 import imgtrans
 from imgtrans.core.config import load_toml, resolve
 from imgtrans.metrics.evaluate import evaluate
-from imgtrans.training.setup import build_recipe
+from imgtrans.training.building import build_recipe
 from imgtrans.training.step_engine import StepEngine, place_networks
 from imgtrans.training.trainer import train
 

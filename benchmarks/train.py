@@ -33,7 +33,7 @@ import imgtrans
 from imgtrans.core.config import resolve
 from imgtrans.training.step_engine import StepEngine, place_networks, resolve_precision
 from imgtrans.util.host_memory import keep_freed_memory
-from imgtrans.training.setup import build_recipe
+from imgtrans.training.building import build_recipe
 
 PAPER = {"generator": {"name": "unet_256"}, "discriminator": {"name": "patchgan_70"}}
 MODES = {  # name -> (precision, fast Adam + im2col + allocator, channels-last: None off, False auto, True on)

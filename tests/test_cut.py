@@ -306,7 +306,7 @@ def test_trains_translates_exports_serves_and_inits_the_sampler(cut, tmp_path: P
     init = resolve("cut", registry, tiny_layers(registry, "cut", data, tmp_path / "init",
                                                 init={"patch_sampler": str(last)}))
     init.optim.max_steps = 1
-    from imgtrans.training.setup import apply_init
+    from imgtrans.training.building import apply_init
 
     recipe = build_recipe(init, registry)
     apply_init(recipe, init.run.init)

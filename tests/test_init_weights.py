@@ -11,7 +11,7 @@ from helpers import write_aligned
 from imgtrans.cli import cli
 from imgtrans.core.checkpoint import load_checkpoint
 from imgtrans.core.config import resolve
-from imgtrans.training.setup import apply_init, parse_init
+from imgtrans.training.building import apply_init, parse_init
 from imgtrans.training.trainer import build_recipe
 from imgtrans.util.errors import CheckpointError, ConfigError
 

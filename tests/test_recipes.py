@@ -17,7 +17,7 @@ from imgtrans.core.checkpoint_files import step_checkpoints
 from imgtrans.core.config import resolve
 from imgtrans.core.interfaces import Recipe
 from imgtrans.testing import check_recipe, recipe_data, tiny_layers
-from imgtrans.training.setup import build_recipe
+from imgtrans.training.building import build_recipe
 
 RECIPES = imgtrans.get_registry().names("recipe")
 

@@ -19,7 +19,7 @@ import imgtrans  # noqa: E402
 from imgtrans.cli import cli  # noqa: E402
 from imgtrans.core.checkpoint import load_checkpoint  # noqa: E402
 from imgtrans.core.config import resolve  # noqa: E402
-from imgtrans.training.setup import apply_init  # noqa: E402
+from imgtrans.training.building import apply_init  # noqa: E402
 from imgtrans.training.trainer import build_recipe  # noqa: E402
 from imgtrans.util.download import OFFLINE_ENV, DownloadError, OfflineError  # noqa: E402
 from imgtrans.util.errors import ConfigError  # noqa: E402

@@ -168,7 +168,7 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
     for section, values in cfg.parse_set_options(sets).items():
         command_line.setdefault(section, {}).update(values)
     if inits:
-        from ..training.setup import parse_init
+        from ..training.building import parse_init
 
         command_line.setdefault("run", {})["init"] = parse_init(inits)
     layers.append(command_line)

@@ -1,4 +1,6 @@
-"""What a generator, discriminator, loss, dataset, recipe, metric and pair maker are.
+"""The plugin contract in one place: what a recipe is (here), and the interfaces of networks,
+data and metrics (defined beside it and re-exported, so ``from imgtrans.core.interfaces import
+Generator`` and :mod:`imgtrans.api` keep naming the same classes).
 
 These are small base classes rather than Protocols so that plugins get sensible defaults and
 the core can rely on a few attributes (channels, stride) when it pads, checkpoints or tests.
@@ -6,260 +8,22 @@ the core can rely on a few attributes (channels, stride) when it pads, checkpoin
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from ..util.errors import ConfigError
-from .directions import DIRECTIONS, primary_direction  # noqa: F401 - DIRECTIONS is part of this module's API
+from .data_interfaces import DatasetFormat, PairedDataset, PairMaker, UnpairedDataset
+from .directions import DIRECTIONS, primary_direction
+from .metric_interfaces import Metric, PairedMetric, SetMetric
+from .networks import LOSS_ROLES, Discriminator, Generator, Loss, declared_role
 
-if TYPE_CHECKING:  # pragma: no cover
-    import numpy as np
-
-
-class Generator(nn.Module):
-    """Maps an image batch ``(N, in_channels, H, W)`` in [-1, 1] to ``(N, out_channels, H, W)``.
-
-    ``stride`` is the multiple that ``H`` and ``W`` must be for the network to accept them
-    (256 for U-Net-256); inference pads to it and crops back, so users can feed any size.
-    """
-
-    in_channels: int
-    out_channels: int
-    stride: int = 1
-    #: optional constraints on constructor arguments, checked with their annotations when a config
-    #: is resolved, e.g. ``{"ngf": {"min": 1}, "norm": {"choices": ("batch", "instance")}}``
-    #: (keys: min, gt, max, lt, choices; see :mod:`imgtrans.util.typecheck`)
-    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    #: the constructor arguments the reference implementation's public weights were trained with
-    #: (``{"norm": "batch", "dropout": True}`` for pix2pix's U-Nets): what ``imgtrans zoo import``
-    #: builds before loading such weights, and what lets it recognise an architecture from its keys
-    reference_args: ClassVar[Mapping[str, Any]] = {}
-    #: arguments that replace the recorded ones when the network is rebuilt to receive saved weights
-    #: (translate, checkpoint checks): ``{"pretrained": False}`` for a generator that fetches initial
-    #: weights, so that loading a trained model never downloads weights it would overwrite
-    rebuild_args: ClassVar[Mapping[str, Any]] = {}
-    #: arguments the conformance kit builds it with instead of its defaults, for defaults that need
-    #: something a test machine lacks (downloaded weights); empty: the defaults are checked
-    conformance_args: ClassVar[Mapping[str, Any]] = {}
-    #: the only precision it runs in, whatever ``auto`` would choose (an exported graph: ``"fp32"``);
-    #: ``None``: any, decided by :class:`~imgtrans.inference.precision_probe.AutoPrecision`
-    fixed_precision: ClassVar[str | None] = None
-
-    #: the encoder layers :meth:`encode` returns when none are named, for feature losses (CUT's
-    #: PatchNCE); empty: the generator exposes no encoder features.  Usually set in ``__init__``,
-    #: since the layer list depends on the architecture's arguments.
-    encoder_layers: tuple[int, ...] = ()
-
-    def check_options(self, *, norm_stats: str, precision: str, compile: bool, dropout: bool) -> None:
-        """Raise :class:`~imgtrans.util.errors.ConfigError` for run options it cannot honour; a network
-        built from its weights honours them all (an exported graph fixes some)."""
-
-    def encode(self, x: torch.Tensor, layers: Sequence[int] | None = None) -> list[torch.Tensor]:
-        """Encoder features of ``x``: one ``(N, C_i, H_i, W_i)`` tensor per index of ``layers`` (default
-        :attr:`encoder_layers`), in that order, computed as :meth:`forward` computes them (same weights,
-        same graph, so gradients reach the encoder) and stopping after the deepest one.
-
-        What an index means is the generator's own, documented choice (the ResNet generators: the
-        output of ``model[i]``, as CUT's reference counts; the U-Nets: the output of down level
-        ``i``).  A generator that exposes features overrides this and sets :attr:`encoder_layers`."""
-        raise ConfigError(f"generator {type(self).__name__} exposes no encoder features (it does not implement "
-                          "Generator.encode); a recipe that needs them wants a generator that does, such as "
-                          "resnet_9blocks or unet_256")
-
-    def encoder_channels(self, layers: Sequence[int] | None = None) -> list[int]:
-        """The channel count of each feature :meth:`encode` returns for ``layers``: what a network fed
-        by them (CUT's patch sampler) is built from.  By default measured once on a blank image of
-        the smallest size the generator accepts, without gradients and in eval mode (so no batch
-        statistics move and no dropout draws); a generator may override it with declared widths."""
-        side = self.stride * max(1, -(-32 // self.stride))
-        modes = [(m, m.training) for m in self.modules()]
-        param = next(self.parameters(), None)
-        x = torch.zeros(1, self.in_channels, side, side, device=param.device if param is not None else "cpu",
-                        dtype=param.dtype if param is not None and param.is_floating_point() else torch.float32)
-        self.eval()
-        try:
-            with torch.no_grad():
-                return [int(f.shape[1]) for f in self.encode(x, layers)]
-        finally:
-            for module, training in modes:
-                module.training = training
-
-    def encode_sequential(self, model: nn.Sequential, x: torch.Tensor,
-                          layers: Sequence[int] | None = None) -> list[torch.Tensor]:
-        """:meth:`encode` for a generator that is one ``nn.Sequential``: layer ``i`` is the output of
-        ``model[i]`` (as CUT's reference counts), computed up to the deepest layer asked for.  A
-        feature that the next layer would overwrite in place (``ReLU(inplace=True)``) is copied first."""
-        chosen = self.chosen_layers(layers, len(model))
-        wanted, last, found = set(chosen), max(chosen), {}
-        for i, layer in enumerate(model):
-            x = layer(x)
-            if i in wanted:
-                following = model[i + 1] if i + 1 < len(model) else None
-                found[i] = x.clone() if getattr(following, "inplace", False) else x
-            if i == last:
-                break
-        return [found[i] for i in chosen]
-
-    def chosen_layers(self, layers: Sequence[int] | None, count: int) -> list[int]:
-        """``layers`` (default :attr:`encoder_layers`) checked against ``count`` available layers
-        (indices ``0 .. count - 1``): a helper for :meth:`encode` implementations."""
-        chosen = list(self.encoder_layers if layers is None else layers)
-        if not chosen:
-            raise ConfigError(f"generator {type(self).__name__}: no encoder layers asked for "
-                              "(name some, or declare encoder_layers)")
-        bad = [i for i in chosen if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < count]
-        if bad:
-            raise ConfigError(f"generator {type(self).__name__} has encoder layers 0..{count - 1}, "
-                              f"not {bad[0]!r} (its default: {list(self.encoder_layers)})")
-        return chosen
-
-
-class Discriminator(nn.Module):
-    """Scores an image batch with logits (no sigmoid: the adversarial loss owns that).
-
-    A conditional discriminator receives the condition and the image concatenated on channels;
-    ``in_channels`` is the total it expects.
-    """
-
-    in_channels: int
-    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
-    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    #: arguments the conformance kit builds it with instead of its defaults (as :attr:`Generator.conformance_args`)
-    conformance_args: ClassVar[Mapping[str, Any]] = {}
-
-
-#: how a recipe calls a loss of each role (:attr:`Loss.role`)
-LOSS_ROLES: dict[str, str] = {
-    "pixel": "loss(prediction, target) on images",
-    "adversarial": "loss(logits, target_is_real: bool) on a discriminator's logits",
-    "feature": "loss(query, key) on (N, P, C) patch features, row p of query matching row p of key",
-}
-
-
-class Loss(nn.Module):
-    """A loss term.  ``role`` tells a recipe how to call it (:data:`LOSS_ROLES`):
-
-    * ``"pixel"``: ``loss(prediction, target) -> scalar`` on images;
-    * ``"adversarial"``: ``loss(logits, target_is_real: bool) -> scalar``;
-    * ``"feature"``: ``loss(query, key) -> scalar`` on features ``(N, P, C)``: ``P`` feature vectors
-      of each of ``N`` images, where row ``p`` of ``query`` (from the output) should match row ``p``
-      of ``key`` (from the input): a contrastive loss such as CUT's PatchNCE, or feature matching.
-
-    A recipe's :class:`Slot` names the role it needs; a loss of another role is refused when the
-    config is resolved.  A loss that declares no role counts as ``"pixel"`` (the default here, kept
-    for plugins written before roles were checked); :func:`declared_role` tells the two apart, so
-    messages can say so.
-    """
-
-    role: ClassVar[str] = "pixel"
-    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
-    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-    #: arguments the conformance kit builds it with instead of its defaults (as
-    #: :attr:`Generator.conformance_args`): a perceptual loss whose default backbone needs downloaded weights
-    conformance_args: ClassVar[Mapping[str, Any]] = {}
-
-
-def declared_role(cls: Any) -> str | None:
-    """The ``role`` a loss class (or instance) declares itself, or None when it only inherits
-    :class:`Loss`'s default."""
-    cls = cls if isinstance(cls, type) else type(cls)
-    for klass in cls.__mro__:
-        if klass is Loss:
-            return None
-        if "role" in vars(klass):
-            return vars(klass)["role"]
-    return getattr(cls, "role", None)
-
-
-class _EpochAware:
-    """What the trainer may tell any dataset at the start of each epoch."""
-
-    #: True when items depend on the epoch (unpaired B draws): loader workers are then not kept
-    #: across epochs, so each sees the new draws
-    draws_per_epoch: ClassVar[bool] = False
-
-    def set_epoch(self, epoch: int) -> None:
-        """Called before each epoch (1, 2, ...); datasets whose items do not depend on it ignore it."""
-
-    def set_seed(self, seed: int) -> None:
-        """Called once with the run's seed; datasets that draw at random derive their draws from it,
-        so a run is reproducible and resumable.  Others ignore it."""
-
-
-class DatasetFormat:
-    """What ``--format auto`` reads from a dataset format class (:func:`imgtrans.data.detect.detect_format`).
-
-    ``detect(root)`` says whether a folder looks like this format.  When several formats recognise
-    a folder, the highest ``specificity`` wins; a tie at the top stops with an error listing them,
-    and the user chooses with ``--format``.  Bundled: ``paired_folders`` and ``unpaired`` 30
-    (named subfolders), ``aligned`` 20 (images twice as wide as high), ``single`` 0 (any images).
-    A format that recognises a special case of another's layout declares a higher specificity.
-    """
-
-    specificity: ClassVar[int] = 0
-
-    @staticmethod
-    def detect(root: Path) -> bool:
-        """Whether ``root`` looks like this format (default: never detected, only chosen by name)."""
-        return False
-
-
-class PairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
-    """Aligned pairs.  Items are dicts ``{"A": tensor, "B": tensor, "path": str}`` in [-1, 1],
-    already in the training direction (``A`` is always the network input).  Recipes with
-    ``paired = True`` train only on formats that subclass this."""
-
-    @abc.abstractmethod
-    def __len__(self) -> int: ...
-
-    @abc.abstractmethod
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-
-class UnpairedDataset(_EpochAware, Dataset, DatasetFormat, abc.ABC):
-    """Two unaligned image sets.  Items are ``{"A", "B", "path_A", "path_B"}``; ``B`` is drawn
-    independently of ``A`` (at random, or by index after :meth:`pair_by_index`), so the length is
-    the larger of the two sets."""
-
-    @abc.abstractmethod
-    def __len__(self) -> int: ...
-
-    @abc.abstractmethod
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    def pair_by_index(self) -> None:
-        """Pair item ``i``'s ``A`` with the ``i``-th ``B`` instead of a random one: what validation and
-        evaluation ask for before checking :meth:`aligned`."""
-
-    def aligned(self) -> bool:
-        """True when item ``i``'s ``B`` is the ground truth of its ``A`` (test sets laid out that way,
-        such as basemap_unpaired's test band), so the split can be scored with paired metrics."""
-        return False
-
-
-class PairMaker(abc.ABC):
-    """Derives the input image A of a training pair from a photo, which is its target B
-    (``imgtrans data make TASK PHOTOS OUT``): edges, a greyscale copy, a degraded copy.
-
-    Constructor keyword arguments are the task's parameters (``--set TASK.ARG=VALUE``); each needs a
-    JSON-serialisable default, and values are checked against the annotations and
-    ``arg_constraints`` (as a generator's) before the maker is built.  ``__call__`` receives an
-    ``H x W x 3`` uint8 RGB photo and a numpy ``Generator`` seeded from the run's seed and the
-    photo's name, and returns A as ``H x W x 3`` uint8.  It must depend on nothing else (so a
-    dataset is reproducible whatever the order or number of threads) and must not modify the photo.
-    """
-
-    #: optional constraints on constructor arguments (as :attr:`Generator.arg_constraints`)
-    arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
-
-    @abc.abstractmethod
-    def __call__(self, photo: "np.ndarray", rng: "np.random.Generator") -> "np.ndarray": ...
+__all__ = ["DIRECTIONS", "LOSS_ROLES", "DatasetFormat", "Discriminator", "Generator", "Loss", "Metric",
+           "PairMaker", "PairedDataset", "PairedMetric", "Recipe", "RecipeOption", "SetMetric", "Slot",
+           "StepEngine", "UnpairedDataset", "declared_role"]
 
 
 @dataclass(frozen=True)
@@ -466,57 +230,3 @@ class Recipe(abc.ABC):
             optimizer.step()
         else:
             self.engine.step(optimizer)
-
-
-class Metric:
-    """A figure of merit for translated images, registered like any component (``registry.metric``).
-
-    Two shapes, chosen by subclassing :class:`PairedMetric` or :class:`SetMetric`; the one scoring
-    loop (:mod:`imgtrans.metrics.scoring`) serves ``imgtrans eval``, training validation and
-    :func:`imgtrans.evaluate` alike.  Images reach a metric in [-1, 1], already quantised to the
-    256 levels an 8-bit PNG holds, so a score describes the files a user gets.
-    """
-
-    #: ``"higher"`` or ``"lower"``: which way is better (best checkpoints, best/worst images)
-    better: ClassVar[str] = "higher"
-    #: the column heading in tables, units included (``"PSNR dB"``); default: the name
-    label: ClassVar[str] = ""
-    #: printed with the results: what exactly is computed, so figures can be compared with others'
-    protocol: ClassVar[str] = ""
-
-
-class PairedMetric(Metric, abc.ABC):
-    """Scores each output against its own ground truth; the set's figure is the mean over images."""
-
-    @abc.abstractmethod
-    def score(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` outputs and targets -> ``(N,)`` per-image scores."""
-
-
-class SetMetric(Metric, abc.ABC):
-    """Compares the distribution of the outputs with that of reference images (FID, KID): needs no
-    pairing, so it scores unpaired test sets too.
-
-    The loop calls :meth:`features` on every batch of outputs and of reference images, keeps the
-    rows, and calls :meth:`compute` once at the end.  Metrics whose ``feature_key`` is equal share
-    one extraction per image (FID and KID on the same Inception features).
-    """
-
-    #: metrics with the same non-empty key get the same features, computed once
-    feature_key: str = ""
-    #: fewest images per side for a meaningful figure; fewer is an error naming the count
-    min_images: ClassVar[int] = 2
-
-    def prepare(self) -> None:
-        """Fetch and load what the metric needs (weights) now: training calls it at start-up, so a
-        missing or wrong file stops a run before it trains rather than at its first validation."""
-
-    @abc.abstractmethod
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W)`` images in [-1, 1] -> ``(N, D)`` float features."""
-
-    @abc.abstractmethod
-    def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-        """The figure from all features of both sides: ``{name: value}`` with the metric's own figure
-        first (reported under the name the metric is registered as, whatever its key here);
-        further keys (``kid_std``) are reported alongside."""

@@ -104,7 +104,8 @@ def check_declarations(subject: Subject, registry: "Registry", cls: Any) -> None
 def _initial_parameters(config: Any, registry: "Registry") -> dict[str, dict[str, torch.Tensor]]:
     """The trainable parameters each declared network starts a run of ``config`` with: the recipe
     built exactly as the trainer builds it (same seed, same order)."""
-    from ..training.setup import build_recipe, seed_everything
+    from ..training.building import build_recipe
+    from ..training.setup import seed_everything
 
     seed_everything(config.run.seed)
     recipe = build_recipe(config, registry)

@@ -33,7 +33,8 @@ from .records import TrainingProgress, write_preview
 from .report import write_html
 from .resume import EXTENDABLE
 from .rundir import RunLock
-from .setup import Run, build_dataset, build_recipe, set_up
+from .building import build_dataset, build_recipe  # noqa: F401 - also importable from here
+from .setup import Run, set_up
 from .step_engine import ProcessGroup, check_processes, resolve_precision, weights_digest
 from .validation import validate_directions
 

@@ -383,3 +383,14 @@ def test_a_step_that_cannot_fit_in_memory_is_refused_before_anything(registry, t
     with pytest.raises(ConfigError, match="needs at least .* GiB, more than the 8.0 GiB available") as info:
         imgtrans.train(config)
     assert hint in str(info.value) and not (tmp_path / "run").exists()
+
+
+def test_a_log_gets_one_whole_line_per_epoch_not_a_cut_bar(registry, tmp_path: Path) -> None:
+    """In a log (make demo > file) the progress bar was drawn once, cut to 80 columns with '…'."""
+    data = write_aligned(tmp_path / "data", count=2)
+    result = CliRunner().invoke(cli, ["train", "pix2pix", "--config", str(_toml(registry, tmp_path, data, epochs=2)),
+                                      "--data", str(data), "--out", str(tmp_path / "run")], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], result.output
+    assert all("G_L1=" in line and "img/s" in line for line in lines) and "…" not in result.output

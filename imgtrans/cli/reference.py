@@ -66,7 +66,8 @@ def cli_reference(cli: click.Group) -> str:
              "## Output", "",
              "Tables keep names whole. In a terminal narrower than a table, its least useful columns give "
              "way (the caption names them); a pipe or a file gets plain aligned rows, one line each, and "
-             "messages on one line however long (no path wrapped mid-line); every table command has `--json`.", "",
+             "messages on one line however long (no path wrapped mid-line), and training a line per epoch "
+             "instead of a progress bar; every table command has `--json`.", "",
              "## Environment variables", "", "| variable | effect |", "|---|---|",
              *(f"| `{name}` | {text} |" for name, text in ENVIRONMENT.items()), "",
              "## Commands", ""]

@@ -159,12 +159,18 @@ def write_preview(recipe: Recipe, batch: dict[str, torch.Tensor], path: Path) ->
     save_preview(path, columns)
 
 
-# -- the progress bar (silent when disabled or not a terminal) -------------------------------------
+# -- the progress bar (a plain line per epoch when not a terminal) ----------------------------------
 
 class TrainingProgress:
+    """A live bar in a terminal; in a log (a pipe, a file) one whole line per finished epoch instead,
+    since a bar drawn there is cut to 80 columns with an ellipsis."""
+
     def __init__(self, total_steps: int, total_epochs: int, *, enabled: bool = True, console: Console | None = None,
                  completed: int = 0):
         self.total_epochs = total_epochs
+        self._console = console
+        self._plain = enabled and console is not None and not console.is_terminal
+        self._epoch, self._steps, self._total, self._last = 0, completed, total_steps, ""
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
@@ -174,7 +180,7 @@ class TrainingProgress:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=console,
-            disable=not enabled,
+            disable=not enabled or self._plain,
         )
         self._task = self._progress.add_task("train", total=total_steps, completed=completed, epoch=0, epochs=total_epochs,
                                              losses="", speed="")
@@ -185,15 +191,26 @@ class TrainingProgress:
 
     def __exit__(self, *exc: Any) -> None:
         self._progress.__exit__(*exc)
+        self._epoch_line()
 
     def start_epoch(self, epoch: int) -> None:
+        self._epoch_line()
+        self._epoch = epoch
         self._progress.update(self._task, epoch=epoch)
+
+    def _epoch_line(self) -> None:
+        if self._plain and self._last:
+            self._console.print(f"epoch {self._epoch}/{self.total_epochs}: step {self._steps}/{self._total}, "
+                                f"{self._last}", markup=False, highlight=False, soft_wrap=True)
+            self._last = ""
 
     def show(self, record: dict[str, Any]) -> None:
         losses = " ".join(f"{k}={v:.3f}" for k, v in record.items()
                           if k not in ("step", "epoch", "img_per_s", "lr") and not k.startswith("lr_")
                           and isinstance(v, float))
         self._progress.update(self._task, losses=losses, speed=f"{record['img_per_s']:.2f} img/s")
+        self._last = f"{losses}, {record['img_per_s']:.2f} img/s"
 
     def advance(self) -> None:
+        self._steps += 1
         self._progress.advance(self._task)

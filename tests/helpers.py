@@ -13,14 +13,16 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from imgtrans.core.checkpoint import Checkpoint
+from imgtrans.core.checkpoint import Checkpoint, save_checkpoint
+from imgtrans.core.interfaces import Generator
 
 # the tiny dataset writers live in the conformance kit, which plugin authors use too
 from imgtrans.testing.samples import write_aligned, write_unpaired
 
-__all__ = ["TINY", "assert_same_networks", "assert_same_state", "finish", "kill_when", "losses", "records",
-           "train_process", "write_aligned", "write_unpaired"]
+__all__ = ["TINY", "TinyGen", "assert_same_networks", "assert_same_state", "finish", "kill_when", "losses", "records",
+           "tiny_model_file", "train_process", "write_aligned", "write_unpaired"]
 
 #: small pix2pix networks for 64x64 crops: a 6-level U-Net (stride 64) and a narrow PatchGAN
 TINY = {"generator": {"name": "unet", "num_downs": 6, "ngf": 8}, "discriminator": {"ndf": 8}}
@@ -82,3 +84,25 @@ def assert_same_networks(want: Checkpoint, got: Checkpoint, names: Iterable[str]
     for name in names:
         for key, tensor in want.state_dict(name).items():
             assert torch.equal(tensor, got.state_dict(name)[key]), key
+
+
+def tiny_model_file(folder: Path) -> Path:
+    """``folder/m.safetensors``: a tiny U-Net (stride 32) as a self-describing checkpoint."""
+    import imgtrans
+
+    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
+    meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,
+            "stride": 32}
+    return save_checkpoint(Path(folder) / "m.safetensors", {"generator": gen}, meta)
+
+
+class TinyGen(Generator):
+    """A conforming tiny generator of any size (conformance tests subclass it to break one rule)."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 3):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 1
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+    def forward(self, x):
+        return torch.tanh(self.conv(x))

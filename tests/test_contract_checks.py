@@ -13,9 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from helpers import TinyGen
 from imgtrans import hookimpl
 from imgtrans.core.config import resolve
-from imgtrans.core.interfaces import Generator, Loss, Recipe, Slot, declared_role
+from imgtrans.core.interfaces import Loss, Recipe, Slot, declared_role
 from imgtrans.testing import (
     ConformanceError,
     check_case,
@@ -28,16 +29,7 @@ from imgtrans.training.trainer import build_recipe, train
 from imgtrans.util.errors import ConfigError
 
 
-class Gen(Generator):
-    """A conforming tiny generator of any size."""
-
-    def __init__(self, in_channels: int = 3, out_channels: int = 3):
-        super().__init__()
-        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, 1
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
-
-    def forward(self, x):
-        return torch.tanh(self.conv(x))
+Gen = TinyGen  # a conforming tiny generator; the subclasses below each break one rule
 
 
 class FourfoldGen(Gen):

@@ -9,20 +9,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-from helpers import write_aligned
+from helpers import tiny_model_file, write_aligned
 
-import imgtrans
 from imgtrans.cli import cli
 from imgtrans.util.outputmarks import MARK_NAME, read_mark
 
 
-def _model(tmp_path: Path) -> Path:
-    from imgtrans.core.checkpoint import save_checkpoint
-
-    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
-    meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,
-            "stride": 32}
-    return save_checkpoint(tmp_path / "m.safetensors", {"generator": gen}, meta)
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -36,7 +28,7 @@ def _eval(*args: object):
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Path, Path]:
-    return _model(tmp_path), write_aligned(tmp_path / "ds", "test", count=2, size=32)
+    return tiny_model_file(tmp_path), write_aligned(tmp_path / "ds", "test", count=2, size=32)
 
 
 @pytest.mark.parametrize("where", ["split", "data", "inside", "model", "input", "around"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from helpers import write_aligned, write_unpaired
+from helpers import tiny_model_file, write_aligned, write_unpaired
 from torch import nn
 
 import imgtrans
@@ -126,18 +126,11 @@ def test_set_metrics_need_two_images_a_side() -> None:
         score(_batches(_grid_images(1)), {"m": lambda a: a}, {"fid": FID(extractor=ChannelMeans())})
 
 
-def _model(tmp_path: Path) -> Path:
-    from imgtrans.core.checkpoint import save_checkpoint
-
-    gen = imgtrans.create_generator("unet", num_downs=5, ngf=4)
-    meta = {"generator": {"name": "unet", "num_downs": 5, "ngf": 4}, "in_channels": 3, "out_channels": 3,
-            "stride": 32}
-    return save_checkpoint(tmp_path / "m.safetensors", {"generator": gen}, meta)
 
 
 def test_unpaired_split_is_scored_by_set_metrics_of_outputs_against_the_other_domain(tmp_path: Path) -> None:
     data = write_unpaired(tmp_path / "u", count=5, count_b=3)  # train split: unrelated A and B
-    model = imgtrans.load_model(str(_model(tmp_path)))
+    model = imgtrans.load_model(str(tiny_model_file(tmp_path)))
     net = ChannelStats()
     results = imgtrans.evaluate({"model": model, "identity": None}, data, "train", metrics=[FID(extractor=net)])
     identity = results[1]
@@ -155,7 +148,7 @@ def test_unpaired_split_is_scored_by_set_metrics_of_outputs_against_the_other_do
 
 def test_eval_metric_subset_json_and_report(tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "pairs", "test", count=3, size=32)
-    model = _model(tmp_path)
+    model = tiny_model_file(tmp_path)
     result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(data), "--metric", "ssim",
                                       "--metric", "l1", "--json", "--report", str(tmp_path / "rep")])
     assert result.exit_code == 0, result.output

@@ -11,6 +11,7 @@ the others.
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import threading
@@ -23,6 +24,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from ..data.images import decode_image, encode_image
 from ..inference.engine import check_padded_work
@@ -191,10 +193,6 @@ async def _read_body(request: Request, limit: int, timeout: float = 30.0) -> byt
     """The body, refused (413) as soon as it is known or seen to exceed ``limit`` bytes, and (408)
     when it has not all arrived within ``timeout`` seconds.  A client that goes away while sending
     is one log line, not a traceback."""
-    import asyncio
-
-    from starlette.requests import ClientDisconnect
-
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
         raise HTTPException(413, f"the body is {int(length)} bytes; the limit is {limit}")
@@ -235,8 +233,6 @@ def _decode(body: bytes, channels: int, max_pixels: int, stride: int) -> np.ndar
 
 
 async def _wrap(future):
-    import asyncio
-
     try:
         return await asyncio.wrap_future(future)
     except ImgtransError as exc:

@@ -170,7 +170,7 @@ class TrainingProgress:
         self.total_epochs = total_epochs
         self._console = console
         self._plain = enabled and console is not None and not console.is_terminal
-        self._epoch, self._steps, self._total, self._last = 0, completed, total_steps, ""
+        self._epoch, self._last = 0, ""
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
@@ -200,7 +200,8 @@ class TrainingProgress:
 
     def _epoch_line(self) -> None:
         if self._plain and self._last:
-            self._console.print(f"epoch {self._epoch}/{self.total_epochs}: step {self._steps}/{self._total}, "
+            task = self._progress.tasks[0]  # counted even while the bar is not drawn
+            self._console.print(f"epoch {self._epoch}/{self.total_epochs}: step {task.completed:.0f}/{task.total:.0f}, "
                                 f"{self._last}", markup=False, highlight=False, soft_wrap=True)
             self._last = ""
 
@@ -212,5 +213,4 @@ class TrainingProgress:
         self._last = f"{losses}, {record['img_per_s']:.2f} img/s"
 
     def advance(self) -> None:
-        self._steps += 1
         self._progress.advance(self._task)

@@ -16,6 +16,7 @@ from PIL import Image
 
 import imgtrans
 from imgtrans.core.checkpoint import save_checkpoint
+from imgtrans.util.outputmarks import write_mark
 
 #: a 5-level U-Net (stride 32), 4 filters: a forward pass of a 64x64 image takes milliseconds
 NET = {"name": "unet", "num_downs": 5, "ngf": 4}
@@ -28,10 +29,18 @@ def _generator(seed: int, out_channels: int = 3) -> torch.nn.Module:
     return gen
 
 
-def write_one_way(path: Path) -> Path:
+def write_one_way(path: Path, **metadata: object) -> Path:
     meta = {"recipe": "pix2pix", "generator": NET, "in_channels": 3, "out_channels": 3, "stride": 32,
-            "direction": "AtoB", "norm_stats": "running"}
+            "direction": "AtoB", "norm_stats": "running", **metadata}
     return save_checkpoint(path, {"generator": _generator(0)}, meta)
+
+
+def write_run(run_dir: Path) -> Path:
+    """A training run's folder as `imgtrans train` leaves it (its mark, its model file trained on the
+    catalog's ``basemap`` at step 7); returns the model file."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_mark(run_dir, "train-run")
+    return write_one_way(run_dir / "model.safetensors", dataset="basemap", step=7, epoch=1)
 
 
 def write_two_way(path: Path) -> Path:

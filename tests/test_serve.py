@@ -69,10 +69,13 @@ def test_healthz_models_and_docs(server) -> None:
         precision = entry.pop("precision")
         assert set(precision) == set(entry["directions"])
         assert all(p["running"] in ("fp32", "bf16", "fp16") and p["why"] for p in precision.values())
-    assert listed == [
-        {"name": "oneway", "directions": ["AtoB"], "default_direction": "AtoB", "channels": {"AtoB": {"in": 3, "out": 3}}},
+    assert listed == [  # what each model does: test_serve_models.py
+        {"name": "oneway", "directions": ["AtoB"], "default_direction": "AtoB", "channels": {"AtoB": {"in": 3, "out": 3}},
+         "description": "pix2pix", "domains": None, "means": {"AtoB": "domain A -> domain B"}},
         {"name": "both", "directions": ["AtoB", "BtoA"], "default_direction": "AtoB",
-         "channels": {"AtoB": {"in": 3, "out": 3}, "BtoA": {"in": 3, "out": 1}}}]
+         "channels": {"AtoB": {"in": 3, "out": 3}, "BtoA": {"in": 3, "out": 1}},
+         "description": "cyclegan", "domains": None,
+         "means": {"AtoB": "domain A -> domain B", "BtoA": "domain B -> domain A"}}]
     docs = request(server, "GET", "/docs")
     assert docs.status == 200 and b"swagger" in docs.body.lower()
     spec = request(server, "GET", "/openapi.json").json()

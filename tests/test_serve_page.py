@@ -1,5 +1,7 @@
 """The page at `/`: self-contained (nothing fetched from elsewhere), and in a real headless Chromium a
-chosen image is uploaded and its translation shown beside it, downloadable, with the API's pixels."""
+chosen image is uploaded and its translation shown beside it, downloadable, with the API's pixels;
+a change of model or direction clears that result, and the page says what each model and direction
+does (a run's model listed under the run's name)."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +14,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 pytest.importorskip("uvicorn", reason="the serve extra is not installed (pip install 'imgtrans[serve]')")
 
 from browser import chromium, open_page  # noqa: E402
-from serving import image_bytes, pixels_of, post_image, request, write_one_way, write_two_way  # noqa: E402
+from serving import image_bytes, pixels_of, post_image, request, write_one_way, write_run, write_two_way  # noqa: E402
 
 from imgtrans.serve.app import create_app  # noqa: E402
 from imgtrans.serve.models import load_served  # noqa: E402
@@ -23,7 +25,8 @@ from imgtrans.serve.server import running  # noqa: E402
 def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("models")
     models = load_served([str(write_one_way(folder / "oneway.safetensors")),
-                          f"both={write_two_way(folder / 'twoway.safetensors')}"])
+                          f"both={write_two_way(folder / 'twoway.safetensors')}",
+                          str(write_run(folder / "demo"))])  # served as "demo", trained on basemap
     with running(create_app(models)) as base:
         yield base
 
@@ -46,7 +49,7 @@ def test_choosing_an_image_shows_its_translation_in_chromium(server, tmp_path) -
     expected = pixels_of(post_image(server, data, "model=both&direction=BtoA").body)
     with open_page(f"{server}/", chromium()) as page:
         page.wait_for("document.body.dataset.ready === '1'")
-        assert page.js("[...document.querySelectorAll('#model option')].map(o => o.value)") == ["oneway", "both"]
+        assert page.js("[...document.querySelectorAll('#model option')].map(o => o.value)") == ["oneway", "both", "demo"]
         page.js("document.getElementById('model').value = 'both';"
                 "document.getElementById('model').dispatchEvent(new Event('change'))")
         assert page.js("[...document.querySelectorAll('#direction option')].map(o => o.value)") == ["AtoB", "BtoA"]
@@ -82,3 +85,56 @@ def test_a_refused_upload_is_said_on_the_page(server, tmp_path) -> None:
         status = page.wait_for("document.getElementById('status').className === 'error'"
                                " && document.getElementById('status').textContent")
     assert status.startswith("Refused (400): cannot read image"), status
+
+
+SHOWN = """(() => { const o = document.getElementById('output-img'), d = document.getElementById('download');
+    return {src: o.getAttribute('src'), size: document.getElementById('output-size').textContent, hidden: d.hidden,
+            href: d.getAttribute('href'), status: document.getElementById('status').textContent,
+            about: ['model-about', 'domains', 'direction-about'].map(i => document.getElementById(i).textContent),
+            options: [...document.querySelectorAll('#direction option')].map(o => o.textContent)}; })()"""
+
+
+def _choose(page, path) -> None:
+    root = page.call("DOM.getDocument")["root"]["nodeId"]
+    node = page.call("DOM.querySelector", nodeId=root, selector="#file")["nodeId"]
+    page.call("DOM.setFileInputFiles", nodeId=node, files=[str(path)])
+    page.wait_for("document.body.dataset.done === '1'")
+
+
+def _select(page, which: str, value: str) -> dict:
+    """Choose ``value`` in the ``which`` select as a user does (the browser fires change); what the page shows then."""
+    page.js(f"document.getElementById('{which}').value = '{value}';"
+            f"document.getElementById('{which}').dispatchEvent(new Event('change'))")
+    return page.js(SHOWN)
+
+
+@pytest.mark.skipif(chromium() is None, reason="no chromium installed (.ci/run installs Debian's when it can)")
+def test_a_change_of_model_or_direction_clears_the_result_and_says_what_it_does(server, tmp_path) -> None:
+    src = tmp_path / "photo.png"
+    src.write_bytes(image_bytes(40, 24, seed=3))
+    cleared = {"src": None, "size": "", "hidden": True, "href": None}
+    with open_page(f"{server}/", chromium()) as page:
+        page.wait_for("document.body.dataset.ready === '1'")
+        first = page.js(SHOWN)  # oneway: a file that records no domains
+        assert first["about"] == ["oneway: pix2pix",
+                                  "Domains not recorded: A and B are the two kinds of image in the data it was trained on.",
+                                  "AtoB translates domain A -> domain B."], first
+        assert first["options"] == ["AtoB: domain A -> domain B"]
+        both = _select(page, "model", "both")
+        assert both["options"] == ["AtoB: domain A -> domain B", "BtoA: domain B -> domain A"], both
+        _choose(page, src)
+        assert page.js(SHOWN)["src"].startswith("blob:")
+        shown = _select(page, "direction", "BtoA")  # the AtoB result must go: BtoA did not produce it
+        assert {k: shown[k] for k in cleared} == cleared, shown
+        assert shown["status"] == "Now both (BtoA): drop or choose an image to translate it.", shown
+        assert shown["about"][2] == "BtoA translates domain B -> domain A (the reverse of AtoB).", shown
+        _choose(page, src)  # the same file again is translated again, in the new direction
+        again = page.js(SHOWN)
+        assert again["src"].startswith("blob:") and again["status"] == "Done: photo.png -> photo_both_BtoA.png", again
+        demo = _select(page, "model", "demo")  # a run's model, under the run's name, trained on basemap
+        assert {k: demo[k] for k in cleared} == cleared, demo
+        assert demo["status"] == "Now demo (AtoB): drop or choose an image to translate it.", demo
+        assert demo["about"] == ["demo: pix2pix, trained on basemap, step 7",
+                                 "Domains: A = satellite, B = shaded relief.",
+                                 "AtoB translates satellite -> shaded relief."], demo
+        assert demo["options"] == ["AtoB: satellite -> shaded relief"]

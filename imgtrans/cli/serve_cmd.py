@@ -8,8 +8,8 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION
 
 @click.command("serve")
 @click.option("--model", "-m", "models", multiple=True, required=True, metavar="[NAME=]MODEL",
-              help="A .safetensors checkpoint or zoo:NAME (repeatable).  Served under NAME, else the zoo name "
-                   "or the file's stem.")
+              help="A .safetensors checkpoint or zoo:NAME (repeatable).  Served under NAME, else the zoo name, "
+                   "the run's name for a run's model (runs/demo/model.safetensors: demo), or the file's stem.")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on.  Anything but loopback needs --token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
@@ -45,7 +45,7 @@ def serve_command(models: tuple[str, ...], host: str, port: int, token: str | No
 
     \b
     GET  /healthz                                   200 once the models are loaded
-    GET  /v1/models                                 names, directions, channels (JSON)
+    GET  /v1/models                                 names, domains, directions, channels (JSON)
     POST /v1/translate?model=NAME[&direction=BtoA]  body: an image file; answer: PNG, same size
     \b
     Results are the pixels `imgtrans translate` writes with the same model.  Requests that arrive

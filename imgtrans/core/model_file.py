@@ -7,6 +7,7 @@ batch's ``A`` to ``B``, which is the dataset's ``B`` to ``A`` when the run train
 """
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..util.errors import CheckpointError
@@ -83,6 +84,21 @@ def model_directions(metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
         raise CheckpointError("checkpoint metadata does not say which generator it holds")
     legacy = {k: metadata[k] for k in ("in_channels", "out_channels", "stride", "norm_stats") if k in metadata}
     return {metadata.get("direction", "AtoB"): {"network": "generator", "generator": metadata["generator"], **legacy}}
+
+
+def model_domains(metadata: dict[str, Any]) -> dict[str, str] | None:
+    """The names of domains ``A`` and ``B`` a file records (a zoo conversion writes ``domains``, a
+    JSON object), or None.  The field only labels the model, so a damaged or odd one counts as not
+    recorded instead of making the model unusable."""
+    value = metadata.get("domains")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            return None
+    if not isinstance(value, dict) or not all(isinstance(value.get(k), str) and value[k].strip() for k in "AB"):
+        return None
+    return {"A": value["A"].strip(), "B": value["B"].strip()}
 
 
 def choose_direction(available: dict[str, Any], requested: str | None, source: str,

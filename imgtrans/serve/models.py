@@ -1,8 +1,14 @@
 """The models a server offers: each ``--model`` loaded once, in every direction it translates,
 and run exactly as ``imgtrans translate`` runs it (same precision, layout, statistics, tiling).
 
-A model is named after its source: ``zoo:NAME`` (or a bare zoo name) is ``NAME``, a file is its
-stem; ``NAME=SOURCE`` chooses the name (two runs' ``model.safetensors`` would otherwise clash).
+A model is named after its source: ``zoo:NAME`` (or a bare zoo name) is ``NAME``; a training run's
+``model.safetensors`` is the run's name (``runs/demo/model.safetensors`` is ``demo``) and the run's
+other model files are ``RUN-STEM`` (``demo-model_best``, ``demo-step_500``); any other file is its
+stem.  ``NAME=SOURCE`` chooses the name.
+
+What a model does (``GET /v1/models``, the page) comes from its zoo entry, else its file's
+``domains``, else the catalog entry of the dataset it was trained on; where none names the
+domains, the answer says so rather than guessing.
 """
 from __future__ import annotations
 
@@ -14,13 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.model_file import choose_direction, model_directions
+from ..core.model_file import choose_direction, model_directions, model_domains
+from ..core.plugin_host import get_host
+from ..core.zoo_manifest import ZooEntry
 from ..data.images import batch_from_pixels, to_pixels
 from ..inference.exported import EXPORTED_SUFFIXES
 from ..inference.model import TranslationModel, load_model
 from ..inference.precision_probe import AutoPrecision
 from ..inference.translate import auto_batch_size
 from ..util.errors import ConfigError
+from ..util.outputmarks import read_mark
+from ..zoo.store import PREFIX, entries
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -66,10 +76,15 @@ class ServedModel:
     source: str
     default_direction: str
     directions: dict[str, Direction] = field(default_factory=dict)
+    description: str | None = None       # what the model is, in a line (its zoo entry, or how it was trained)
+    domains: dict[str, str] | None = None  # {"A": ..., "B": ...}; None: not recorded anywhere
 
     def describe(self) -> dict:
         """What ``GET /v1/models`` says about this model (no file paths: they are the server's business)."""
+        names = self.domains or {"A": "domain A", "B": "domain B"}
+        means = {d: f"{names[d[0]]} -> {names[d[-1]]}" for d in self.directions}
         return {"name": self.name, "directions": list(self.directions), "default_direction": self.default_direction,
+                "description": self.description, "domains": self.domains, "means": means,
                 "channels": {d: {"in": m.model.in_channels, "out": m.model.out_channels}
                              for d, m in self.directions.items()},
                 "precision": {d: {"running": m.precision, "why": m.auto.decision.reason if m.auto.decision else
@@ -84,14 +99,63 @@ class ServedModel:
 
 
 def split_spec(spec: str) -> tuple[str, str]:
-    """``NAME=SOURCE`` -> (NAME, SOURCE); ``zoo:NAME``/a bare name -> NAME; a file -> its stem."""
+    """``NAME=SOURCE`` -> (NAME, SOURCE); ``zoo:NAME``/a bare name -> NAME; a run's file -> the run's
+    name (see the module docstring); any other file -> its stem."""
     name, sep, source = spec.partition("=")
-    if sep and not spec.startswith("zoo:") and not Path(spec).exists():
+    if sep and not spec.startswith(PREFIX) and not Path(spec).exists():
         return name, source
     source = spec
-    if source.startswith("zoo:"):
-        return source[4:], source
-    return Path(source).stem, source
+    if source.startswith(PREFIX):
+        return source[len(PREFIX):], source
+    return _file_name(Path(source).expanduser()), source
+
+
+def _is_run(folder: Path) -> bool:
+    """A training run's directory: it carries train's mark, or (runs older than marks) the config
+    and metrics that train writes first.  Only a name hangs on this, so the names are proof enough."""
+    return read_mark(folder) == "train-run" or ((folder / "config.toml").is_file()
+                                               and (folder / "metrics.jsonl").is_file())
+
+
+def _file_name(path: Path) -> str:
+    if not path.is_file():  # a directory or nothing: load_model says what is wrong with it
+        return path.stem
+    path = path.resolve()
+    if _is_run(path.parent):
+        return path.parent.name if path.name == "model.safetensors" else f"{path.parent.name}-{path.stem}"
+    if path.parent.name == "checkpoints" and _is_run(path.parent.parent):
+        return f"{path.parent.parent.name}-{path.stem}"
+    return path.stem
+
+
+def _zoo_entry(source: str, metadata: dict) -> ZooEntry | None:
+    """The zoo entry a model comes from: named by the source, or recorded in a converted file."""
+    zoo = entries()
+    if source.startswith(PREFIX):
+        return zoo.get(source[len(PREFIX):])
+    if not Path(source).expanduser().exists() and source in zoo:
+        return zoo[source]
+    name = metadata.get("zoo_name")
+    return zoo.get(name) if isinstance(name, str) else None
+
+
+def _about(source: str, metadata: dict) -> tuple[str | None, dict[str, str] | None]:
+    """(description, domains) of a model: see the module docstring."""
+    entry = _zoo_entry(source, metadata)
+    domains = (model_domains({"domains": entry.domains}) if entry else None) or model_domains(metadata)
+    dataset = metadata.get("dataset")
+    catalog = get_host().catalog
+    if domains is None and isinstance(dataset, str) and dataset in catalog:
+        a, b = catalog.get(dataset).domains
+        domains = None if (a, b) == ("A", "B") else {"A": a, "B": b}
+    if entry is not None:
+        return entry.description, domains
+    trained = [str(metadata["recipe"])] if isinstance(metadata.get("recipe"), str) else []
+    if isinstance(dataset, str) and dataset.strip():
+        trained.append(f"trained on {Path(dataset).name}")  # a folder's name only: paths are the server's business
+    if isinstance(metadata.get("step"), int):
+        trained.append(f"step {metadata['step']}")
+    return (", ".join(trained) or None), domains
 
 
 def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", precision: str | None = None,
@@ -111,7 +175,8 @@ def load_served(specs: Sequence[str], *, device: str | torch.device = "cpu", pre
                               f"name one of them with NAME={source}")
         first = load_model(source, device=device)  # the default direction, resolved exactly as translate does
         exported = source.lower().endswith(EXPORTED_SUFFIXES)  # imgtrans export: one direction inside
-        model = ServedModel(name, source, first.direction)
+        description, domains = _about(source, first.metadata)
+        model = ServedModel(name, source, first.direction, description=description, domains=domains)
         for direction in [first.direction] if exported else model_directions(first.metadata):
             loaded = first if direction == first.direction else load_model(source, device=device, direction=direction)
             model.directions[direction] = Direction(

@@ -84,10 +84,10 @@ def main() -> None:
         print(f"{mode}: {json.dumps(results[mode])}", flush=True)
     results["identity"] = identity
     comparison_sheet(data / "test", args.out, modes, args.rows, args.out / "comparison.png")
-    print(f"\n{'':<13}{'steps':>7}{'train s':>9}{'params':>12}{'L1':>9}{'PSNR dB':>9}{'SSIM':>8}")
+    print(f"\n{'':<13}{'steps':>7}{'train s':>9}{'params':>12}{'L1':>9}{'PSNR dB':>9}{'SSIM':>8}{'grid x':>8}")
     for name, r in results.items():
         steps, secs, params = (r.get("steps", ""), r.get("train_s", ""), r.get("parameters", ""))
-        print(f"{name:<13}{steps:>7}{secs:>9}{params:>12}{r['l1']:>9.4f}{r['psnr']:>9.2f}{r['ssim']:>8.4f}")
+        print(f"{name:<13}{steps:>7}{secs:>9}{params:>12}{r['l1']:>9.4f}{r['psnr']:>9.2f}{r['ssim']:>8.4f}{r['grid']:>8.2f}")
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(f"\ncontact sheets: {args.out}/contact_MODE.png; input | {' | '.join(modes)} | target: "
           f"{args.out}/comparison.png")

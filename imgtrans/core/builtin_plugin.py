@@ -26,6 +26,7 @@ BUILTIN_METRICS = {
     "l1": "imgtrans.metrics.paired:L1",
     "psnr": "imgtrans.metrics.paired:PSNR",
     "ssim": "imgtrans.metrics.paired:SSIM",
+    "grid": "imgtrans.metrics.grid:GridArtefacts",
     "fid": "imgtrans.metrics.distribution:FID",
     "kid": "imgtrans.metrics.distribution:KID",
 }

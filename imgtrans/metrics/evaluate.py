@@ -27,7 +27,7 @@ from .eval_outputs import check_eval_outputs, claim_eval_folder
 from .scoring import Batch, Scores, score
 
 #: what eval scores when no --metric is given
-DEFAULT_PAIRED = ("l1", "psnr", "ssim")
+DEFAULT_PAIRED = ("l1", "psnr", "ssim", "grid")
 DEFAULT_UNPAIRED = ("fid", "kid")
 
 

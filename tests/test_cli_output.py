@@ -122,3 +122,12 @@ def test_every_bundled_components_arguments_have_help() -> None:
     missing = [f"{kind} {name}: {arg['name']}" for kind in KINDS for name in imgtrans.list_components(kind)
                for arg in imgtrans.describe(kind, name)["arguments"] if not arg["help"]]
     assert not missing, missing
+
+
+@pytest.mark.parametrize("command", ["translate", "export", "serve"])
+def test_help_shows_examples_within_80_columns(command: str) -> None:
+    output = run(command, "--help").output
+    examples = output.split("Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(examples) >= 3 and all(line.strip().startswith(("imgtrans", "curl", "'")) for line in examples)
+    assert any(line.strip().startswith(f"imgtrans {command} ") for line in examples)
+    assert max(len(line) for line in examples) <= 80, examples

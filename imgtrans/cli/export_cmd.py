@@ -32,6 +32,12 @@ def export_command(model: str, output: str, fmt: str | None, direction: str | No
     torch.export.load) on two inputs of odd sizes and compared with `imgtrans translate --precision
     fp32`; more than 1 grey level of difference is an error and the file is not left behind.
     An ONNX file runs with `imgtrans translate --model FILE.onnx`.  Needs the [onnx] extra for ONNX.
+
+    \b
+    Examples:
+      imgtrans export --model runs/demo -o demo.onnx    (its model.safetensors)
+      imgtrans export --model zoo:basemap_a2b -o basemap.pt2
+      imgtrans export --model runs/cyclegan --direction BtoA -o relief2sat.onnx
     """
     from ..inference.export import export
 

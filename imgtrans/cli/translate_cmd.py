@@ -68,6 +68,13 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
     when two inputs would write the same output, an output would be one of the inputs, OUTPUT
     cannot be written, or INPUTS holds no supported image.  Exit status: 0 all written (or
     skipped), 1 some inputs failed, 2 refused, 130 interrupted.
+
+    \b
+    Examples:
+      imgtrans translate --model zoo:basemap_a2b satellite/ relief/
+      imgtrans translate --model runs/demo tile.png out.png   (a run directory)
+      imgtrans translate --model runs/cyclegan --direction BtoA relief/ sat/
+      imgtrans translate --model demo.onnx photos/ out/ --skip-existing
     """
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing contradict each other: pass one of them")

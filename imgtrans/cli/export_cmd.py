@@ -4,10 +4,13 @@ from __future__ import annotations
 import click
 
 from ..core.directions import DIRECTIONS
+from .params import MODEL
 
 
 @click.command("export")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), or zoo:NAME.")
+@click.option("--model", "-m", required=True, type=MODEL,
+              help="A .safetensors checkpoint (from `imgtrans train`), a run directory (its model.safetensors), "
+                   "or zoo:NAME.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="The file to write (.onnx, .pt for TorchScript, .pt2 for torch.export).")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "pt2"]),

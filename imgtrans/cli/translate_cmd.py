@@ -7,11 +7,13 @@ import time
 import click
 
 from ..core.directions import DIRECTIONS
-from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, BatchSize
 
 
 @click.command("translate")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), zoo:NAME, or a .onnx file from `imgtrans export`.")
+@click.option("--model", "-m", required=True, type=MODEL,
+              help="A .safetensors checkpoint (from `imgtrans train`), a run directory (its model.safetensors), "
+                   "zoo:NAME, or a .onnx file from `imgtrans export`.")
 @click.argument("inputs", type=click.Path(exists=True))
 @click.argument("output", type=click.Path())
 @click.option("--recursive", "-r", is_flag=True,

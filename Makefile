@@ -21,6 +21,7 @@ demo: $(BIN)/imgtrans
 		--baseline untrained --baseline identity \
 		--out $(DEMO_DIR)/test --contact-sheet $(DEMO_DIR)/contact_sheet.png
 	@echo "demo outputs: $(DEMO_DIR)/ (model.safetensors, previews/, test/, contact_sheet.png, metrics.jsonl)"
+	@echo "report: $(DEMO_DIR)/index.html (open it in a browser: config, metrics, loss curves, previews)"
 
 ## Train CycleGAN on the offline unpaired basemap data; score both directions on the aligned test band.
 demo-cyclegan: $(BIN)/imgtrans
@@ -30,6 +31,7 @@ demo-cyclegan: $(BIN)/imgtrans
 			--split test --baseline untrained --baseline identity --contact-sheet runs/cyclegan/contact_$$d.png \
 			|| exit 1; \
 	done
+	@echo "report: runs/cyclegan/index.html (open it in a browser: config, metrics, loss curves, previews)"
 
 ## Make pairs from offline satellite "photos" with `imgtrans data make`, train, score against baselines.
 PHOTO_TASK ?= denoise
@@ -44,6 +46,7 @@ demo-photos: $(BIN)/imgtrans
 		--contact-sheet $(PHOTOS_DIR)/contact_sheet.png > $(PHOTOS_DIR)/metrics.txt; \
 		status=$$?; cat $(PHOTOS_DIR)/metrics.txt; exit $$status
 	@echo "demo-photos outputs: $(PHOTOS_DIR)/ (data/, run/, contact_sheet.png, metrics.txt)"
+	@echo "report: $(PHOTOS_DIR)/run/index.html"
 
 ## Check the layers (.importlinter), then run the test suite.
 test: $(BIN)/imgtrans

@@ -101,3 +101,33 @@ def test_data_list_fills_the_splits_of_every_set() -> None:
     plain = {line.split()[0]: line for line in run("data", "list").output.splitlines()[1:]}
     assert "trainA, trainB, testA, testB" in plain["cyclegan_apple2orange"]  # was an empty cell
     assert set(rows["cyclegan_apple2orange"]["splits"]) == {"trainA", "trainB", "testA", "testB"}
+
+
+def test_info_shows_each_arguments_help_in_80_columns() -> None:
+    """The README promises `imgtrans info generator unet_256` shows every argument's help."""
+    result = run("info", "generator", "unet_256", TTY_COMPATIBLE="1")
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.output)
+    table = [line for line in output.splitlines() if BOX & set(line)]
+    assert table and max(cell_len(line) for line in table) <= 80, output
+    assert "help" in table[1] and "channels of the outermost level" in output, output
+    for name in ("in_channels", "out_channels", "ngf", "norm", "dropout", "upsample"):
+        assert any(line.startswith(f"│ {name} ") for line in table), name
+
+
+def test_every_bundled_components_arguments_have_help() -> None:
+    """Help is declared once, on the class that takes the argument (a subclass, such as unet_256,
+    or a dataset format inherits it from its base class or interface)."""
+    from imgtrans.core.registry import KINDS
+
+    missing = [f"{kind} {name}: {arg['name']}" for kind in KINDS for name in imgtrans.list_components(kind)
+               for arg in imgtrans.describe(kind, name)["arguments"] if not arg["help"]]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("command", ["translate", "export", "serve"])
+def test_help_shows_examples_within_80_columns(command: str) -> None:
+    output = run(command, "--help").output
+    examples = output.split("Examples:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(examples) >= 3 and all(line.strip().startswith(("imgtrans", "curl", "'")) for line in examples)
+    assert any(line.strip().startswith(f"imgtrans {command} ") for line in examples)
+    assert max(len(line) for line in examples) <= 80, examples

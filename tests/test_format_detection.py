@@ -70,11 +70,21 @@ def test_a_flat_folder_of_ordinary_images_is_not_side_by_side_pairs(tmp_path: Pa
     registry = imgtrans.get_registry()
     assert select_format(_images(tmp_path / "photos", 64, 64), registry) == "single"
     assert select_format(_images(tmp_path / "pairs", 128, 64), registry) == "aligned"
-    result = CliRunner().invoke(cli, ["train", "pix2pix", "--data", str(tmp_path / "photos"), "--max-steps", "1",
+
+
+
+@pytest.mark.parametrize("recipe", ["pix2pix", "cyclegan"])
+def test_training_on_a_folder_of_photos_points_at_data_make(recipe: str, tmp_path: Path) -> None:
+    """A folder of plain photos is not training data for any recipe (CycleGAN stopped with a
+    KeyError): one line saying so, with the command that builds pairs from it."""
+    photos = _images(tmp_path / "photos", 64, 64)
+    result = CliRunner().invoke(cli, ["train", recipe, "--data", str(photos), "--max-steps", "1",
                                       "--out", str(tmp_path / "run"), "--quiet"])
     lines = result.output.strip().splitlines()
     assert result.exit_code == 2 and len(lines) == 1, result.output
-    assert "learns from aligned pairs" in lines[0] and "'single' format" in lines[0] and "--format aligned" in lines[0]
+    assert f"error: {photos} is a folder of single images, not pairs" in lines[0]
+    assert f"`imgtrans data make TASK {photos} OUT`" in lines[0] and "--format aligned" in lines[0]
+    assert ("trainA/ and trainB/" in lines[0]) == (recipe == "cyclegan")
 
 
 def test_pix2pix_refuses_unpaired_data(tmp_path: Path) -> None:

@@ -112,3 +112,33 @@ def test_validation_and_run_page(registry, aligned_dir: Path, tmp_path: Path) ->
     steps = sorted(p.name for p in (result.run_dir / "previews").glob("step_*.png"))
     assert steps == [f"step_{s:08d}.png" for s in range(3, result.steps + 1, 3)] and "step 3" in page
     assert (result.run_dir / "loss_curve.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("recipe", ["cyclegan", "pix2pix"])
+def test_train_prints_validation_figures_and_names_the_run_page(recipe: str, tmp_path: Path) -> None:
+    """Every direction's validation figures reach the console (they only reached metrics.jsonl),
+    and the last line names the run's index.html."""
+    from click.testing import CliRunner
+    from helpers import write_aligned
+
+    from imgtrans.cli import cli
+
+    data = write_aligned(tmp_path / "data", "train", count=2, size=32)
+    write_aligned(data, "val", count=2, size=32, seed=5)
+    small = (["--set", "generator_a.ngf=4", "--set", "generator_b.ngf=4", "--set", "discriminator_a.ndf=4",
+              "--set", "discriminator_b.ndf=4"] if recipe == "cyclegan" else
+             ["--set", "generator.name=unet", "--set", "generator.num_downs=5", "--set", "generator.ngf=4",
+              "--set", "discriminator.ndf=4"])
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["train", recipe, "--data", str(data), "--out", str(run), *small,
+                                      "--load-size", "32", "--crop-size", "32", "--epochs", "2",
+                                      "--set", "optim.epochs_decay=0", "--validate-every", "1"],
+                                env={"COLUMNS": "80"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    validation = [line for line in lines if line.startswith("validation after epoch")]
+    assert [line.split()[3] for line in validation] == ["1", "2"], result.output
+    way_back = (" BtoA_l1=", " BtoA_psnr=", " BtoA_ssim=") if recipe == "cyclegan" else ()
+    for line in validation:
+        assert "(2 images): l1=" in line and all(key in line for key in (" psnr=", " ssim=", *way_back)), line
+    assert lines[-1] == f"report: {run / 'index.html'}" and (run / "index.html").is_file()

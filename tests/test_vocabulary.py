@@ -80,7 +80,7 @@ def captured(monkeypatch) -> list:
 
     def fake_train(config, **kwargs):
         seen.append(config)
-        return SimpleNamespace(history=[], steps=0, model_path="-")
+        return SimpleNamespace(history=[], steps=0, model_path="-", run_dir=Path(config.run.out or "."))
 
     monkeypatch.setattr("imgtrans.training.trainer.train", fake_train)
     return seen

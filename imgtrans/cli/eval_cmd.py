@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from ..core.directions import DIRECTIONS
-from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, BatchSize
 
 
 @click.command("eval")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint, or zoo:NAME.")
+@click.option("--model", "-m", required=True, type=MODEL,
+              help="A .safetensors checkpoint, a run directory (its model.safetensors), or zoo:NAME.")
 @click.option("--data", required=True, help="Dataset name or folder: paired (targets are ground truth) or "
               "unpaired (scored by set metrics such as FID).")
 @click.option("--split", default="test", show_default=True, help="Split to evaluate.")

@@ -4,10 +4,13 @@ from __future__ import annotations
 import click
 
 from ..core.directions import DIRECTIONS
+from .params import MODEL
 
 
 @click.command("export")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), or zoo:NAME.")
+@click.option("--model", "-m", required=True, type=MODEL,
+              help="A .safetensors checkpoint (from `imgtrans train`), a run directory (its model.safetensors), "
+                   "or zoo:NAME.")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="The file to write (.onnx, .pt for TorchScript, .pt2 for torch.export).")
 @click.option("--format", "fmt", type=click.Choice(["onnx", "torchscript", "pt2"]),
@@ -32,6 +35,12 @@ def export_command(model: str, output: str, fmt: str | None, direction: str | No
     torch.export.load) on two inputs of odd sizes and compared with `imgtrans translate --precision
     fp32`; more than 1 grey level of difference is an error and the file is not left behind.
     An ONNX file runs with `imgtrans translate --model FILE.onnx`.  Needs the [onnx] extra for ONNX.
+
+    \b
+    Examples:
+      imgtrans export --model runs/demo -o demo.onnx    (its model.safetensors)
+      imgtrans export --model zoo:basemap_a2b -o basemap.pt2
+      imgtrans export --model runs/cyclegan --direction BtoA -o relief2sat.onnx
     """
     from ..inference.export import export
 

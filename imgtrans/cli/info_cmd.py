@@ -42,7 +42,7 @@ def render(data: dict[str, Any]) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from .tables import print_table
+    from .tables import name_table, print_table
 
     console = rich_console()
     console.soft_wrap = not console.is_terminal  # in a pipe: one line per paragraph, never cut
@@ -88,11 +88,9 @@ def render(data: dict[str, Any]) -> None:
     else:
         console.print(heading)
         with_help = any(a["help"] for a in data["arguments"])
-        table = Table("name", "type", "default", *(["help"] if with_help else []))
-        for a in data["arguments"]:
-            default = "required" if a["required"] else json.dumps(a["default"])
-            table.add_row(a["name"], escape(a["type"]), escape(default), *([escape(a["help"])] if with_help else []))
-        print_table(table)
+        rows = [[a["name"], escape(a["type"]), escape("required" if a["required"] else json.dumps(a["default"])),
+                 *([escape(a["help"])] if with_help else [])] for a in data["arguments"]]
+        print_table(name_table(["name", "type", "default", *(["help"] if with_help else [])], rows))
     for section in ("data", "optim"):
         if data.get(f"{section}_defaults"):
             console.print(escape(f"[{section}] defaults: {json.dumps(data[f'{section}_defaults'])}"))

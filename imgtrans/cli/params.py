@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -39,6 +40,28 @@ TRAIN_PRECISION = Precision(training_precision, "auto|fp32|bf16-mixed|fp16-mixed
 INFERENCE_PRECISION = Precision(inference_precision, "auto|fp32|bf16|fp16")
 #: said in each --precision help text
 ALSO_ACCEPTED = "Lightning's names are accepted too (bf16-mixed, 16-mixed, 32-true, 32)."
+
+
+class ModelSource(click.ParamType):
+    """``--model``: a model file or ``zoo:NAME`` as given, or a run directory, which stands for its
+    ``model.safetensors`` (said in one line on stderr, so the file used is never a guess); a
+    directory without one is a one-line error naming the file looked for."""
+
+    name = "model"
+
+    def convert(self, value, param, ctx):
+        from ..zoo.store import PREFIX, run_model_file
+
+        folder = Path(str(value)).expanduser()
+        if str(value).startswith(PREFIX) or not folder.is_dir():
+            return value
+        path = run_model_file(folder)
+        click.echo(f"model: {path}", err=True)
+        return str(path)
+
+
+#: --model of translate, eval and export
+MODEL = ModelSource()
 
 
 class BatchSize(click.ParamType):

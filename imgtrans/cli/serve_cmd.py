@@ -52,6 +52,14 @@ def serve_command(models: tuple[str, ...], host: str, port: int, token: str | No
     together share forward passes (same-size images); when --queue-size requests are inside, the
     next gets 503 with Retry-After.  Binds 127.0.0.1 unless --host says otherwise, which needs
     --token.  Stop with Ctrl-C.
+
+    \b
+    Examples:
+      imgtrans serve --model zoo:basemap_a2b     (open http://127.0.0.1:8000/)
+      imgtrans serve --model demo=runs/demo/model.safetensors --port 0
+      imgtrans serve --model zoo:basemap_a2b --host 0.0.0.0 --token "$TOKEN"
+      curl --data-binary @tile.png -o out.png \\
+        'http://127.0.0.1:8000/v1/translate?model=basemap_a2b'
     """
     from ..serve.server import bind, check_host, url
     from ..util.devices import resolve_device

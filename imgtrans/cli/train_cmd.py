@@ -204,3 +204,6 @@ def _print_done(console: Any, result: Any) -> None:
     last = result.history[-1] if result.history else {}
     speed = f", {last['img_per_s']:.2f} img/s" if last else ""
     console.print(f"[green]done[/]: {result.steps} steps{speed}; model: {result.model_path}")
+    report = result.run_dir / "index.html"
+    if report.is_file():  # the run's page: config, metrics, validation, loss curves, previews
+        console.print(f"report: {report}", highlight=False, markup=False, soft_wrap=True)

@@ -7,11 +7,13 @@ import time
 import click
 
 from ..core.directions import DIRECTIONS
-from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, BatchSize
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, BatchSize
 
 
 @click.command("translate")
-@click.option("--model", "-m", required=True, help="A .safetensors checkpoint (from `imgtrans train`), zoo:NAME, or a .onnx file from `imgtrans export`.")
+@click.option("--model", "-m", required=True, type=MODEL,
+              help="A .safetensors checkpoint (from `imgtrans train`), a run directory (its model.safetensors), "
+                   "zoo:NAME, or a .onnx file from `imgtrans export`.")
 @click.argument("inputs", type=click.Path(exists=True))
 @click.argument("output", type=click.Path())
 @click.option("--recursive", "-r", is_flag=True,
@@ -68,6 +70,13 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
     when two inputs would write the same output, an output would be one of the inputs, OUTPUT
     cannot be written, or INPUTS holds no supported image.  Exit status: 0 all written (or
     skipped), 1 some inputs failed, 2 refused, 130 interrupted.
+
+    \b
+    Examples:
+      imgtrans translate --model zoo:basemap_a2b satellite/ relief/
+      imgtrans translate --model runs/demo tile.png out.png   (a run directory)
+      imgtrans translate --model runs/cyclegan --direction BtoA relief/ sat/
+      imgtrans translate --model demo.onnx photos/ out/ --skip-existing
     """
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing contradict each other: pass one of them")

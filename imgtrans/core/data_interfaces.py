@@ -36,6 +36,17 @@ class DatasetFormat:
     and the user chooses with ``--format``.  Bundled: ``paired_folders`` and ``unpaired`` 30
     (named subfolders), ``aligned`` 20 (images twice as wide as high), ``single`` 0 (any images).
     A format that recognises a special case of another's layout declares a higher specificity.
+
+    Every format is built with these keywords (documented here once for all of them):
+
+    Args:
+        root: the dataset folder.
+        split: which split to read (train, val, test; testA for one side of a CycleGAN set).
+        transform: applied to each item's images (crops, flips), or None.
+        direction: AtoB, or BtoA to swap the roles of A and B.
+        in_channels: channels the network input is decoded with (1 or 3).
+        out_channels: channels the target is decoded with (1 or 3).
+        max_items: read at most this many items (per set for unpaired data); None: all.
     """
 
     specificity: ClassVar[int] = 0

@@ -80,8 +80,7 @@ def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
     params = list(inspect.signature(target).parameters.values())
     if inspect.isclass(factory):
         params = params[1:]
-    helps = {**docstring_arguments(getattr(factory, "__doc__", None)),
-             **(docstring_arguments(target.__doc__) if target is not factory else {})}
+    helps = class_helps(factory) if inspect.isclass(factory) else docstring_arguments(factory.__doc__)
     out = []
     for p in params:
         if p.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
@@ -93,6 +92,17 @@ def arguments(factory: Callable[..., Any]) -> list[dict[str, Any]]:
                     "default": None if required else jsonable(p.default), "required": required,
                     "help": helps.get(p.name, "")})
     return out
+
+
+def class_helps(cls: type) -> dict[str, str]:
+    """Argument help from the docstrings of each class of the MRO and its own ``__init__``, the
+    class's own over its bases' (a subclass that only changes defaults inherits its base's help)."""
+    helps: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):  # not object
+        init = vars(klass).get("__init__")
+        for doc in (vars(klass).get("__doc__"), getattr(init, "__doc__", None) if init is not None else None):
+            helps.update({k: v for k, v in docstring_arguments(doc).items() if v})
+    return helps
 
 
 def _describe_dataset(host: Any, name: str) -> dict[str, Any]:

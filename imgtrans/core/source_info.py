@@ -52,8 +52,7 @@ def source_arguments(target: str) -> list[dict[str, Any]] | None:
         init = _init_of(module, node)
         if init is None:
             return None
-        helps = {**docstring_arguments(ast.get_docstring(node)), **docstring_arguments(ast.get_docstring(init))}
-        return _parameters(init, helps, drop_first=True)
+        return _parameters(init, _class_helps(module, node), drop_first=True)
     if node.decorator_list:
         return None
     return _parameters(node, docstring_arguments(ast.get_docstring(node)), drop_first=False)
@@ -201,6 +200,23 @@ def _init_of(module: str, cls: ast.ClassDef, depth: int = 0) -> ast.FunctionDef 
     if base is None or not isinstance(base[1], ast.ClassDef):
         return None
     return _init_of(base[0], base[1], depth + 1)
+
+
+def _class_helps(module: str, cls: ast.ClassDef, depth: int = 0) -> dict[str, str]:
+    """Argument help from the docstrings of ``cls`` and its ``__init__``, over that of its base classes
+    (followed through imports where their source can be read; the first base over the later ones),
+    as :func:`imgtrans.core.introspect.class_helps` finds along the MRO: a subclass that only
+    changes defaults need not repeat its base's ``Args:`` section, and an interface can document
+    the keywords every implementation takes."""
+    helps: dict[str, str] = {}
+    for expr in reversed(cls.bases) if depth <= _DEPTH else ():
+        base = _resolve_base(module, expr)
+        if base is not None and isinstance(base[1], ast.ClassDef):
+            helps.update(_class_helps(base[0], base[1], depth + 1))
+    init = next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+    for doc in (ast.get_docstring(cls), ast.get_docstring(init) if init is not None else None):
+        helps.update({k: v for k, v in docstring_arguments(doc).items() if v})
+    return helps
 
 
 def _resolve_base(module: str, expr: ast.expr) -> tuple[str, ast.ClassDef | ast.FunctionDef] | None:

@@ -87,18 +87,24 @@ def detect_format(root: str | Path, candidates: Mapping[str, Any]) -> str:
 
 
 def check_pairing(recipe: Component, fmt: Component, source: str | Path = "") -> None:
-    """Refuse to train a recipe with ``paired = True`` on a format that is not a
-    :class:`PairedDataset` (unpaired sets or single images): its A and B would be random pairs.
+    """Refuse to train on a folder of single images (any recipe: there is no B to learn), pointing
+    at ``imgtrans data make``, which builds pairs from such photos; and refuse a recipe with
+    ``paired = True`` on a format that is not a :class:`PairedDataset` (unpaired sets): its A and B
+    would be random pairs.
 
     A format given as a plain function cannot be told apart before it is built and passes.
     """
+    where = f"{source} is" if source else "the data is"
+    if fmt.name == "single":
+        other_set = "" if getattr(recipe.factory, "paired", True) else "; or put two image sets in trainA/ and trainB/"
+        folder = source or "PHOTOS"
+        raise DataError(f"{where} a folder of single images, not pairs: build pairs from them with "
+                        f"`imgtrans data make TASK {folder} OUT` (TASK: `imgtrans list pair_maker`, e.g. denoise), "
+                        f"then --data OUT{other_set}; if the images are A|B pairs side by side, pass --format aligned")
     if not getattr(recipe.factory, "paired", True) or not inspect.isclass(fmt.factory):
         return
     if issubclass(fmt.factory, PairedDataset):
         return
-    where = f"{source} is" if source else "the data is"
-    hint = ("; if its images are A|B pairs side by side, pass --format aligned" if fmt.name == "single"
-            else "; use a paired dataset (aligned or paired_folders layout)")
     raise DataError(f"recipe {recipe.name!r} learns from aligned pairs, but {where} in the {fmt.name!r} format, "
-                    f"whose A and B images do not correspond{hint}")
+                    "whose A and B images do not correspond; use a paired dataset (aligned or paired_folders layout)")
 

@@ -44,6 +44,12 @@ def _split_dir(root: Path, split: str) -> Path:
 
 
 class _PairedBase(PairedDataset):
+    """What the paired formats share: the index of pairs, decoding, the direction and the cache.
+
+    Args:
+        cache: keep decoded pixels in memory (per loader process) after the first epoch.
+    """
+
     def __init__(self, root: str | Path, split: str = "train", transform: PairedTransform | None = None,
                  direction: str = "AtoB", in_channels: int = 3, out_channels: int = 3,
                  max_items: int | None = None, cache: bool = False):

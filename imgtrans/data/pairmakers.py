@@ -33,13 +33,16 @@ class Edges(PairMaker):
     The photo's luma is smoothed by a Gaussian of ``sigma`` pixels; the hysteresis thresholds
     are the ``low`` and ``high`` quantiles of that image's gradient magnitude, so one setting
     suits dark and bright, busy and plain photos alike.  ``thickness`` > 1 widens the lines.
+
+    Args:
+        sigma: Gaussian smoothing before Canny, in pixels (more: fewer, smoother lines).
+        low: lower hysteresis threshold, as a quantile of the gradient magnitude.
+        high: upper hysteresis threshold, as a quantile of the gradient magnitude.
+        thickness: line width in pixels.
     """
 
     arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
-        "sigma": {"min": 0, "help": "Gaussian smoothing before Canny, in pixels (more: fewer, smoother lines)"},
-        "low": {"min": 0, "max": 1, "help": "lower hysteresis threshold, as a quantile of the gradient magnitude"},
-        "high": {"min": 0, "max": 1, "help": "upper hysteresis threshold, as a quantile of the gradient magnitude"},
-        "thickness": {"min": 1, "help": "line width in pixels"}}
+        "sigma": {"min": 0}, "low": {"min": 0, "max": 1}, "high": {"min": 0, "max": 1}, "thickness": {"min": 1}}
 
     def __init__(self, sigma: float = 2.0, low: float = 0.7, high: float = 0.85, thickness: int = 1):
         if low > high:
@@ -75,11 +78,13 @@ class SuperRes(PairMaker):
     The photo is shrunk by ``scale`` and enlarged again with the ``resample`` filter.
 
     A keeps B's size, as pix2pix needs, so the network learns to restore detail in place.
+
+    Args:
+        scale: downscaling factor.
+        resample: Pillow filter used to shrink and enlarge.
     """
 
-    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
-        "scale": {"min": 2, "help": "downscaling factor"},
-        "resample": {"help": "Pillow filter used to shrink and enlarge"}}
+    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {"scale": {"min": 2}}
 
     def __init__(self, scale: int = 4,
                  resample: Literal["nearest", "box", "bilinear", "bicubic", "lanczos"] = "bicubic"):
@@ -98,11 +103,13 @@ class Denoise(PairMaker):
     The noise has a standard deviation of ``sigma`` grey levels (of 0-255).  With ``sigma_min``
     set, each photo's noise level is drawn uniformly from [sigma_min, sigma], so one model learns
     to remove noise of any strength in that range (blind denoising).
+
+    Args:
+        sigma: noise standard deviation in grey levels (0-255).
+        sigma_min: if set, each photo's sigma is drawn from [sigma_min, sigma].
     """
 
-    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
-        "sigma": {"min": 0, "help": "noise standard deviation in grey levels (0-255)"},
-        "sigma_min": {"min": 0, "help": "if set, each photo's sigma is drawn from [sigma_min, sigma]"}}
+    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {"sigma": {"min": 0}, "sigma_min": {"min": 0}}
 
     def __init__(self, sigma: float = 25.0, sigma_min: float | None = None):
         if sigma_min is not None and sigma_min > sigma:
@@ -120,13 +127,16 @@ class Inpaint(PairMaker):
 
     ``holes`` rectangles are filled with ``fill``; each side of a hole is drawn between
     ``min_size`` and ``max_size`` times the image's side.
+
+    Args:
+        holes: rectangles per photo.
+        min_size: smallest side of a hole, as a fraction of the image side.
+        max_size: largest side of a hole, as a fraction of the image side.
+        fill: what fills a hole.
     """
 
     arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
-        "holes": {"min": 1, "help": "rectangles per photo"},
-        "min_size": {"gt": 0, "max": 1, "help": "smallest side of a hole, as a fraction of the image side"},
-        "max_size": {"gt": 0, "max": 1, "help": "largest side of a hole, as a fraction of the image side"},
-        "fill": {"help": "what fills a hole"}}
+        "holes": {"min": 1}, "min_size": {"gt": 0, "max": 1}, "max_size": {"gt": 0, "max": 1}}
 
     def __init__(self, holes: int = 1, min_size: float = 0.15, max_size: float = 0.4,
                  fill: Literal["grey", "black", "white", "noise"] = "grey"):
@@ -147,10 +157,13 @@ class Inpaint(PairMaker):
 
 
 class Jpeg(PairMaker):
-    """JPEG compression at a low quality (Pillow's libjpeg, 4:2:0 chroma): artefacts -> clean."""
+    """JPEG compression at a low quality (Pillow's libjpeg, 4:2:0 chroma): artefacts -> clean.
 
-    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
-        "quality": {"min": 1, "max": 95, "help": "JPEG quality (lower: stronger artefacts)"}}
+    Args:
+        quality: JPEG quality (lower: stronger artefacts).
+    """
+
+    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {"quality": {"min": 1, "max": 95}}
 
     def __init__(self, quality: int = 10):
         self.quality = quality
@@ -167,11 +180,14 @@ class Blur(PairMaker):
     """Gaussian blur, optionally with motion blur at a random angle: blurred -> sharp.
 
     The Gaussian has a standard deviation of ``sigma`` pixels (Pillow); ``motion`` > 1 adds a
-    straight motion blur that many pixels long (OpenCV)."""
+    straight motion blur that many pixels long (OpenCV).
 
-    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {
-        "sigma": {"min": 0, "help": "Gaussian blur standard deviation in pixels"},
-        "motion": {"min": 0, "help": "length in pixels of an added motion blur (0: none)"}}
+    Args:
+        sigma: Gaussian blur standard deviation in pixels.
+        motion: length in pixels of an added motion blur (0: none).
+    """
+
+    arg_constraints: ClassVar[dict[str, dict[str, Any]]] = {"sigma": {"min": 0}, "motion": {"min": 0}}
 
     def __init__(self, sigma: float = 2.0, motion: int = 0):
         self.sigma, self.motion = sigma, motion

@@ -71,6 +71,10 @@ class UnpairedFolders(UnpairedDataset):
 
     ``transform`` is applied to ``A`` and ``B`` independently (separate crops and flips).
     ``max_items`` caps each set separately, as the reference's ``max_dataset_size`` does.
+
+    Args:
+        serial: pair A[i] with B[i] (sorted by name) instead of a random B.
+        seed: seed of the random B draws (the trainer sets the run's).
     """
 
     specificity = 30

@@ -100,16 +100,14 @@ def build_generator(spec: Any) -> Generator:
 
 def load_model(source: str | Path, device: str | torch.device = "cpu", direction: str | None = None) -> TranslationModel:
     """The generator that translates ``direction`` (default: the model's only one, or for a
-    two-way model the zoo entry's direction or AtoB), on ``device`` in eval mode.  A ``.onnx`` file
+    two-way model the zoo entry's direction or AtoB), on ``device`` in eval mode.  ``source`` is a
+    model file, ``zoo:NAME`` or a run directory (its ``model.safetensors``).  A ``.onnx`` file
     written by ``imgtrans export`` runs through onnxruntime (:mod:`imgtrans.inference.exported`)."""
     if str(source).lower().endswith(EXPORTED_SUFFIXES):  # imgtrans export --format onnx
         path = Path(str(source)).expanduser()
         generator, metadata, exported_direction, info = load_exported(path, device=device, direction=direction)
         return TranslationModel(generator, metadata, str(path), exported_direction, info)
-    path = resolve_model(source)
-    if path.is_dir():
-        hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""
-        raise CheckpointError(f"{path} is a directory, not a model file{hint}")
+    path = resolve_model(source)  # a run directory: its model.safetensors
     available = model_directions(read_metadata(path))
     chosen = choose_direction(available, direction, str(path), zoo_default_direction(source))
     info = available[chosen]

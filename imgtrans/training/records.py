@@ -169,7 +169,8 @@ class TrainingProgress:
                  completed: int = 0):
         self.total_epochs = total_epochs
         self._console = console
-        self._plain = enabled and console is not None and not console.is_terminal
+        self._enabled = enabled and console is not None
+        self._plain = self._enabled and not console.is_terminal
         self._epoch, self._last = 0, ""
         self._progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
@@ -211,6 +212,17 @@ class TrainingProgress:
                           and isinstance(v, float))
         self._progress.update(self._task, losses=losses, speed=f"{record['img_per_s']:.2f} img/s")
         self._last = f"{losses}, {record['img_per_s']:.2f} img/s"
+
+    def validation(self, epoch: int, scores: dict[str, Any]) -> None:
+        """One line with the validation figures of every direction the recipe trains (``l1=...
+        BtoA_l1=...``): above the live bar, or after the epoch's own line in a log."""
+        if not self._enabled:
+            return
+        self._epoch_line()
+        figures = " ".join(f"{key[len('val_'):]}={value:.4g}" for key, value in scores.items()
+                           if key.startswith("val_") and not key.endswith("images") and isinstance(value, float))
+        self._console.print(f"validation after epoch {epoch} ({scores.get('val_images', 0)} images): {figures}",
+                            markup=False, highlight=False, soft_wrap=True)
 
     def advance(self) -> None:
         self._progress.advance(self._task)

@@ -183,6 +183,7 @@ class _Loop:
             scores = validate_directions(run.recipe, run.val_data, device=run.device, metrics=run.val_metrics,
                                          norm_stats=recommended_norm_stats(config, run.group.world_size))
             run.log.write({"step": run.step, "epoch": epoch, **scores})
+            self.progress.validation(epoch, scores)
             if run.best is not None:  # rank 0 only, like validation: no collective calls
                 run.best.update(scores, run)
         if run.main:

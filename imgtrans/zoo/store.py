@@ -299,16 +299,36 @@ def check_model_source(source: str | Path) -> None:
     text = str(source)
     if text.startswith(PREFIX):
         get_entry(text[len(PREFIX):])
+    elif Path(text).expanduser().is_dir():
+        run_model_file(Path(text).expanduser())
     elif not Path(text).expanduser().exists() and text not in entries():
         raise CheckpointError(f"model not found: {text} is neither a file nor a zoo model (see `imgtrans zoo list`)")
 
 
+#: the model file a finished ``imgtrans train`` run leaves in its directory
+RUN_MODEL_FILE = "model.safetensors"
+
+
+def run_model_file(folder: Path) -> Path:
+    """The model of a run directory given where a model is expected (``--model runs/demo``):
+    ``folder/model.safetensors``, or one line naming what was looked for."""
+    path = folder / RUN_MODEL_FILE
+    if path.is_file():
+        return path
+    stopped = " (a stopped run finishes with `imgtrans train --resume RUN`)" if (folder / "checkpoints").is_dir() else ""
+    raise CheckpointError(f"{folder} is a directory without a model: looked for {path}{stopped}; pass a model "
+                          "file (.safetensors, .onnx), a run directory or zoo:NAME")
+
+
 def resolve_model(source: str | Path) -> Path:
-    """``zoo:NAME`` -> cached checkpoint (pulled on first use); a path -> itself; else a bare zoo name."""
+    """``zoo:NAME`` -> cached checkpoint (pulled on first use); a run directory -> its
+    ``model.safetensors``; a path -> itself; else a bare zoo name."""
     text = str(source)
     if text.startswith(PREFIX):
         return pull(text[len(PREFIX):]).path
     path = Path(text).expanduser()
+    if path.is_dir():
+        return run_model_file(path)
     if path.exists():
         return path
     if text in entries():

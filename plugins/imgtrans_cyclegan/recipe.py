@@ -22,7 +22,14 @@ _DISCRIMINATOR = {"norm": "instance"}  # in_channels follow the generators (deri
 
 
 class CycleGAN(Recipe):
-    """CycleGAN: two ResNet generators, two PatchGANs, LSGAN + cycle (lambda 10) + identity (0.5), unpaired data."""
+    """CycleGAN: two ResNet generators, two PatchGANs, LSGAN + cycle (lambda 10) + identity (0.5), unpaired data.
+
+    Args:
+        lambda_a: weight of the A -> B -> A cycle loss.
+        lambda_b: weight of the B -> A -> B cycle loss.
+        lambda_identity: identity loss weight, relative to the cycle weights; 0 turns it off.
+        pool_size: generated images remembered for the discriminators; 0 turns the pool off.
+    """
 
     slots: ClassVar[dict[str, Slot]] = {
         "generator_a": Slot("generator", "resnet_9blocks", _GENERATOR),

@@ -19,8 +19,7 @@ UPSAMPLES = ("transpose", "resize", "bilinear", "pixelshuffle")
 #: argument constraints every pix2pix network shares (``arg_constraints``, checked when a config is resolved)
 NETWORK_CONSTRAINTS = {"in_channels": {"min": 1}, "out_channels": {"min": 1}, "norm": {"choices": NORMS}}
 #: the constraint of the generators' ``upsample`` argument
-UPSAMPLE_CONSTRAINT = {"choices": UPSAMPLES,
-                       "help": "transpose (the reference), resize or bilinear (resize-convolution), pixelshuffle"}
+UPSAMPLE_CONSTRAINT = {"choices": UPSAMPLES}
 
 
 def norm_layer(norm: str) -> Callable[[int], nn.Module]:

@@ -14,7 +14,14 @@ from .layers import NETWORK_CONSTRAINTS, conv_bias, init_weights, norm_layer
 
 
 class PatchGAN(Discriminator):
-    """Conditional PatchGAN: feed the input and the (real or generated) output concatenated on channels."""
+    """Conditional PatchGAN: feed the input and the (real or generated) output concatenated on channels.
+
+    Args:
+        in_channels: channels it sees: input plus output channels for pix2pix (set by the recipe).
+        ndf: channels of the first convolution (doubled per layer, up to 8x).
+        n_layers: stride-2 layers; 3 gives 70x70 receptive fields.
+        norm: normalisation layers: batch, instance or none.
+    """
 
     arg_constraints = {"in_channels": {"min": 1}, "norm": NETWORK_CONSTRAINTS["norm"], "ndf": {"min": 1},
                        "n_layers": {"min": 1}}

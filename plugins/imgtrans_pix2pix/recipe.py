@@ -10,7 +10,11 @@ from imgtrans.api import ComponentSpec, Recipe, RecipeOption, Slot, fast_adam
 
 
 class Pix2Pix(Recipe):
-    """pix2pix: U-Net generator, conditional PatchGAN, GAN loss + lambda_l1 * L1 (paired data)."""
+    """pix2pix: U-Net generator, conditional PatchGAN, GAN loss + lambda_l1 * L1 (paired data).
+
+    Args:
+        lambda_l1: weight of the L1 term against the GAN loss.
+    """
 
     slots: ClassVar[dict[str, Slot]] = {
         "generator": Slot("generator", "unet_256"),

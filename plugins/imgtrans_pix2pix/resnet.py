@@ -61,6 +61,17 @@ class ResnetGenerator(Generator):
 
     ``upsample`` chooses the up-sampling layers as for the U-Net: the reference's transposed
     convolutions by default, or resize-convolutions / pixel shuffle.
+
+    Args:
+        in_channels: channels of the input images.
+        out_channels: channels of the output images.
+        ngf: channels of the first convolution (doubled by each down-sampling).
+        norm: normalisation layers: instance (the reference's), batch or none.
+        dropout: dropout 0.5 inside each residual block.
+        n_blocks: residual blocks at the lowest resolution.
+        padding: padding of the 3x3 convolutions: reflect (the reference's), replicate or zero.
+        upsample: transpose (the reference's), resize or bilinear (resize-convolution) or
+            pixelshuffle.
     """
 
     n_downsampling = 2

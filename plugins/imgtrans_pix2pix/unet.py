@@ -64,6 +64,16 @@ class UnetGenerator(Generator):
     ``upsample`` chooses the decoder's up-sampling layers (``layers.UPSAMPLES``): the reference's
     transposed convolutions by default, or resize-convolutions / pixel shuffle, which avoid the
     checkerboard artefacts transposed convolutions are known for.
+
+    Args:
+        in_channels: channels of the input images.
+        out_channels: channels of the output images.
+        num_downs: stride-2 levels; input sides must be multiples of 2 ** num_downs.
+        ngf: channels of the outermost level (inner levels double it, up to 8x).
+        norm: normalisation layers: batch, instance or none.
+        dropout: dropout 0.5 in the 512-wide levels next to the bottleneck (the reference's).
+        upsample: transpose (the reference's), resize or bilinear (resize-convolution) or
+            pixelshuffle.
     """
 
     arg_constraints = {**NETWORK_CONSTRAINTS, "ngf": {"min": 1}, "num_downs": {"min": 5},

@@ -23,7 +23,16 @@ PIX2PIXHD_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 
 
 class PerceptualLoss(Loss):
-    """L1 between a frozen timm backbone's features of prediction and target, plus pixel L1."""
+    """L1 between a frozen timm backbone's features of prediction and target, plus pixel L1.
+
+    Args:
+        backbone: timm model name of the frozen feature extractor.
+        pretrained: use timm's pretrained weights (docs/backbones.md).
+        layers: feature levels compared, shallowest 0.
+        layer_weights: one weight per compared level.
+        feature_weight: weight of the feature term.
+        pixel_weight: weight of the pixel L1 term.
+    """
 
     role = "pixel"
     arg_constraints: ClassVar[dict[str, dict]] = {"pixel_weight": {"min": 0}, "feature_weight": {"min": 0}}

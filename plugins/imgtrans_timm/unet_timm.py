@@ -49,7 +49,16 @@ class DecoderBlock(nn.Module):
 
 
 class UnetTimm(Generator):
-    """U-Net with a timm backbone as encoder (encoder=resnet18, any timm features_only model)."""
+    """U-Net with a timm backbone as encoder (encoder=resnet18, any timm features_only model).
+
+    Args:
+        in_channels: channels of the input images.
+        out_channels: channels of the output images.
+        encoder: timm model name of the encoder (any model with features_only).
+        pretrained: start the encoder from timm's pretrained weights (docs/backbones.md).
+        decoder_channels: channels of the deepest decoder block (halved per level).
+        norm: normalisation of the decoder: batch, instance or none.
+    """
 
     arg_constraints: ClassVar[dict[str, dict]] = {
         "in_channels": {"min": 1}, "out_channels": {"min": 1}, "decoder_channels": {"min": 1},

@@ -20,6 +20,13 @@ def pytest_configure(config: pytest.Config) -> None:
         import tempfile
 
         os.environ["IMGTRANS_HOME"] = tempfile.mkdtemp(prefix="imgtrans-test-home-")
+    # Commands run in this process (CliRunner) and their subprocesses keep torch's thread count
+    # instead of choosing by the load (--threads): bit-exact comparisons run under varying load.
+    # tests/test_threads.py removes it where the choice itself is tested.
+    if not os.environ.get("OMP_NUM_THREADS"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = str(torch.get_num_threads())
 
 
 @pytest.fixture(scope="session")

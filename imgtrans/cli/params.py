@@ -79,3 +79,20 @@ class BatchSize(click.ParamType):
         if n < 1:
             self.fail(f"{value!r} is neither 'auto' nor a whole number >= 1", param, ctx)
         return n
+
+
+#: ``--threads``, the same on every command that computes
+THREADS = click.option(
+    "--threads", type=click.IntRange(1), metavar="N",
+    help="CPU threads for torch.  [default: one per core that no other work is using when the command "
+         "starts (on a busy 2-core machine 2 threads ran 5-9x slower than 1); OMP_NUM_THREADS when set]")
+
+
+def apply_threads(threads: int | None, console) -> None:
+    """Set torch's thread count (``--threads`` or the default) and say so when cores are left out."""
+    from ..util.devices import THREADS_ADVICE, set_threads  # torch: after the command's early refusals
+
+    choice = set_threads(threads)
+    if choice.threads < choice.cores and choice.reason not in ("--threads", "OMP_NUM_THREADS"):
+        console.print(f"threads: {choice.threads} of {choice.cores} cores ({choice.reason}; {THREADS_ADVICE})",
+                      markup=False, highlight=False)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from .params import ALSO_ACCEPTED, INFERENCE_PRECISION
+from ..util.terminal import rich_console
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, THREADS, apply_threads
 
 
 @click.command("serve")
@@ -38,9 +39,10 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION
                    "slot); slower uploads are answered 408.")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]),
               default="info", show_default=True, help="uvicorn's log level (info logs every request).")
+@THREADS
 def serve_command(models: tuple[str, ...], host: str, port: int, token: str | None, device: str, precision: str,
                   queue_size: int, batch_wait_ms: float, max_batch: int | None, max_body_mb: float, max_pixels: int,
-                  body_timeout: float, log_level: str) -> None:
+                  body_timeout: float, log_level: str, threads: int | None) -> None:
     """Serve models over HTTP: a web page at /, the API under /v1, its description at /docs.
 
     \b
@@ -75,6 +77,7 @@ def serve_command(models: tuple[str, ...], host: str, port: int, token: str | No
     from ..serve.server import run
 
     dev = resolve_device(device)
+    apply_threads(threads, rich_console(stderr=True))
     sock = bind(host, port)
     try:
         served = load_served(models, device=dev, precision=precision)

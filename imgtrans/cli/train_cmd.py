@@ -1,12 +1,13 @@
 """``imgtrans train RECIPE``: resolve the config (defaults -> TOML -> options) and train."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 
 from ..core.directions import DIRECTIONS
-from .params import ALSO_ACCEPTED, TRAIN_PRECISION
+from .params import ALSO_ACCEPTED, THREADS, TRAIN_PRECISION, apply_threads
 from .recipe_options import META_KEY, TrainCommand, recipe_layer
 
 #: command-line option -> (config section, key)
@@ -103,11 +104,12 @@ def options_layer(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
               help="With --resume: continue although the training files or their contents differ from what "
                    "the run trained on (refused otherwise).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@THREADS
 @click.option("--print-config", is_flag=True,
               help="Print the fully resolved settings (TOML, usable with --config) and exit without training.")
 def train_command(recipe: str | None, resume_dir: str | None, config_file: str | None, sets: tuple[str, ...],
                   inits: tuple[str, ...], nproc: int | None, overwrite: bool, quiet: bool, print_config: bool,
-                  allow_data_change: bool, **options: Any) -> None:
+                  allow_data_change: bool, threads: int | None, **options: Any) -> None:
     """Train RECIPE (pix2pix, cyclegan, ...) on a dataset.
 
     Settings come from the recipe's defaults, then --config FILE.toml, then --set, then the
@@ -151,8 +153,12 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
             if allow_data_change:
                 raise click.UsageError("--allow-data-change cannot be passed on to --nproc processes: resume "
                                        "once on one process to accept the new data, then with --nproc")
+            if threads:
+                os.environ["OMP_NUM_THREADS"] = str(threads)
             launch_resume(nproc, resume_dir, options, quiet=quiet)
             return
+        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # torchrun's processes share OMP_NUM_THREADS
+            apply_threads(threads, console)
         _report(console, train(config, resume=True, console=console, allow_data_change=allow_data_change))
         return
     if recipe is None:
@@ -178,8 +184,12 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
         click.echo(config.to_toml(), nl=False)
         return
     if nproc is not None and nproc > 1:  # resolved and validated here, so mistakes show once
+        if threads:
+            os.environ["OMP_NUM_THREADS"] = str(threads)  # each process's threads
         launch_run(nproc, config, overwrite=overwrite, quiet=quiet)
         return
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        apply_threads(threads, console)
     _report(console, train(config, overwrite=overwrite, console=console))
 
 

@@ -7,7 +7,7 @@ import time
 import click
 
 from ..core.directions import DIRECTIONS
-from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, BatchSize
+from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, THREADS, BatchSize, apply_threads
 
 
 @click.command("translate")
@@ -54,10 +54,11 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, BatchSize
 @click.option("--direction", type=click.Choice(DIRECTIONS),
               help="Which way to translate with a two-way (CycleGAN) model: BtoA runs its generator back "
                    "[the model's only direction, else AtoB].")
+@THREADS
 def translate_command(model: str, inputs: str, output: str, direction: str | None, recursive: bool, fmt: str | None, overwrite: bool,
                       skip_existing: bool, batch_size: int | str, precision: str, channels_last: bool | None,
                       compile_: bool, tile: int, tile_overlap: int, norm_stats: str | None, dropout: bool,
-                      seed: int, device: str) -> None:
+                      seed: int, device: str, threads: int | None) -> None:
     """Translate INPUTS (an image or a folder of images) into OUTPUT (a folder, or an image file for one image).
 
     One output per input, named after it, at the input's exact size: images are padded to the
@@ -105,6 +106,7 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
 
     console = rich_console(stderr=True)
     dev = resolve_device(device)
+    apply_threads(threads, console)
     loaded = load_model(model, device=dev, direction=direction)
     start = time.perf_counter()
     try:

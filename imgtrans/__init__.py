@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "__version__", "hookimpl", "get_registry", "list_components",
     "create_generator", "create_discriminator", "create_loss", "create_dataset_format", "create_recipe",
-    "load_model", "translate", "export", "train", "evaluate", "describe", "make_dataset",
+    "load_model", "translate", "export", "train", "evaluate", "score_folders", "describe", "make_dataset",
 ]
 
 
@@ -97,6 +97,14 @@ def evaluate(*args: Any, **kwargs: Any):
     from .metrics.evaluate import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)
+
+
+def score_folders(*args: Any, **kwargs: Any):
+    """See :func:`imgtrans.metrics.folders.score_folders`: a folder of generated images scored against a
+    folder of real ones, no model (paired when the names match one to one, else FID/KID only)."""
+    from .metrics.folders import score_folders as _score
+
+    return _score(*args, **kwargs)
 
 
 def make_dataset(*args: Any, **kwargs: Any):

@@ -96,13 +96,26 @@ def test_fid_and_kid_match_a_direct_computation_on_the_same_features() -> None:
     def darker(a: torch.Tensor) -> torch.Tensor:
         return a * 0.7 - 0.1
 
-    figures = score(_batches(images), {"model": darker}, {"fid": fid, "kid": kid})["model"].figures
+    scores = score(_batches(images), {"model": darker}, {"fid": fid, "kid": kid})["model"]
+    figures = scores.figures
     quantised = imgtrans.metrics.quantise
     x, y = (net(quantised(t)).double().numpy() for t in (darker(images), images))
     assert figures["fid"] == pytest.approx(_fid_direct(x, y), rel=1e-6)
-    # subsets of the whole set: every subset is the set, so the mean is the direct figure and the std 0
+    # subsets of the whole set: every subset is the set, so the mean is the direct figure and the
+    # spread is 0 by construction: not reported as a figure, but said
     assert figures["kid"] == pytest.approx(_kid_direct(x, y), rel=1e-9)
-    assert figures["kid_std"] == pytest.approx(0, abs=1e-12)
+    assert figures["kid_std"] is None
+    assert scores.notes == {"kid_std": "n/a (one subset: 24 images <= subset size 1000)"}
+
+
+def test_kid_std_is_reported_when_subsets_differ() -> None:
+    """Sets larger than the subset size, or of different sizes, draw different subsets: a real spread."""
+    net = ChannelStats()
+    for kid, n_out in ((KID(extractor=net, subsets=5, subset_size=6), 12), (KID(extractor=net, subsets=5), 9)):
+        images = _grid_images(12, seed=2)
+        batches = [Batch(images[:n_out], None, [f"{i}" for i in range(n_out)], list(range(n_out)))]
+        scores = score(batches, {"m": lambda a: a * 0.8}, {"kid": kid}, references=[images])["m"]
+        assert scores.figures["kid_std"] > 0 and scores.notes == {}
 
 
 def test_kid_is_unbiased_where_the_plain_mmd_is_not() -> None:

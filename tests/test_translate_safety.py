@@ -46,7 +46,8 @@ def _run(*args) -> object:
 
 
 def _one_line_error(result, status: int = 2) -> str:
-    lines = result.output.strip().splitlines()
+    """The error is one line (eval's progress lines in a log, before it, are not part of it)."""
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("eval: ")]
     assert result.exit_code == status, result.output
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert "Traceback" not in result.output and not isinstance(result.exception, (RuntimeError, OSError))

@@ -57,7 +57,13 @@ class SetMetric(Metric, abc.ABC):
         """``(N, C, H, W)`` images in [-1, 1] -> ``(N, D)`` float features."""
 
     @abc.abstractmethod
-    def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float | None]:
         """The figure from all features of both sides: ``{name: value}`` with the metric's own figure
         first (reported under the name the metric is registered as, whatever its key here);
-        further keys (``kid_std``) are reported alongside."""
+        further keys (``kid_std``) are reported alongside.  ``None``: not defined for these sets,
+        with the reason given by :meth:`notes`."""
+
+    def notes(self, generated: int, reference: int) -> dict[str, str]:
+        """``{figure: why it is None}`` for sets of these sizes (KID's spread from a single subset);
+        shown in place of the figure, so a meaningless number is never printed."""
+        return {}

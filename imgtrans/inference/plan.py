@@ -78,7 +78,8 @@ def input_items(source: str | Path, recursive: bool = False,
     return items, ignored
 
 
-def _no_images(source: Path, recursive: bool, ignored: list[Path]) -> DataError:
+def no_images_error(source: Path, recursive: bool, ignored: list[Path]) -> DataError:
+    """The one-line refusal of a folder with no supported images, naming what was passed over."""
     where = f"{source} (or its sub-folders)" if recursive else str(source)
     supported = ", ".join(sorted(IMAGE_EXTENSIONS))
     if not ignored:
@@ -157,7 +158,7 @@ def plan(inputs: str | Path | list[Path], output: str | Path, *, recursive: bool
     if isinstance(inputs, (str, Path)):
         items, ignored = input_items(inputs, recursive, exclude=out)
         if not items:
-            raise _no_images(Path(inputs), recursive, ignored)
+            raise no_images_error(Path(inputs), recursive, ignored)
     else:
         items = [(Path(p), Path(Path(p).name)) for p in inputs]
     jobs = [Job(i, src, rel, output_path(src, out, single, fmt, rel)) for i, (src, rel) in enumerate(items)]

@@ -20,8 +20,8 @@ from .inception import EXTRA_HINT, INCEPTION, inception_extractor, inception_wei
 
 PROTOCOL = ("Inception-v3 pool features (2048-d) of torch-fidelity's port of the TF FID network "
             f"({INCEPTION.name}); outputs quantised to 8 bits, grey images repeated to RGB, resized to "
-            "299x299 with TF-1.x-style bilinear interpolation (no antialiasing, as pytorch-fid and "
-            "torch-fidelity; clean-fid's PIL bicubic differs by about 2 FID points)")
+            "299x299 by torch-fidelity's TF-1.x-style bilinear interpolation (no antialiasing; "
+            "pytorch-fid's and clean-fid's resizes give other figures)")
 
 
 def _fidelity(module: str) -> Any:
@@ -108,9 +108,20 @@ class KID(_InceptionMetric):
         self.protocol = (f"KID: {PROTOCOL}; unbiased MMD^2 with kernel (x.y/d + 1)^3, mean (and std) over "
                          f"{subsets} subsets of min({subset_size}, set sizes) images, seed 2020; not x 1000")
 
-    def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    def _one_subset(self, generated: int, reference: int) -> bool:
+        """Both sets no larger than a subset, and equal: every subset is both whole sets, so the
+        spread over subsets is 0 by construction, not a measurement."""
+        return generated == reference <= self.subset_size
+
+    def compute(self, generated: torch.Tensor, reference: torch.Tensor) -> dict[str, float | None]:
         kid = _fidelity("metric_kid")
         size = min(self.subset_size, len(generated), len(reference))
         out = kid.kid_features_to_metric(generated.double().cpu(), reference.double().cpu(), kid_subsets=self.subsets,
                                          kid_subset_size=size, verbose=False)
-        return {"kid": float(out[kid.KEY_METRIC_KID_MEAN]), "kid_std": float(out[kid.KEY_METRIC_KID_STD])}
+        std = None if self._one_subset(len(generated), len(reference)) else float(out[kid.KEY_METRIC_KID_STD])
+        return {"kid": float(out[kid.KEY_METRIC_KID_MEAN]), "kid_std": std}
+
+    def notes(self, generated: int, reference: int) -> dict[str, str]:
+        if not self._one_subset(generated, reference):
+            return {}
+        return {"kid_std": f"n/a (one subset: {generated} images <= subset size {self.subset_size})"}

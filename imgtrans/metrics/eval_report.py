@@ -52,8 +52,13 @@ def _table(results: Sequence[Any]) -> str:
     keys = list(results[0].figures)
     head = "".join(f"<th>{html.escape(results[0].labels.get(k, k))}</th>" for k in keys)
     rows = "".join(f"<tr><td>{html.escape(r.name)} {html.escape(r.direction)}</td><td>{r.count}</td>"
-                   + "".join(f"<td>{r.figures[k]:.4g}</td>" for k in keys) + "</tr>" for r in results)
-    return f"<table><tr><th></th><th>images</th>{head}</tr>{rows}</table>"
+                   + "".join(f"<td>{_figure(r.figures[k])}</td>" for k in keys) + "</tr>" for r in results)
+    notes = "".join(f"<p>{html.escape(k)} {html.escape(why)}</p>" for k, why in results[0].notes.items())
+    return f"<table><tr><th></th><th>images</th>{head}</tr>{rows}</table>{notes}"
+
+
+def _figure(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
 
 
 def write_report(folder: str | Path, results: Sequence[Any], metrics: dict[str, Metric], pairs: Any,

@@ -8,21 +8,22 @@ describe the PNGs a user would get.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..core.interfaces import Metric, PairedDataset, PairedMetric, UnpairedDataset
+from ..core.interfaces import Metric, PairedDataset, PairedMetric, SetMetric, UnpairedDataset
 from ..data.catalog import resolve_dataset
 from ..data.detect import select_format
 from ..data.images import image_grid, save_image, to_pixels
 from ..inference.engine import resolve_precision
 from ..inference.model import TranslationModel, build_generator
 from ..inference.precision_probe import AutoPrecision
-from ..util.errors import DataError, ImgtransError
+from ..inference.translate import auto_batch_size
+from ..util.errors import ConfigError, DataError, ImgtransError
 from .eval_outputs import check_eval_outputs, claim_eval_folder
 from .scoring import Batch, Scores, score
 
@@ -46,6 +47,11 @@ class EvalResult:
     better: dict[str, str] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     protocol: list[str] = field(default_factory=list)
+    #: figure -> why it is missing (``kid_std`` from a single subset: the value is None)
+    notes: dict[str, str] = field(default_factory=dict)
+    #: scored per image against ground truth (False: set metrics only), and how that was decided
+    paired: bool = True
+    pairing: str = ""
     #: the dataset index of each per-image score
     indices: list[int] = field(default_factory=list)
     precision: str = "fp32"    # what the network ran in (the identity: fp32)
@@ -58,8 +64,12 @@ class EvalResult:
         raise AttributeError(key)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "count": self.count, "direction": self.direction, "precision": self.precision,
-                **self.figures}
+        """The figures and what they describe (a folder's result has no direction, but its pairing)."""
+        where = {"direction": self.direction} if self.direction else {"paired": self.paired, "pairing": self.pairing}
+        counts = {"reference_count": self.reference_count} if self.reference_count and not self.direction else {}
+        notes = {"notes": self.notes} if self.notes else {}
+        return {"name": self.name, "count": self.count, **counts, **where, "precision": self.precision,
+                **self.figures, **notes}
 
 
 def untrained_like(model: TranslationModel, seed: int = 0) -> TranslationModel:
@@ -91,9 +101,10 @@ def load_split(data: str | Path, split: str, model: TranslationModel, direction:
 
 
 def resolve_metrics(metrics: Sequence[str | Metric] | None, paired: bool, *, data: str | Path = "", split: str = "",
-                    weights: str | Path | None = None) -> dict[str, Metric]:
+                    weights: str | Path | None = None, unpaired_because: str | None = None) -> dict[str, Metric]:
     """Metric objects by name: registered names are built (``weights`` goes to those taking it), objects
-    pass through.  Paired metrics on an unpaired split are refused: they would score unrelated targets."""
+    pass through.  Paired metrics on unpaired images are refused: they would score unrelated targets
+    (``unpaired_because`` says why the images are unpaired; default: the split's B is not A's truth)."""
     from ..core.plugin_host import get_host
 
     registry = get_host().registry
@@ -107,8 +118,9 @@ def resolve_metrics(metrics: Sequence[str | Metric] | None, paired: bool, *, dat
             chosen[getattr(item, "name", type(item).__name__.lower())] = item
     wrong = [n for n, m in chosen.items() if isinstance(m, PairedMetric)]
     if not paired and wrong:
-        raise DataError(f"{data} split {split!r} is unpaired: its B images are not the ground truth of its A "
-                        f"images, so {', '.join(wrong)} would score against unrelated targets; use set metrics "
+        because = unpaired_because or (f"{data} split {split!r} is unpaired: its B images are not the ground truth "
+                                       "of its A images")
+        raise DataError(f"{because}, so {', '.join(wrong)} would score against unrelated targets; use set metrics "
                         "such as fid or kid (`imgtrans list metric`)")
     return chosen
 
@@ -120,12 +132,11 @@ def _save(pixels, path: Path, what: str, mark: str | None = None) -> None:
         raise ImgtransError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
 
 
-def _groups(items: Iterator[tuple[int, dict]], batch_size: int | str, model: TranslationModel,
-            keys: tuple[str, ...]) -> Iterator[list[tuple[int, dict]]]:
+def same_size_groups(items: Iterable[tuple[int, dict]], batch_size: int | str, keys: tuple[str, ...], *,
+                     stride: int = 1, device: str | torch.device = "cpu") -> Iterator[list[tuple[int, dict]]]:
     """Consecutive items in groups of one size, as translate batches them: at most ``batch_size``
-    (``auto``: :func:`imgtrans.inference.translate.auto_batch_size`) per group."""
-    from ..inference.translate import auto_batch_size
-
+    (``auto``: translate's own choice, :func:`imgtrans.inference.translate.auto_batch_size`) per
+    group.  Every image is scored on its own, so the figures do not depend on the grouping."""
     batch: list[tuple[int, dict]] = []
     limit = 1
     for index, item in items:
@@ -134,37 +145,55 @@ def _groups(items: Iterator[tuple[int, dict]], batch_size: int | str, model: Tra
             batch = []
         if not batch:
             h, w = item[keys[0]].shape[-2:]
-            limit = auto_batch_size(h, w, model.stride, model.device) if batch_size == "auto" else int(batch_size)
+            limit = auto_batch_size(h, w, stride, device) if batch_size == "auto" else int(batch_size)
         batch.append((index, item))
     if batch:
         yield batch
 
 
-def _paired_batches(pairs: Any, batch_size: int | str, model: TranslationModel) -> Iterator[Batch]:
-    for group in _groups(((i, pairs[i]) for i in range(len(pairs))), batch_size, model, ("A", "B")):
+def check_batch_size(batch_size: int | str) -> None:
+    if batch_size != "auto" and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
+
+
+def _ticking(items: Iterable[tuple[int, dict]], tick: Callable[[int], None] | None) -> Iterator[tuple[int, dict]]:
+    for entry in items:
+        if tick is not None:
+            tick(1)
+        yield entry
+
+
+def _paired_batches(pairs: Any, batch_size: int | str, model: TranslationModel,
+                    tick: Callable[[int], None] | None) -> Iterator[Batch]:
+    items = _ticking(((i, pairs[i]) for i in range(len(pairs))), tick)
+    for group in same_size_groups(items, batch_size, ("A", "B"), stride=model.stride, device=model.device):
         yield Batch(torch.stack([it["A"] for _, it in group]), torch.stack([it["B"] for _, it in group]),
                     [str(it.get("path") or it.get("path_A")) for _, it in group], [i for i, _ in group])
 
 
-def _domain(pairs: Any, side: str) -> Iterator[tuple[int, dict]]:
-    """Each distinct image of one side of an unpaired set (index-paired items repeat the smaller side)."""
+def _domain(pairs: Any, side: str, tick: Callable[[int], None] | None) -> Iterator[tuple[int, dict]]:
+    """Each distinct image of one side of an unpaired set (index-paired items repeat the smaller side);
+    ``tick`` counts every item read."""
     seen: set[str] = set()
-    for i in range(len(pairs)):
-        item = pairs[i]
+    for i, item in _ticking(((i, pairs[i]) for i in range(len(pairs))), tick):
         path = str(item[f"path_{side}"])
         if path not in seen:
             seen.add(path)
             yield i, {"A": item[side], "path": path}
 
 
-def _unpaired_batches(pairs: Any, batch_size: int | str, model: TranslationModel) -> Iterator[Batch]:
-    for group in _groups(_domain(pairs, "A"), batch_size, model, ("A",)):
+def _unpaired_batches(pairs: Any, batch_size: int | str, model: TranslationModel,
+                      tick: Callable[[int], None] | None) -> Iterator[Batch]:
+    for group in same_size_groups(_domain(pairs, "A", tick), batch_size, ("A",), stride=model.stride,
+                                  device=model.device):
         yield Batch(torch.stack([it["A"] for _, it in group]), None, [it["path"] for _, it in group],
                     [i for i, _ in group])
 
 
-def _references(pairs: Any, batch_size: int | str, model: TranslationModel) -> Iterator[torch.Tensor]:
-    for group in _groups(_domain(pairs, "B"), batch_size, model, ("A",)):
+def _references(pairs: Any, batch_size: int | str, model: TranslationModel,
+                tick: Callable[[int], None] | None) -> Iterator[torch.Tensor]:
+    for group in same_size_groups(_domain(pairs, "B", tick), batch_size, ("A",), stride=model.stride,
+                                  device=model.device):
         yield torch.stack([it["A"] for _, it in group])
 
 
@@ -189,9 +218,10 @@ def translator(model: TranslationModel | None, out_channels: int, *, norm_stats:
 def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split: str = "test", *,
              metrics: Sequence[str | Metric] | None = None, norm_stats: str | None = None,
              out_dir: str | Path | None = None, contact_sheet: str | Path | None = None, sheet_rows: int = 8,
-             on_progress: Callable[[int], None] | None = None, format: str = "auto", precision: str | None = "fp32",
-             batch_size: int | str = 1, fid_weights: str | Path | None = None,
-             report: str | Path | None = None, overwrite: bool = False) -> list[EvalResult]:
+             on_progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None,
+             format: str = "auto", precision: str | None = "fp32", batch_size: int | str = "auto",
+             fid_weights: str | Path | None = None, report: str | Path | None = None,
+             overwrite: bool = False) -> list[EvalResult]:
     """Score each model (``None`` means the identity mapping) on ``data``/``split``.
 
     ``metrics``: registered names or :class:`~imgtrans.core.interfaces.Metric` objects (default: L1, PSNR,
@@ -201,15 +231,21 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     when asked: never into the dataset or over a model, and over an earlier eval's output only
     with ``overwrite`` (:mod:`imgtrans.metrics.eval_outputs`).  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
     ``precision`` (``auto`` as translate) and ``batch_size`` run the networks (and the feature
-    extractor) as :func:`imgtrans.translate` runs a tensor; the defaults, fp32 one image at a time,
-    are the plain forward the recorded scores come from.
+    extractor) as :func:`imgtrans.translate` runs a tensor: fp32 by default, so scores do not depend
+    on the machine, batched as translate batches (``auto``), which gives the figures of one image at
+    a time.  ``on_total(n)`` is told how many dataset items will be read, ``on_progress(k)`` each
+    time ``k`` more are (a paired split reads each once, an unpaired one twice: A, then B).
+    To score images already on disk, without a model: :func:`imgtrans.metrics.folders.score_folders`.
     """
     sources = [m.source for m in models.values() if m is not None and m.source]
     data_path = Path(str(data)).expanduser()
     check_eval_outputs(out_dir, contact_sheet, report, overwrite=overwrite, protected=[*sources, data_path])
-    first = next(m for m in models.values() if m is not None)
-    if batch_size != "auto" and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ImgtransError(f"--batch-size must be 'auto' or at least 1, not {batch_size!r}")
+    first = next((m for m in models.values() if m is not None), None)
+    if first is None:
+        raise ConfigError(f"evaluate needs at least one model, got {list(models) or 'none'} (None is the identity "
+                          "baseline, scored beside a model); to score images you already have, use "
+                          "imgtrans.score_folders(generated, real)")
+    check_batch_size(batch_size)
     autos = {name: AutoPrecision(model, precision, norm_stats=norm_stats or model.recommended_norm_stats)
              for name, model in models.items() if model is not None}  # "auto": verified per model, first batch
     precision = resolve_precision(precision, first.device)  # the feature extractor's (FID, KID)
@@ -236,19 +272,19 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
                 if batch.targets is not None:
                     columns.append(batch.targets[k:k + 1])
                 sheet.append(image_grid(columns))
-            if on_progress:
-                on_progress(1)
 
+    if on_total is not None:
+        on_total(len(pairs) * (1 if paired else 2))
     if paired:
-        results = score(_paired_batches(pairs, batch_size, first), translators, chosen, precision=precision,
-                        device=first.device, on_outputs=on_outputs)
+        results = score(_paired_batches(pairs, batch_size, first, on_progress), translators, chosen,
+                        precision=precision, device=first.device, on_outputs=on_outputs)
     else:
-        results = score(_unpaired_batches(pairs, batch_size, first), translators, chosen, precision=precision,
-                        device=first.device, references=_references(pairs, batch_size, first),
-                        on_outputs=on_outputs)
+        results = score(_unpaired_batches(pairs, batch_size, first, on_progress), translators, chosen,
+                        precision=precision, device=first.device,
+                        references=_references(pairs, batch_size, first, on_progress), on_outputs=on_outputs)
     if contact_sheet is not None and sheet:
         _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet", mark="eval-contact-sheet")
-    out = [_result(scores, first.direction, chosen) for scores in results.values()]
+    out = [result_of(scores, chosen, direction=first.direction, paired=paired) for scores in results.values()]
     for result in out:
         auto = autos.get(result.name)
         if auto is not None:
@@ -261,12 +297,21 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     return out
 
 
-def _result(scores: Scores, direction: str, metrics: dict[str, Metric]) -> EvalResult:
+def result_of(scores: Scores, metrics: dict[str, Metric], *, direction: str = "AtoB", paired: bool = True) -> EvalResult:
+    """The :class:`EvalResult` of one scored model (or folder of images)."""
     return EvalResult(scores.name, scores.count, scores.figures, scores.per_image, scores.paths, direction,
-                      scores.reference_count, {n: m.better for n, m in metrics.items()},
-                      {n: m.label or n for n, m in metrics.items()}, protocols(metrics), scores.indices)
+                      scores.reference_count, better={n: m.better for n, m in metrics.items()},
+                      labels={n: m.label or n for n, m in metrics.items()}, protocol=protocols(metrics, scores),
+                      notes=dict(scores.notes), paired=paired, indices=scores.indices)
 
 
-def protocols(metrics: dict[str, Metric]) -> list[str]:
-    """What each metric computes, one line each (shown with the results)."""
-    return [m.protocol or f"{name}: {type(m).__name__}" for name, m in metrics.items()]
+def protocols(metrics: dict[str, Metric], scores: Scores | None = None) -> list[str]:
+    """What each metric computes, one line each (shown with the results); a set metric's line ends
+    with the image counts of both sides, without which a FID cannot be compared with another."""
+    lines = []
+    for name, metric in metrics.items():
+        line = metric.protocol or f"{name}: {type(metric).__name__}"
+        if scores is not None and isinstance(metric, SetMetric):
+            line += f"; {scores.count} generated against {scores.reference_count} reference images"
+        lines.append(line)
+    return lines

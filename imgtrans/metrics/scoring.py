@@ -45,6 +45,8 @@ class Scores:
     paths: list[str] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
     reference_count: int = 0
+    #: figure -> why it is None (a set metric's :meth:`~imgtrans.core.interfaces.SetMetric.notes`)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 def check_metrics(metrics: Mapping[str, Metric]) -> None:
@@ -134,4 +136,6 @@ def score(batches: Iterable[Batch], translators: Mapping[str, Translator], metri
             computed = metric.compute(ours, theirs)
             main = next(iter(computed), None)  # reported under the registered name, extras as they are
             scores.figures.update({metric_name if key == main else key: v for key, v in computed.items()})
+            scores.notes.update({metric_name if key == main else key: why
+                                 for key, why in metric.notes(len(ours), len(theirs)).items()})
     return results

@@ -71,9 +71,9 @@ def test_per_image_scores_and_the_registered_component() -> None:
     assert isinstance(metric, GridArtefacts) and metric.better == "lower"
 
 
-def test_eval_reports_the_grid_ratio_by_default(tmp_path, basemap_root) -> None:
+def test_eval_reports_the_grid_ratio_by_default(tmp_path, aligned_dir) -> None:
     model = tiny_model_file(tmp_path)
-    result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", "basemap", "--split", "test",
+    result = CliRunner().invoke(cli, ["eval", "--model", str(model), "--data", str(aligned_dir), "--split", "test",
                                       "--json"])
     assert result.exit_code == 0, result.output
     [scores], _ = json.JSONDecoder().raw_decode(result.output[result.output.index("["):])

@@ -35,6 +35,11 @@ from .params import ALSO_ACCEPTED, INFERENCE_PRECISION, MODEL, THREADS, BatchSiz
 @click.option("--fid-weights", type=click.Path(dir_okay=False), metavar="FILE",
               help="A local copy of the FID Inception weights (weights-inception-2015-12-05-6726825d.pth; its "
                    "sha256 is checked) instead of downloading them.")
+@click.option("--compare", "compared", multiple=True, metavar="[NAME=]MODEL",
+              help="Also score this model, and show its outputs beside the model's in --contact-sheet "
+                   "(repeatable; named as serve names models: zoo:NAME -> NAME, a run's model -> the run).")
+@click.option("--name", "model_name", default="model", show_default=True,
+              help="The model's name in the table, the JSON and the contact sheet's header.")
 @click.option("--baseline", "baselines", multiple=True, type=click.Choice(["untrained", "identity"]),
               help="Also score a freshly initialised network of the same architecture, or the input itself.")
 @click.option("--norm-stats", type=click.Choice(["running", "instance"]), help="Batch-norm statistics mode.")
@@ -66,7 +71,7 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
                  fid_weights: str | None, baselines: tuple[str, ...], norm_stats: str | None, out_dir: str | None,
                  contact_sheet: str | None, report_dir: str | None, device: str, precision: str,
                  batch_size: int | str, direction: str | None, as_json: bool, overwrite: bool,
-                 threads: int | None) -> None:
+                 threads: int | None, compared: tuple[str, ...], model_name: str) -> None:
     """Score a model on a dataset split, or images you already have, with the protocol of every figure stated.
 
     Images are translated at native size and quantised to 8 bits before scoring.  A paired split is
@@ -91,7 +96,7 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
     """
     from ..core.checkpoint import read_metadata
     from ..core.model_file import model_directions
-    from ..inference.model import load_model
+    from ..inference.model import load_model, split_spec
     from ..metrics.eval_outputs import check_eval_outputs
     from ..metrics.evaluate import evaluate, untrained_like
     from ..util.devices import resolve_device
@@ -111,13 +116,21 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
                                    on_progress=bar.advance, on_total=lambda n: bar.reset(0, n))
         _print([result], f"{generated} vs {real}", result.precision, as_json, None, None)
         return
+    others = [split_spec(spec) for spec in compared]
+    names = [model_name, *(name for name, _ in others), *baselines]
+    if len(set(names)) < len(names):
+        raise click.UsageError(f"two of the scored models share a name ({', '.join(names)}): give --compare NAME=MODEL "
+                               "or --name NAME")
     # before any work, not after the last image: the data folder and a model file are never outputs
     check_eval_outputs(out_dir, contact_sheet, report_dir, overwrite=overwrite,
-                       protected=[Path(model).expanduser(), Path(data).expanduser()])
+                       protected=[Path(model).expanduser(), Path(data).expanduser(),
+                                  *(Path(source).expanduser() for _, source in others)])
 
     def run(way: str | None, first: bool) -> list:
         loaded = load_model(model, device=dev, direction=way)
-        models = {"model": loaded}
+        models = {model_name: loaded}
+        for name, source in others:
+            models[name] = load_model(source, device=dev, direction=way)
         if "untrained" in baselines:
             models["untrained"] = untrained_like(loaded)
         if "identity" in baselines:
@@ -127,6 +140,7 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
                             out_dir=out_dir if first else None, contact_sheet=contact_sheet if first else None,
                             format=data_format, precision=precision, batch_size=batch_size, fid_weights=fid_weights,
                             report=report_dir if first else None, overwrite=overwrite, on_progress=bar.advance,
+                            sheet_models=[model_name, *(name for name, _ in others)],
                             on_total=lambda n: bar.reset(0, n))
 
     results = run(direction, True)
@@ -134,14 +148,14 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
         others = [d for d in model_directions(read_metadata(resolve_model(model))) if d != results[0].direction]
         for way in others:
             results += run(way, False)
-    ran = results[0].precision if results and results[0].name == "model" else "fp32"  # 'auto' decided per model
+    ran = results[0].precision if results and results[0].name == model_name else "fp32"  # 'auto' decided per model
     _print(results, f"{data} / {split}", ran, as_json, contact_sheet, report_dir)
 
 
 #: whole progress lines in a log (25 %, 50 %, 75 %, 100 %)
 PROGRESS_LINES = 4
 #: what only scoring a model means; refused with --generated/--real
-_MODEL_ONLY = ("split", "data_format", "baselines", "norm_stats", "out_dir", "contact_sheet", "report_dir",
+_MODEL_ONLY = ("split", "data_format", "baselines", "compared", "model_name", "norm_stats", "out_dir", "contact_sheet", "report_dir",
                "overwrite", "direction")
 
 
@@ -175,9 +189,9 @@ def _unpaired(results) -> bool:
 
 def _print(results, title: str, precision: str, as_json: bool, contact_sheet: str | None,
            report_dir: str | None) -> None:
-    from ..util.terminal import rich_console
     from rich.markup import escape
 
+    from ..util.terminal import rich_console
     from .tables import name_table, print_table
 
     if as_json:

@@ -38,10 +38,10 @@ def info_command(kind: str, name: str, as_json: bool) -> None:
 
 def render(data: dict[str, Any]) -> None:
     """Tables that fit an 80-column terminal: long cells wrap, none is cut; plain text in a pipe."""
-    from ..util.terminal import rich_console
     from rich.markup import escape
     from rich.table import Table
 
+    from ..util.terminal import rich_console
     from .tables import name_table, print_table
 
     console = rich_console()

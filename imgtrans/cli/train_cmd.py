@@ -128,12 +128,11 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
       imgtrans train pix2pix --data maps --nproc 4          # 4 GPUs, batch 1 each
       torchrun --nproc-per-node 4 -m imgtrans train pix2pix --data maps
     """
-    from ..util.terminal import rich_console
-
     from ..core import config as cfg
     from ..core.plugin_host import get_host
     from ..training.resume import resume_config_for
     from ..training.trainer import launch_resume, launch_run, train
+    from ..util.terminal import rich_console
 
     host = get_host()
     console = rich_console(stderr=True)

@@ -97,12 +97,12 @@ def translate_command(model: str, inputs: str, output: str, direction: str | Non
                             f"{planned.failed[0][0].name}); pass --overwrite to replace them or --skip-existing "
                             "to leave them")
 
-    from ..util.terminal import rich_console
     from rich.progress import Progress
 
     from ..inference.model import load_model
     from ..inference.translate import translate
     from ..util.devices import resolve_device
+    from ..util.terminal import rich_console
 
     console = rich_console(stderr=True)
     dev = resolve_device(device)

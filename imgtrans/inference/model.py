@@ -19,7 +19,8 @@ from ..core.checkpoint_fit import check_generator_fits, rebuild_args
 from ..core.interfaces import Generator
 from ..core.model_file import choose_direction, model_directions
 from ..util.errors import CheckpointError
-from ..zoo.store import resolve_model, zoo_default_direction
+from ..util.outputmarks import read_mark
+from ..zoo.store import PREFIX, resolve_model, zoo_default_direction
 from .engine import default_channels_last, run_generator
 from .exported import EXPORTED_SUFFIXES, load_exported
 
@@ -125,3 +126,35 @@ def load_model(source: str | Path, device: str | torch.device = "cpu", direction
         )
     generator.to(device).eval()
     return TranslationModel(generator, ckpt.metadata, str(path), chosen, info)
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """A model's name where several are shown (serve's list, eval's --compare): ``NAME=SOURCE`` ->
+    (NAME, SOURCE); ``zoo:NAME`` -> NAME; a training run's ``model.safetensors`` -> the run's name
+    (``runs/demo/model.safetensors`` is ``demo``), the run's other model files ``RUN-STEM``
+    (``demo-model_best``, ``demo-step_500``); any other file -> its stem."""
+    name, sep, source = spec.partition("=")
+    if sep and not spec.startswith(PREFIX) and not Path(spec).exists():
+        return name, source
+    source = spec
+    if source.startswith(PREFIX):
+        return source[len(PREFIX):], source
+    return _file_name(Path(source).expanduser()), source
+
+
+def _is_run(folder: Path) -> bool:
+    """A training run's directory: it carries train's mark, or (runs older than marks) the config
+    and metrics that train writes first.  Only a name hangs on this, so the names are proof enough."""
+    return read_mark(folder) == "train-run" or ((folder / "config.toml").is_file()
+                                               and (folder / "metrics.jsonl").is_file())
+
+
+def _file_name(path: Path) -> str:
+    if not path.is_file():  # a directory or nothing: load_model says what is wrong with it
+        return path.stem
+    path = path.resolve()
+    if _is_run(path.parent):
+        return path.parent.name if path.name == "model.safetensors" else f"{path.parent.name}-{path.stem}"
+    if path.parent.name == "checkpoints" and _is_run(path.parent.parent):
+        return f"{path.parent.parent.name}-{path.stem}"
+    return path.stem

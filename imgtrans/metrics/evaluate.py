@@ -18,12 +18,13 @@ import torch
 from ..core.interfaces import Metric, PairedDataset, PairedMetric, SetMetric, UnpairedDataset
 from ..data.catalog import resolve_dataset
 from ..data.detect import select_format
-from ..data.images import image_grid, save_image, to_pixels
+from ..data.images import save_image, to_pixels
 from ..inference.engine import resolve_precision
 from ..inference.model import TranslationModel, build_generator
 from ..inference.precision_probe import AutoPrecision
 from ..inference.translate import auto_batch_size
 from ..util.errors import ConfigError, DataError, ImgtransError
+from .contact_sheet import ContactSheet
 from .eval_outputs import check_eval_outputs, claim_eval_folder
 from .scoring import Batch, Scores, score
 
@@ -218,6 +219,7 @@ def translator(model: TranslationModel | None, out_channels: int, *, norm_stats:
 def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split: str = "test", *,
              metrics: Sequence[str | Metric] | None = None, norm_stats: str | None = None,
              out_dir: str | Path | None = None, contact_sheet: str | Path | None = None, sheet_rows: int = 8,
+             sheet_models: Sequence[str] | None = None,
              on_progress: Callable[[int], None] | None = None, on_total: Callable[[int], None] | None = None,
              format: str = "auto", precision: str | None = "fp32", batch_size: int | str = "auto",
              fid_weights: str | Path | None = None, report: str | Path | None = None,
@@ -227,7 +229,8 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     ``metrics``: registered names or :class:`~imgtrans.core.interfaces.Metric` objects (default: L1, PSNR,
     SSIM on a paired split; FID and KID on an unpaired one, outputs of A against the B images).
     ``fid_weights``: a local copy of the Inception weights.  Writes the first model's translations
-    into ``out_dir``, a contact sheet (input | output | target rows) and an HTML ``report`` folder
+    into ``out_dir``, a contact sheet (input | output | target rows; ``sheet_models`` names the
+    models whose outputs it shows, default the first, with a header when there are several) and an HTML ``report`` folder
     when asked: never into the dataset or over a model, and over an earlier eval's output only
     with ``overwrite`` (:mod:`imgtrans.metrics.eval_outputs`).  ``format`` is the dataset format (``auto``: :mod:`imgtrans.data.detect`).
     ``precision`` (``auto`` as translate) and ``batch_size`` run the networks (and the feature
@@ -257,8 +260,12 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
     chosen = resolve_metrics(metrics, paired, data=data, split=split, weights=fid_weights)
     translators = {name: translator(model, first.out_channels, norm_stats=norm_stats, precision=autos.get(name, "fp32"))
                    for name, model in models.items()}
-    sheet: list[torch.Tensor] = []
     leader = next(iter(models))
+    shown = list(sheet_models or [leader])
+    unknown = [name for name in shown if models.get(name) is None]
+    if unknown:
+        raise ConfigError(f"sheet_models names {unknown}, which are not models being scored ({list(models)})")
+    sheet = ContactSheet(shown, sheet_rows)
     if out_dir is not None:
         claim_eval_folder(out_dir, "eval-out")
 
@@ -267,11 +274,8 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
         for k in range(len(out)):
             if out_dir is not None:
                 _save(to_pixels(out[k]), Path(out_dir) / f"{Path(batch.paths[k]).stem}.png", "--out")
-            if contact_sheet is not None and len(sheet) < sheet_rows:
-                columns = [batch.inputs[k:k + 1], out[k:k + 1]]
-                if batch.targets is not None:
-                    columns.append(batch.targets[k:k + 1])
-                sheet.append(image_grid(columns))
+        if contact_sheet is not None:
+            sheet.add(batch.inputs, outputs, batch.targets)
 
     if on_total is not None:
         on_total(len(pairs) * (1 if paired else 2))
@@ -282,8 +286,8 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
         results = score(_unpaired_batches(pairs, batch_size, first, on_progress), translators, chosen,
                         precision=precision, device=first.device,
                         references=_references(pairs, batch_size, first, on_progress), on_outputs=on_outputs)
-    if contact_sheet is not None and sheet:
-        _save(to_pixels(torch.cat(sheet, dim=1)), Path(contact_sheet), "--contact-sheet", mark="eval-contact-sheet")
+    if contact_sheet is not None:
+        sheet.save(Path(contact_sheet), mark="eval-contact-sheet")
     out = [result_of(scores, chosen, direction=first.direction, paired=paired) for scores in results.values()]
     for result in out:
         auto = autos.get(result.name)

@@ -25,11 +25,10 @@ from ..core.plugin_host import get_host
 from ..core.zoo_manifest import ZooEntry
 from ..data.images import batch_from_pixels, to_pixels
 from ..inference.exported import EXPORTED_SUFFIXES
-from ..inference.model import TranslationModel, load_model
+from ..inference.model import TranslationModel, load_model, split_spec
 from ..inference.precision_probe import AutoPrecision
 from ..inference.translate import auto_batch_size
 from ..util.errors import ConfigError
-from ..util.outputmarks import read_mark
 from ..zoo.store import PREFIX, entries
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -96,36 +95,6 @@ class ServedModel:
         if requested is None:
             return self.directions[self.default_direction]
         return self.directions[choose_direction(self.directions, requested, f"model {self.name!r}")]
-
-
-def split_spec(spec: str) -> tuple[str, str]:
-    """``NAME=SOURCE`` -> (NAME, SOURCE); ``zoo:NAME``/a bare name -> NAME; a run's file -> the run's
-    name (see the module docstring); any other file -> its stem."""
-    name, sep, source = spec.partition("=")
-    if sep and not spec.startswith(PREFIX) and not Path(spec).exists():
-        return name, source
-    source = spec
-    if source.startswith(PREFIX):
-        return source[len(PREFIX):], source
-    return _file_name(Path(source).expanduser()), source
-
-
-def _is_run(folder: Path) -> bool:
-    """A training run's directory: it carries train's mark, or (runs older than marks) the config
-    and metrics that train writes first.  Only a name hangs on this, so the names are proof enough."""
-    return read_mark(folder) == "train-run" or ((folder / "config.toml").is_file()
-                                               and (folder / "metrics.jsonl").is_file())
-
-
-def _file_name(path: Path) -> str:
-    if not path.is_file():  # a directory or nothing: load_model says what is wrong with it
-        return path.stem
-    path = path.resolve()
-    if _is_run(path.parent):
-        return path.parent.name if path.name == "model.safetensors" else f"{path.parent.name}-{path.stem}"
-    if path.parent.name == "checkpoints" and _is_run(path.parent.parent):
-        return f"{path.parent.parent.name}-{path.stem}"
-    return path.stem
 
 
 def _zoo_entry(source: str, metadata: dict) -> ZooEntry | None:

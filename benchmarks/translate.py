@@ -88,15 +88,14 @@ def whole_process(args: argparse.Namespace, root: Path, model: TranslationModel,
         for n, folder in folders.items():
             if i < n:
                 img.save(folder / f"{i:04d}.png")
-    runs = iter(range(10**9))
-
+    scratch = root / "out"
     def plain(threads: int | None) -> Callable[[int], list[str]]:
         return lambda n: [sys.executable, __file__, "--plain-worker", str(model.source), str(folders[n]),
-                          str(root / f"out-{next(runs)}"), str(threads or "default")]
+                          str(scratch), str(threads or "default")]
 
     def cli(precision: str, threads: int | None) -> Callable[[int], list[str]]:
         return lambda n: [sys.executable, "-m", "imgtrans", "translate", "--model", str(model.source),
-                          str(folders[n]), str(root / f"out-{next(runs)}"), "--precision", precision,
+                          str(folders[n]), str(scratch), "--precision", precision,
                           "--device", "cpu", *(["--threads", str(threads)] if threads else [])]
 
     info = describe()
@@ -112,7 +111,7 @@ def whole_process(args: argparse.Namespace, root: Path, model: TranslationModel,
     flops = forward_flops(model.generator, (1, model.in_channels, args.size, args.size))
     print(f"whole processes, {name}, {args.size}x{args.size}, {flops / 1e9:.1f} GFLOP an image, marginal rate "
           f"{short} -> {long} images, {args.repeats} interleaved rounds:", flush=True)
-    run_pairs(variants, short, long, args.repeats, "img")
+    run_pairs(variants, short, long, args.repeats, "img", scratch)
     settings = {"model": name, "size": args.size, "images_short": short, "images_long": long,
                 "repeats": args.repeats}
     report(f"translate, {name}, {args.size}x{args.size}, batch: plain 1, imgtrans its default", "img",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import subprocess
 import time
@@ -52,6 +53,11 @@ def label(name: str, threads: int | None) -> str:
     return f"{name} @{'default' if threads is None else threads}"
 
 
+def _threads(row: dict[str, Any]) -> str:
+    """A row's thread count for the table: ``2``, or ``d=2`` for a process's own default (about 2)."""
+    return str(row["threads"]) if row["threads"] else f"d={row['resolved_threads']}"
+
+
 def parse_threads(values: list[str] | None) -> list[int | None]:
     """``--threads`` values: numbers, or ``default`` (None); none given -> [default]."""
     out: list[int | None] = []
@@ -76,12 +82,19 @@ def process_seconds(argv: list[str]) -> float:
     return elapsed
 
 
-def run_pairs(variants: list[Variant], short: int, long: int, repeats: int, unit: str) -> None:
-    """Fill each variant's ``rates`` (``unit`` per second), ``repeats`` interleaved rounds."""
+def run_pairs(variants: list[Variant], short: int, long: int, repeats: int, unit: str, scratch: Path) -> None:
+    """Fill each variant's ``rates`` (``unit`` per second), ``repeats`` interleaved rounds.
+    Commands write their outputs under ``scratch``, which is emptied after each process (a
+    training run leaves hundreds of MB of checkpoints)."""
+    def seconds(argv: list[str]) -> float:
+        elapsed = process_seconds(argv)
+        shutil.rmtree(scratch, ignore_errors=True)
+        return elapsed
+
     for r in range(repeats):
         order = variants if r % 2 == 0 else variants[::-1]
         for v in order:
-            t_short, t_long = process_seconds(v.argv(short)), process_seconds(v.argv(long))
+            t_short, t_long = seconds(v.argv(short)), seconds(v.argv(long))
             v.rates.append((long - short) / (t_long - t_short) if t_long > t_short else math.nan)
         print(f"  round {r + 1}/{repeats}: " + ", ".join(f"{v.label} {_num(v.rates[-1])}" for v in variants)
               + f" {unit}/s, load {load_average():.2f}", flush=True)
@@ -126,11 +139,13 @@ def report(title: str, unit: str, variants: list[Variant], flops: float, info: d
     rows = []
     for v in variants:
         median = _median(v.rates)
+        finite = [r for r in v.rates if math.isfinite(r)]
         peak_name, peak = peak_for(v.precision, peaks[v.resolved_threads])
         gflops = flops * median / 1e9
         row: dict[str, Any] = {"name": v.name, "threads": v.threads, "resolved_threads": v.resolved_threads,
                                "precision": v.precision, "rates": v.rates, "median": median,
-                               "min": min(v.rates), "max": max(v.rates), "gflops": gflops,
+                               "min": min(finite, default=math.nan), "max": max(finite, default=math.nan),
+                               "gflops": gflops,
                                "peak_name": peak_name, "peak_gflops": peak,
                                "fraction_of_peak": gflops / peak if peak else None, "ratios": None, "ratio": None}
         print(f"{v.label}: median {_num(median, '.3f')} {unit}/s (runs: {_runs(v.rates)}), "
@@ -149,13 +164,12 @@ def report(title: str, unit: str, variants: list[Variant], flops: float, info: d
     best = _best_threads(rows)
     if len({v.threads for v in variants}) > 1:
         for name, row in best.items():
-            print(f"best thread count under this load for {name}: {row['resolved_threads']} "
-                  f"({row['median']:.3f} {unit}/s)")
+            print(f"best thread count under this load for {name}: {_threads(row)} ({row['median']:.3f} {unit}/s)")
         for name, row in best.items():
             base = best.get(row.get("baseline") or "")
             if base:
-                print(f"ratio at each one's best thread count, {name} @{row['resolved_threads']} / "
-                      f"{base['name']} @{base['resolved_threads']}: {row['median'] / base['median']:.2f}x")
+                print(f"ratio at each one's best thread count, {name} @{_threads(row)} / "
+                      f"{base['name']} @{_threads(base)}: {row['median'] / base['median']:.2f}x")
     print()
     print(title)
     for line in table(rows, unit):
@@ -179,12 +193,14 @@ def _best_threads(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]], unit: str) -> list[str]:
     """The compact summary (under 80 columns): one line per variant and thread count."""
-    lines = [f"{'variant':18s} {'thr':>3s} {unit + '/s':>8s} {'min-max':>13s} {'ratio':>6s} {'GFLOP/s':>7s} "
+    lines = [f"{'variant':19s} {'thr':>4s} {unit + '/s':>8s} {'min-max':>13s} {'ratio':>6s} {'GFLOP/s':>7s} "
              f"{'of peak':>16s}"]
     for row in rows:
         ratio = "-" if row["ratio"] is None else _num(row["ratio"], ".2f", "x")
         peak = "n/a" if row["fraction_of_peak"] is None else _num(row["fraction_of_peak"], ".0%", " " + row["peak_name"])
         span = f"{_num(row['min'])}-{_num(row['max'])}"
-        lines.append(f"{row['name'][:18]:18s} {row['resolved_threads']:3d} {_num(row['median'], '8.3f'):>8s} "
+        lines.append(f"{row['name'][:19]:19s} {_threads(row):>4s} {_num(row['median'], '8.3f'):>8s} "
                      f"{span:>13s} {ratio:>6s} {_num(row['gflops'], '7.1f'):>7s} {peak:>16s}")
+    if any(not row["threads"] for row in rows):
+        lines.append("thr d=N: the process's own default, expected to be N threads")
     return lines

@@ -19,9 +19,10 @@ FLOPs (:func:`count_flops`): :class:`torch.utils.flop_counter.FlopCounterMode` c
 products and convolutions (forward, and the input and weight gradients a backward pass asks
 for), a multiply-add being 2 FLOPs; ``conv_transpose`` is counted as the convolution it is.
 Element-wise work (norms, activations, losses, Adam) is not counted.  Counting runs on the
-``meta`` device, so it costs no arithmetic.  Figures at 256x256, batch 1: unet_256
-forward 12.1 GFLOP, patchgan_70 (6 channels) forward 6.4 GFLOP, a pix2pix training step about
-94 GFLOP; resnet_9blocks forward 99 GFLOP.
+``meta`` device, so it costs no arithmetic.  Figures at 256x256, batch 1: unet_256 forward
+12.1 GFLOP (as issue 25 says), patchgan_70 (6 channels) forward 6.4 GFLOP, a pix2pix training
+step 86.9 GFLOP (imgtrans's recipe step and the plain one alike; issue 25 quoted about 94 from
+another count), resnet_9blocks forward 99 GFLOP, a CycleGAN step 1.88 TFLOP.
 
     python benchmarks/machine.py          # print this machine's header and peaks
 """

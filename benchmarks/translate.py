@@ -14,23 +14,31 @@ onnxruntime in fp32, the same way (``imgtrans.translate`` with ``--model FILE.on
 Other processes on the machine make single runs noisy: compare medians, and look at the spread.
 
     python benchmarks/translate.py --whole-process          # fp32 translate vs the plain per-image loop
+    python benchmarks/translate.py --whole-process --variants fp32,auto --threads 1 --threads 2 --json t.json
 
 ``--whole-process`` measures as a user experiences it: whole processes (``python -m imgtrans
 translate --precision fp32`` and, as the baseline, a plain per-image fp32 loop: decode, eager
-forward at batch 1, encode, one image at a time), each run on 8 and on 72 images; the marginal
-rate ``64 / (t72 - t8)`` cancels start-up.  ``--repeats`` interleaved pairs (default 3); the
-median rates and the median of the per-pair ratios are printed.  ``--variants`` adds others
-(``bf16``, ``auto``).  Run it without ``OMP_NUM_THREADS`` so that torch uses every core.
+forward at batch 1, encode, one image at a time), each run on 8 and on 72 images
+(``--images-short/--images-long``); the marginal rate ``64 / (t72 - t8)`` cancels start-up.
+``--repeats`` interleaved rounds (default 3, see benchmarks/whole_process.py); the median rates and
+the median of the per-round ratios are printed, with the machine (CPU flags, cores, load before
+and after, threads), the achieved GFLOP/s (generator FLOPs an image x img/s) and their fraction
+of the peak measured here (benchmarks/machine.py: the fp32 3x3 conv for fp32, the bf16 GEMM for
+bf16), then an 80-column table; ``--json FILE`` keeps every figure.  ``--variants`` adds others
+(``bf16``, ``auto``).  ``--threads N`` (repeatable; ``default``: each process chooses, torch's
+default for the plain loop and imgtrans's own for imgtrans) runs both sides at N threads and
+names the best count under the current load.  Run it without ``OMP_NUM_THREADS`` so that the
+defaults mean what they say.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +47,12 @@ from PIL import Image
 
 import imgtrans
 from imgtrans.core.checkpoint import save_checkpoint
-from imgtrans.inference.engine import default_channels_last
+from imgtrans.data.images import load_image, to_pixels
+from imgtrans.inference.engine import default_channels_last, default_precision, run_generator
+from imgtrans.inference.model import TranslationModel
 from imgtrans.inference.translate import auto_batch_size
+from machine import describe, forward_flops
+from whole_process import Variant, measure_machine, parse_threads, report, resolved, run_pairs
 
 
 def _pixels(path: Path) -> np.ndarray:
@@ -48,11 +60,11 @@ def _pixels(path: Path) -> np.ndarray:
         return np.asarray(img).astype(np.int16)
 
 
-def plain_loop(model_path: str, source: Path, out: Path) -> None:
-    """The baseline: one image at a time, decode, the plain fp32 eager forward, encode (Pillow defaults)."""
-    from imgtrans.data.images import load_image, to_pixels
-    from imgtrans.inference.engine import run_generator
-
+def plain_loop(model_path: str, source: Path, out: Path, threads: str) -> None:
+    """The baseline: one image at a time, decode, the plain fp32 eager forward, encode (Pillow
+    defaults); torch's default thread count unless ``threads`` is a number."""
+    if threads != "default":
+        torch.set_num_threads(int(threads))
     model = imgtrans.load_model(model_path)
     out.mkdir(parents=True, exist_ok=True)
     for path in sorted(source.iterdir()):
@@ -61,48 +73,54 @@ def plain_loop(model_path: str, source: Path, out: Path) -> None:
         Image.fromarray(to_pixels(y[0])).save(out / f"{path.stem}.png")
 
 
-def _process_seconds(variant: str, model_path: Path, source: Path, out: Path) -> float:
-    if variant == "plain":
-        cmd = [sys.executable, __file__, "--plain-worker", str(model_path), str(source), str(out)]
-    else:
-        cmd = [sys.executable, "-m", "imgtrans", "translate", "--model", str(model_path), str(source), str(out),
-               "--precision", variant, "--device", "cpu"]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
-def whole_process(args: argparse.Namespace, root: Path, model_path: Path, name: str) -> None:
-    """Marginal img/s between 8 and 72 images, whole processes, interleaved pairs (see the docstring)."""
-    folders = {}
+def whole_process(args: argparse.Namespace, root: Path, model: TranslationModel, name: str) -> None:
+    """The plain loop against ``python -m imgtrans translate``, whole processes, marginal img/s
+    between ``--images-short`` and ``--images-long`` images, interleaved (see the docstring)."""
+    short, long = args.images_short, args.images_long
+    if not 0 < short < long:
+        raise SystemExit(f"--images-short {short} / --images-long {long}: need 0 < short < long")
     rng = np.random.default_rng(0)
-    for n in (8, 72):
-        folders[n] = root / f"in-{n}"
-        folders[n].mkdir()
-    for i in range(72):
+    folders = {n: root / f"in-{n}" for n in (short, long)}
+    for folder in folders.values():
+        folder.mkdir()
+    for i in range(long):
         img = Image.fromarray((rng.random((args.size, args.size, 3)) * 255).astype(np.uint8))
-        for n in (8, 72):
+        for n, folder in folders.items():
             if i < n:
-                img.save(folders[n] / f"{i:04d}.png")
-    variants = ["plain", *args.variants.split(",")]
-    rates: dict[str, list[float]] = {v: [] for v in variants}
-    for r in range(args.repeats):
-        for v in variants:
-            t = {n: _process_seconds(v, model_path, folders[n], root / f"out-{v}-{n}-{r}") for n in (8, 72)}
-            rates[v].append(64 / (t[72] - t[8]))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"whole processes, {name}, {args.size}x{args.size}, marginal rate 8 -> 72 images, {args.repeats} interleaved "
-          f"pairs, {os.cpu_count()} CPUs, load {load:.1f}:")
-    for v in variants:
-        ratios = [a / b for a, b in zip(rates[v], rates["plain"])]
-        print(f"  {v:6s} median {statistics.median(rates[v]):.2f} img/s (runs: {', '.join(f'{x:.2f}' for x in rates[v])})"
-              + ("" if v == "plain" else f"; {statistics.median(ratios):.2f}x the plain loop "
-                                         f"(per pair: {', '.join(f'{x:.2f}' for x in ratios)})"))
+                img.save(folder / f"{i:04d}.png")
+    scratch = root / "out"
+    def plain(threads: int | None) -> Callable[[int], list[str]]:
+        return lambda n: [sys.executable, __file__, "--plain-worker", str(model.source), str(folders[n]),
+                          str(scratch), str(threads or "default")]
+
+    def cli(precision: str, threads: int | None) -> Callable[[int], list[str]]:
+        return lambda n: [sys.executable, "-m", "imgtrans", "translate", "--model", str(model.source),
+                          str(folders[n]), str(scratch), "--precision", precision,
+                          "--device", "cpu", *(["--threads", str(threads)] if threads else [])]
+
+    info = describe()
+    variants = []
+    for threads in parse_threads(args.threads):
+        variants.append(Variant("plain fp32", threads, resolved(threads, info["torch_threads"]), "fp32",
+                                plain(threads)))
+        for p in args.variants.split(","):
+            arithmetic = default_precision("cpu") if p == "auto" else p
+            variants.append(Variant(f"imgtrans {p}", threads, resolved(threads, info["imgtrans_threads"]),
+                                    arithmetic, cli(p, threads), baseline="plain fp32"))
+    peaks = measure_machine(info, variants)
+    flops = forward_flops(model.generator, (1, model.in_channels, args.size, args.size))
+    print(f"whole processes, {name}, {args.size}x{args.size}, {flops / 1e9:.1f} GFLOP an image, marginal rate "
+          f"{short} -> {long} images, {args.repeats} interleaved rounds:", flush=True)
+    run_pairs(variants, short, long, args.repeats, "img", scratch)
+    settings = {"model": name, "size": args.size, "images_short": short, "images_long": long,
+                "repeats": args.repeats}
+    report(f"translate, {name}, {args.size}x{args.size}, batch: plain 1, imgtrans its default", "img",
+           variants, flops, info, peaks, settings, args.json)
 
 
 def main() -> None:
-    if len(sys.argv) == 5 and sys.argv[1] == "--plain-worker":
-        plain_loop(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--plain-worker":
+        plain_loop(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]), sys.argv[5])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=64, help="synthetic images (without --inputs)")
@@ -121,6 +139,11 @@ def main() -> None:
                         help="whole processes against the plain per-image fp32 loop (marginal rate 8 -> 72 images)")
     parser.add_argument("--variants", default="fp32",
                         help="with --whole-process: comma-separated --precision values to run besides the plain loop")
+    parser.add_argument("--images-short", type=int, default=8, help="with --whole-process: the short run's images")
+    parser.add_argument("--images-long", type=int, default=72, help="with --whole-process: the long run's images")
+    parser.add_argument("--threads", action="append",
+                        help="with --whole-process: a thread count for both sides, or 'default' (repeatable)")
+    parser.add_argument("--json", type=Path, help="with --whole-process: also write every figure to this file")
     parser.add_argument("--onnx", action="store_true", help="also time the model exported to ONNX, on onnxruntime (fp32)")
     args = parser.parse_args()
     batch_size = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
@@ -139,7 +162,7 @@ def main() -> None:
             model = imgtrans.load_model(save_checkpoint(root / "m.safetensors", {"generator": gen}, meta))
             name = f"unet_256 ngf={args.ngf} (untrained)"
         if args.whole_process:
-            whole_process(args, root, Path(model.source), name)
+            whole_process(args, root, model, name)
             return
         if args.inputs:
             source = args.inputs

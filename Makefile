@@ -17,8 +17,8 @@ install: $(BIN)/imgtrans
 ## Train pix2pix on the offline basemap dataset, evaluate on the held-out bands, write a contact sheet.
 demo: $(BIN)/imgtrans
 	$(BIN)/imgtrans train pix2pix --config configs/cpu_demo.toml --out $(DEMO_DIR) --overwrite
-	$(BIN)/imgtrans eval --model $(DEMO_DIR)/model.safetensors --data basemap --split test \
-		--baseline untrained --baseline identity \
+	$(BIN)/imgtrans eval --model $(DEMO_DIR)/model.safetensors --name demo --data basemap --split test \
+		--compare zoo:basemap_a2b --baseline untrained --baseline identity \
 		--out $(DEMO_DIR)/test --contact-sheet $(DEMO_DIR)/contact_sheet.png
 	@echo "demo outputs: $(DEMO_DIR)/ (model.safetensors, previews/, test/, contact_sheet.png, metrics.jsonl)"
 	@echo "report: $(DEMO_DIR)/index.html (open it in a browser: config, metrics, loss curves, previews)"

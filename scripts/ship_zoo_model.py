@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from pathlib import Path
 
 import imgtrans
@@ -41,7 +42,9 @@ def main() -> None:
     results = evaluate({"model": model, "untrained": untrained_like(model), "identity": None},
                        meta["dataset"], args.split)
     for r in results:
-        print(f"# {r.name:<10} L1 {r.l1:.4f}  PSNR {r.psnr:.2f} dB  SSIM {r.ssim:.4f}  ({r.count} images)")
+        print(f"# {r.name:<10} L1 {r.l1:.4f}  PSNR {r.psnr:.2f} dB  SSIM {r.ssim:.4f}  grid {r.grid:.2f}  "
+              f"({r.count} images)")
+    budget = _budget(args.model.parent / "metrics.jsonl")
     data = out.read_bytes()
     ours = results[0]
     gen = meta["generator"]
@@ -60,8 +63,19 @@ size = {len(data)}
 dataset = "{meta['dataset']}"
 norm_stats = "{meta['norm_stats']}"
 trained_with = "imgtrans train {meta['recipe']} --config {args.config}"
-eval = {{ split = "{args.split}", images = {ours.count}, l1 = {ours.l1:.4f}, psnr = {ours.psnr:.2f}, ssim = {ours.ssim:.4f}, untrained_l1 = {results[1].l1:.4f}, untrained_psnr = {results[1].psnr:.2f}, identity_l1 = {results[2].l1:.4f}, identity_psnr = {results[2].psnr:.2f} }}
+budget = {{ {', '.join(f'{k} = {_toml(v)}' for k, v in budget.items())}, machine = "..." }}
+eval = {{ split = "{args.split}", images = {ours.count}, l1 = {ours.l1:.4f}, psnr = {ours.psnr:.2f}, ssim = {ours.ssim:.4f}, grid = {ours.grid:.2f}, untrained_l1 = {results[1].l1:.4f}, untrained_psnr = {results[1].psnr:.2f}, identity_l1 = {results[2].l1:.4f}, identity_psnr = {results[2].psnr:.2f} }}
 """)
+
+
+def _budget(metrics: Path) -> dict[str, object]:
+    """Steps, epochs and wall-clock hours of the run, from its metrics.jsonl (first to last record)."""
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    steps = [r for r in rows if "step" in r and "time" in r]
+    if not steps:
+        return {}
+    hours = (steps[-1]["time"] - steps[0]["time"]) / 3600
+    return {"steps": steps[-1]["step"], "epochs": steps[-1].get("epoch", 0), "hours": round(hours, 2)}
 
 
 def _toml(value: object) -> str:

@@ -64,7 +64,7 @@ def test_folders_with_matching_names_are_scored_per_image(tmp_path: Path) -> Non
     l1 = np.mean([np.abs(g - r).mean() for g, r in zip(_pixels(generated), _pixels(real))])
     assert row["l1"] == pytest.approx(l1, rel=1e-6) and set(row) >= {"psnr", "ssim", "protocol"}
     library = imgtrans.score_folders(generated, real)
-    assert library.figures == {k: row[k] for k in ("l1", "psnr", "ssim")}
+    assert library.figures == {k: row[k] for k in ("l1", "psnr", "ssim", "grid")}
     # every image is scored on its own: the batch changes no figure
     assert imgtrans.score_folders(generated, real, batch_size=1).figures == library.figures
     code, table = _eval("--generated", generated, "--real", real)

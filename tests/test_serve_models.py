@@ -39,11 +39,15 @@ def test_a_runs_model_is_served_under_the_runs_name(tmp_path, monkeypatch) -> No
     assert list(served) == ["demo", "other", "model"]
 
 
-def test_a_run_directory_is_one_line_naming_its_model_file(tmp_path) -> None:
+def test_a_run_directory_is_served_under_the_runs_name(tmp_path) -> None:
     demo = write_run(tmp_path / "demo")
-    result = CliRunner().invoke(cli, ["serve", "--port", "0", "--model", str(demo.parent)])
-    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
-    assert f"is a directory, not a model file; did you mean {demo}?" in result.output
+    assert split_spec(str(demo.parent)) == ("demo", str(demo.parent))
+    assert list(load_served([str(demo.parent)])) == ["demo"]            # its model.safetensors
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["serve", "--port", "0", "--model", str(empty)])
+    assert result.exit_code != 0 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "model.safetensors" in result.output
 
 
 def test_models_say_what_they_do(tmp_path) -> None:

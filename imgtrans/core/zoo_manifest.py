@@ -29,7 +29,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "description": (str,), "recipe": (str,), "generator": (str, dict), "source": (str,), "format": (str,),
     "in_channels": (int,), "out_channels": (int,), "direction": (str,), "domains": (dict,),
     "sha256": (str,), "size": (int,), "size_mb": (int, float), "licence": (str,), "dataset": (str,),
-    "norm_stats": (str,), "trained_with": (str,), "eval": (dict,),
+    "norm_stats": (str,), "trained_with": (str,), "budget": (dict,), "eval": (dict,),
 }
 
 
@@ -54,6 +54,8 @@ class ZooEntry:
     dataset: str = ""
     norm_stats: str = "running"
     trained_with: str = ""
+    #: what training it cost (steps, epochs, hours, machine): what a retrain of it will take
+    budget: dict[str, Any] = field(default_factory=dict)
     eval: dict[str, Any] = field(default_factory=dict)
     origin: str = ""  # manifest file or plugin that declared the entry
 

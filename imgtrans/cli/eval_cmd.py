@@ -116,20 +116,20 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
                                    on_progress=bar.advance, on_total=lambda n: bar.reset(0, n))
         _print([result], f"{generated} vs {real}", result.precision, as_json, None, None)
         return
-    others = [split_spec(spec) for spec in compared]
-    names = [model_name, *(name for name, _ in others), *baselines]
+    compared_models = [split_spec(spec) for spec in compared]
+    names = [model_name, *(name for name, _ in compared_models), *baselines]
     if len(set(names)) < len(names):
         raise click.UsageError(f"two of the scored models share a name ({', '.join(names)}): give --compare NAME=MODEL "
                                "or --name NAME")
     # before any work, not after the last image: the data folder and a model file are never outputs
     check_eval_outputs(out_dir, contact_sheet, report_dir, overwrite=overwrite,
                        protected=[Path(model).expanduser(), Path(data).expanduser(),
-                                  *(Path(source).expanduser() for _, source in others)])
+                                  *(Path(source).expanduser() for _, source in compared_models)])
 
     def run(way: str | None, first: bool) -> list:
         loaded = load_model(model, device=dev, direction=way)
         models = {model_name: loaded}
-        for name, source in others:
+        for name, source in compared_models:
             models[name] = load_model(source, device=dev, direction=way)
         if "untrained" in baselines:
             models["untrained"] = untrained_like(loaded)
@@ -140,7 +140,7 @@ def eval_command(ctx: click.Context, model: str | None, data: str | None, genera
                             out_dir=out_dir if first else None, contact_sheet=contact_sheet if first else None,
                             format=data_format, precision=precision, batch_size=batch_size, fid_weights=fid_weights,
                             report=report_dir if first else None, overwrite=overwrite, on_progress=bar.advance,
-                            sheet_models=[model_name, *(name for name, _ in others)],
+                            sheet_models=[model_name, *(name for name, _ in compared_models)],
                             on_total=lambda n: bar.reset(0, n))
 
     results = run(direction, True)

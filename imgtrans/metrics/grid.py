@@ -7,7 +7,7 @@ so its energy sits on the spectrum's lattice points: the frequencies whose perio
 pixels along either axis.  Natural images carry little energy exactly there, and what they carry
 the target carries too, so the ratio of the two energies isolates what the network added.
 
-The score per image is ``(E(output) + q) / (E(target) + q)``: ``E`` the windowed power summed over
+The score per image is ``max(1, (E(output) + q) / (E(target) + q))``: ``E`` the windowed power summed over
 the 15 non-zero lattice points (each with its 3x3 neighbourhood, where a Hann window spreads an
 exact period), ``q`` the power of a checkerboard of half an 8-bit level in every channel (below
 what anyone sees).  A clean output scores about 1; a checkerboard of 2 levels over a flat target
@@ -62,14 +62,18 @@ def lattice_energy(images: torch.Tensor) -> tuple[torch.Tensor, float]:
 
 
 def grid_ratio(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-image ratio of the output's lattice energy to the target's (both plus the visibility floor)."""
+    """Per-image ratio of the output's lattice energy to the target's (both plus the visibility floor),
+    at least 1: only added lattice counts, so a perfect output scores best (1) and a smoother one
+    does not score better than it."""
     out_energy, floor = lattice_energy(prediction)
     target_energy, _ = lattice_energy(target)
-    return ((out_energy + floor) / (target_energy + floor)).float()
+    # less lattice than the target (a smoother output) is not an artefact, and not better either
+    return ((out_energy + floor) / (target_energy + floor)).clamp(min=1.0).float()
 
 
 class GridArtefacts(PairedMetric):
-    """Period-2/4 lattice energy of each output relative to its target's (1 = none added; lower is better).
+    """Period-2/4 lattice energy of each output relative to its target's, at least 1 (1 = none added;
+    lower is better).
 
     Catches the checkerboard of transposed convolutions and tiling seams, which L1, PSNR and SSIM
     hardly register.  The project's goal for its showcase models is a mean ratio of at most 1.2.
@@ -78,7 +82,7 @@ class GridArtefacts(PairedMetric):
     better = "lower"
     label = "grid x"
     protocol = ("grid: Hann-windowed power at the period-2/4 lattice frequencies (15 points, 3x3 bins "
-                "each), output over target, each plus a half-level lattice's power; 1 = no added lattice")
+                "each), output over target (at least 1), each plus a half-level lattice's power; 1 = no added lattice")
 
     def score(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return grid_ratio(prediction, target)

@@ -23,7 +23,7 @@ def _recipe(registry, **layer):
 
 
 def test_zoo_model_loads_bit_exactly(registry) -> None:
-    recipe = _recipe(registry, generator={"name": "unet_256", "ngf": 24})
+    recipe = _recipe(registry, generator={"name": "unet_256", "ngf": 24, "upsample": "bilinear"})
     apply_init(recipe, parse_init(["generator=zoo:basemap_a2b"]))
     shipped = load_checkpoint(Path(__file__).parents[1] / "zoo" / "basemap_a2b.safetensors").state_dict("generator")
     for key, value in recipe.components["generator"].state_dict().items():

@@ -30,6 +30,8 @@ def test_shipped_model_reproduces_its_recorded_figures(entry, basemap_root, monk
     assert result.psnr == pytest.approx(recorded["psnr"], abs=0.02)
     assert result.ssim == pytest.approx(recorded["ssim"], abs=2e-3)
     assert result.l1 < recorded["untrained_l1"] and result.l1 < recorded["identity_l1"]
+    # the showcase carries no more grid artefacts than its targets (issue 24's goal: at most 1.2)
+    assert result.grid == pytest.approx(recorded["grid"], abs=0.02) and result.grid <= 1.2
 
 
 def test_shipped_model_translates_offline_from_the_cli(basemap_root, tmp_path, monkeypatch) -> None:

@@ -320,12 +320,12 @@ def test_eval_outputs_are_checked_before_any_work(model: Path, tmp_path: Path, m
 
 def test_eval_write_failure_is_one_line(model: Path, tmp_path: Path, monkeypatch) -> None:
     data = write_aligned(tmp_path / "pairs", "test", count=1)
-    import imgtrans.metrics.contact_sheet as sheet_module
+    import imgtrans.metrics.evaluate as evaluate_module
 
     def disk_full(pixels, path, **options):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(sheet_module, "save_image", disk_full)
+    monkeypatch.setattr(evaluate_module, "save_image", disk_full)
     line = _one_line_error(_run("eval", "--model", model, "--data", data, "--contact-sheet", tmp_path / "s.png"))
     assert line == f"error: cannot write --contact-sheet {tmp_path / 's.png'}: No space left on device"
 

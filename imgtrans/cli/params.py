@@ -93,6 +93,6 @@ def apply_threads(threads: int | None, console) -> None:
     from ..util.devices import THREADS_ADVICE, set_threads  # torch: after the command's early refusals
 
     choice = set_threads(threads)
-    if choice.threads < choice.cores and choice.reason not in ("--threads", "OMP_NUM_THREADS"):
+    if choice.worth_saying:
         console.print(f"threads: {choice.threads} of {choice.cores} cores ({choice.reason}; {THREADS_ADVICE})",
                       markup=False, highlight=False)

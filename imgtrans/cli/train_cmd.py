@@ -152,12 +152,10 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
             if allow_data_change:
                 raise click.UsageError("--allow-data-change cannot be passed on to --nproc processes: resume "
                                        "once on one process to accept the new data, then with --nproc")
-            if threads:
-                os.environ["OMP_NUM_THREADS"] = str(threads)
+            _use_threads(threads, nproc, console)
             launch_resume(nproc, resume_dir, options, quiet=quiet)
             return
-        if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # torchrun's processes share OMP_NUM_THREADS
-            apply_threads(threads, console)
+        _use_threads(threads, nproc, console)
         _report(console, train(config, resume=True, console=console, allow_data_change=allow_data_change))
         return
     if recipe is None:
@@ -183,17 +181,24 @@ def train_command(recipe: str | None, resume_dir: str | None, config_file: str |
         click.echo(config.to_toml(), nl=False)
         return
     if nproc is not None and nproc > 1:  # resolved and validated here, so mistakes show once
-        if threads:
-            os.environ["OMP_NUM_THREADS"] = str(threads)  # each process's threads
+        _use_threads(threads, nproc, console)
         launch_run(nproc, config, overwrite=overwrite, quiet=quiet)
         return
-    if int(os.environ.get("WORLD_SIZE", "1")) == 1:
-        apply_threads(threads, console)
+    _use_threads(threads, nproc, console)
     _report(console, train(config, overwrite=overwrite, console=console))
 
 
+def _use_threads(threads: int | None, nproc: int | None, console: Any) -> None:
+    """``--threads`` for this process, or (with ``--nproc``) for each process it starts through
+    ``OMP_NUM_THREADS``; a torchrun worker keeps the ``OMP_NUM_THREADS`` its launcher set."""
+    if nproc is not None and nproc > 1:
+        if threads:
+            os.environ["OMP_NUM_THREADS"] = str(threads)
+    elif int(os.environ.get("WORLD_SIZE", "1")) == 1:
+        apply_threads(threads, console)
+
+
 def _report(console: Any, result: Any) -> None:
-    import os
     import sys
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:

@@ -6,14 +6,12 @@ sheet read on its own (the demo's, a report's) says which picture came from whic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ..data.images import image_grid, save_image, to_pixels
-from ..util.errors import ImgtransError
+from ..data.images import image_grid, to_pixels
 
 #: height of the header strip in pixels, and the size of its lettering
 HEADER_HEIGHT = 24
@@ -21,12 +19,15 @@ FONT_SIZE = 15
 
 
 class ContactSheet:
-    """Collects up to ``rows`` rows from scored batches; :meth:`save` writes the PNG."""
+    """Collects up to ``rows`` rows from scored batches; :meth:`pixels` is the sheet to write."""
 
     def __init__(self, shown: Sequence[str], rows: int = 8):
         self.shown, self.rows = list(shown), rows
         self._rows: list[torch.Tensor] = []
-        self._columns: list[str] = []
+        self._with_targets = False
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
 
     @property
     def full(self) -> bool:
@@ -40,7 +41,7 @@ class ContactSheet:
             columns = [inputs[k:k + 1], *(outputs[name][k:k + 1] for name in self.shown)]
             if targets is not None:
                 columns.append(targets[k:k + 1])
-            self._columns = ["input", *self.shown, *(["target"] if targets is not None else [])]
+            self._with_targets = targets is not None
             self._rows.append(image_grid(columns))
 
     def pixels(self) -> np.ndarray:
@@ -48,18 +49,11 @@ class ContactSheet:
         grid = to_pixels(torch.cat(self._rows, dim=1))
         if len(self.shown) < 2:
             return grid
-        return np.concatenate([header(self._columns, grid.shape[1], grid.shape[2]), grid], axis=0)
-
-    def save(self, path: Path, mark: str) -> None:
-        if not self._rows:
-            return
-        try:
-            save_image(self.pixels(), Path(path), mark=mark)
-        except OSError as exc:
-            raise ImgtransError(f"cannot write --contact-sheet {path}: {exc.strerror or exc}") from None
+        labels = ["input", *self.shown, *(["target"] if self._with_targets else [])]
+        return np.concatenate([header(labels, grid.shape[1]), grid], axis=0)
 
 
-def header(labels: Sequence[str], width: int, channels: int) -> np.ndarray:
+def header(labels: Sequence[str], width: int) -> np.ndarray:
     """A white strip with each label centred over its equal share of ``width`` (long labels are cut
     with an ellipsis to their column)."""
     strip = Image.new("RGB", (width, HEADER_HEIGHT), "white")
@@ -72,5 +66,4 @@ def header(labels: Sequence[str], width: int, channels: int) -> np.ndarray:
             text = text[:-2] + "…"
         x = i * column + (column - draw.textlength(text, font=font)) / 2
         draw.text((x, (HEADER_HEIGHT - FONT_SIZE) / 2 - 1), text, fill="black", font=font)
-    pixels = np.asarray(strip)
-    return pixels if channels == 3 else pixels[:, :, :channels]
+    return np.asarray(strip)  # RGB, as image_grid's rows

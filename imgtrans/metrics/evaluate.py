@@ -286,8 +286,8 @@ def evaluate(models: dict[str, TranslationModel | None], data: str | Path, split
         results = score(_unpaired_batches(pairs, batch_size, first, on_progress), translators, chosen,
                         precision=precision, device=first.device,
                         references=_references(pairs, batch_size, first, on_progress), on_outputs=on_outputs)
-    if contact_sheet is not None:
-        sheet.save(Path(contact_sheet), mark="eval-contact-sheet")
+    if contact_sheet is not None and sheet:
+        _save(sheet.pixels(), Path(contact_sheet), "--contact-sheet", mark="eval-contact-sheet")
     out = [result_of(scores, chosen, direction=first.direction, paired=paired) for scores in results.values()]
     for result in out:
         auto = autos.get(result.name)

@@ -50,6 +50,11 @@ class ThreadChoice:
     cores: int
     reason: str
 
+    @property
+    def worth_saying(self) -> bool:
+        """Cores were left out by the default, not by the user's own ``--threads`` / ``OMP_NUM_THREADS``."""
+        return self.threads < self.cores and self.reason not in ("--threads", "OMP_NUM_THREADS")
+
 
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity, which containers and taskset narrow)."""

@@ -31,7 +31,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
 
 from .cachelock import cache_lock
 from .download_limits import (
@@ -45,6 +44,7 @@ from .download_limits import (
     min_rate,
     stall_seconds,
 )
+from .download_transfer import _content_range_start, _hash_prefix, _pump, _Stalled, _TooBig
 from .errors import ImgtransError
 from .terminal import StderrBar
 
@@ -56,7 +56,6 @@ __all__ = [
 OFFLINE_ENV = "IMGTRANS_OFFLINE"
 """Set to 1/true/yes to forbid network access: only cached files (and local sources) are used."""
 
-_CHUNK = 1 << 16
 _NETWORK_SCHEMES = ("http", "https", "ftp")
 
 
@@ -253,46 +252,9 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
-class _TooBig(Exception):
-    """More bytes arrived than the download's bound allows."""
-
-
-class _Stalled(Exception):
-    """Too few bytes arrived within the stall deadline."""
-
-
-def _pump(read: Callable[[int], bytes], out: IO[bytes], hasher: Any, bar: StderrBar,
-          on_read_error: Callable[[BaseException], DownloadError], out_path: Path, *,
-          room: int, watch: StallWatch | None = None) -> int:
-    """Copy ``read`` into ``out`` until EOF, hashing and advancing the bar; returns the byte count.
-
-    More than ``room`` bytes raise :class:`_TooBig`; too little progress for ``watch`` (or a
-    socket timeout) raises :class:`_Stalled`.  Other read failures become ``on_read_error(exc)``;
-    write failures (disk full) their own message."""
-    n = 0
-    while True:
-        try:
-            block = read(_CHUNK)
-        except TimeoutError as exc:
-            out.flush()
-            raise _Stalled from exc
-        except (OSError, http.client.HTTPException) as exc:  # URLError, resets, IncompleteRead
-            out.flush()
-            raise on_read_error(exc) from exc
-        if not block:
-            return n
-        if n + len(block) > room:
-            raise _TooBig
-        try:
-            out.write(block)
-        except OSError as exc:
-            raise DownloadError(_one_line(f"cannot write {out_path}: {exc}; free some space and run again")) from exc
-        hasher.update(block)
-        n += len(block)
-        bar.advance(len(block))
-        if watch is not None and watch.stalled(len(block)):
-            out.flush()
-            raise _Stalled
+def _cannot_write(path: Path) -> Callable[[OSError], DownloadError]:
+    """The error for a write into ``path`` that failed (disk full), for :func:`_pump`."""
+    return lambda exc: DownloadError(_one_line(f"cannot write {path}: {exc}; free some space and run again"))
 
 
 def _too_big(url: str, part: Path, dest: Path, limit: int, what: str) -> DownloadError:
@@ -317,8 +279,8 @@ def _copy_local(url: str, src: Path, part: Path, dest: Path, label: str, progres
         with f, open(part, "wb") as out, StderrBar(progress, label, unit="bytes") as bar:
             bar.reset(0, total)
             _pump(f.read, out, hasher, bar,
-                  lambda exc: DownloadError(_one_line(f"cannot read {url}: {exc}; put the file at {dest}")), part,
-                  room=limit)
+                  lambda exc: DownloadError(_one_line(f"cannot read {url}: {exc}; put the file at {dest}")),
+                  _cannot_write(part), room=limit)
     except _TooBig:
         raise _too_big(url, part, dest, limit, "it holds") from None
     return hasher.hexdigest()
@@ -375,7 +337,7 @@ def _download(url: str, part: Path, dest: Path, size: int | None, label: str, pr
                 with out, StderrBar(progress, label, unit="bytes") as bar:
                     bar.reset(offset, total)
                     got = _pump(read, out, hasher, bar, lambda exc: _network_error(url, _reason(exc), part, dest),
-                                part, room=limit - offset, watch=(watch := StallWatch(stall, rate)))
+                                _cannot_write(part), room=limit - offset, watch=(watch := StallWatch(stall, rate)))
             except _TooBig:
                 raise _too_big(url, part, dest, limit, "it sent") from None
             except _Stalled:
@@ -388,26 +350,6 @@ def _download(url: str, part: Path, dest: Path, size: int | None, label: str, pr
                 raise _network_error(url, f"the connection closed after {got} of {length} bytes", part, dest)
             return hasher.hexdigest()
     raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _content_range_start(value: str | None) -> int | None:
-    """The first byte of ``Content-Range: bytes START-END/TOTAL``, or None if unparsable."""
-    try:
-        unit, rest = (value or "").split(None, 1)
-        return int(rest.split("-", 1)[0]) if unit == "bytes" else None
-    except ValueError:
-        return None
-
-
-def _hash_prefix(part: Path, offset: int) -> Any:
-    """A sha256 object fed with the first ``offset`` bytes already in ``part``."""
-    h = hashlib.sha256()
-    with open(part, "rb") as f:
-        remaining = offset
-        while remaining and (block := f.read(min(1 << 20, remaining))):
-            h.update(block)
-            remaining -= len(block)
-    return h
 
 
 def _finish(url: str, part: Path, dest: Path, digest: str, want: str | None, size: int | None) -> str:

@@ -89,3 +89,20 @@ def test_recipe_without_engine_calls_pytorch_directly(registry) -> None:
     losses = recipe.train_step({k: torch.rand(1, 3, 64, 64) * 2 - 1 for k in "AB"}, opts)
     assert set(losses) == {"G_GAN", "G_L1", "D_real", "D_fake"}
     assert not torch.equal(before, next(recipe.generator.parameters()))
+
+
+@pytest.mark.parametrize("precision", ["bf16-mixed", "fp16-mixed"])
+def test_a_network_updated_within_a_step_runs_with_its_new_weights(precision: str) -> None:
+    """Autocast caches its low-precision copy of each trainable weight for the whole step; a recipe
+    that steps a network and runs it again in the same ``train_step`` must see the new weights."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 8)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    engine = engine_mod.StepEngine(precision, torch.device("cpu"))
+    x = torch.randn(4, 8)
+    with engine.autocast():
+        engine.backward(net(x).float().square().mean())
+        engine.step(opt)
+        after = net(x).float()
+    expected = torch.nn.functional.linear(x, net.weight.detach(), net.bias.detach())
+    assert (after - expected).abs().max() < 0.05 * expected.abs().max()

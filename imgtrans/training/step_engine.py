@@ -96,12 +96,18 @@ class StepEngine:
             (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Average, step, then forget autocast's casts: autocast caches the bf16 copy of each
+        trainable weight until the step's outermost autocast ends, and it does not notice that an
+        optimizer changed the weight in place, so a network updated and then run again within one
+        ``train_step`` would compute with its old weights."""
         if self.group is not None:
             self.group.average_gradients(_params(optimizer))
         if self.scaler is not None:
             self.scaler.step(optimizer)
         else:
             optimizer.step()
+        if self.dtype is not None:
+            torch.clear_autocast_cache()
 
     def end_step(self) -> None:
         if self.scaler is not None:

@@ -3,7 +3,9 @@ count what they claim: FLOPs of the paper's networks, the 80-column table.
 
 The end-to-end runs start 4 processes each (plain and imgtrans, short and long), 20-40 s a run
 on a busy 2-core machine, so they are marked slow; their figures are noise at these sizes and
-are not checked, only that every line of the report is there."""
+are not checked, only that every line of the report is there.  Each run is a chain of
+one-thread processes, so the selected runs are started side by side (a module fixture) and each
+test waits for its own: on 2 cores that halves their time."""
 from __future__ import annotations
 
 import json
@@ -44,33 +46,68 @@ def test_table_fits_80_columns(bench: None) -> None:
     assert "d=16" in lines[1] and "n/a" in lines[2]
 
 
-def _run(*args: str) -> str:
-    done = subprocess.run([sys.executable, *args, "--repeats", "1", "--threads", "1"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "ratio imgtrans" in done.stdout and "peak at 1 thread(s): fp32 GEMM" in done.stdout
-    assert "load before" in done.stdout and "variant" in done.stdout, done.stdout
-    return done.stdout
+#: the end-to-end runs, by the test that checks each: the benchmark's arguments (``{tmp}``: a
+#: folder of the module's own)
+WHOLE_PROCESS = {
+    "test_translate_whole_process": ["translate.py", "--whole-process", "--ngf", "4", "--images-short", "1",
+                                     "--images-long", "2", "--json", "{tmp}/t.json"],
+    "test_train_whole_process_pix2pix": ["train.py", "--whole-process", "--ngf", "4", "--ndf", "4",
+                                         "--steps-short", "1", "--steps-long", "2"],
+    "test_train_whole_process_cyclegan": ["train.py", "--whole-process", "--recipe", "cyclegan", "--size", "64",
+                                          "--ngf", "4", "--ndf", "4", "--steps-short", "1", "--steps-long", "2",
+                                          "--precision", "fp32"],
+}
+
+
+@pytest.fixture(scope="module")
+def whole_process_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                       basemap_root: Path):
+    """The selected end-to-end runs, all started at once; yields their processes by test name and
+    the folder ``{tmp}`` stands for.  The training datasets are built here first, so that the
+    concurrent runs only read them."""
+    from imgtrans.core.plugin_host import get_host
+    from imgtrans.data.catalog import resolve_dataset
+
+    selected = {item.name for item in request.session.items}
+    if "test_train_whole_process_cyclegan" in selected:
+        resolve_dataset("basemap_unpaired", get_host().catalog)
+    tmp = tmp_path_factory.mktemp("whole-process")
+    runs = {name: subprocess.Popen([sys.executable, str(BENCHMARKS / args[0]),
+                                    *(a.format(tmp=tmp) for a in args[1:]), "--repeats", "1", "--threads", "1"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for name, args in WHOLE_PROCESS.items() if name in selected}
+    yield runs, tmp
+    for proc in runs.values():
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
+def _run(runs: tuple[dict[str, subprocess.Popen], Path], name: str) -> str:
+    """What the run for test ``name`` printed, once it has succeeded with a whole report."""
+    proc = runs[0][name]
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "ratio imgtrans" in stdout and "peak at 1 thread(s): fp32 GEMM" in stdout
+    assert "load before" in stdout and "variant" in stdout, stdout
+    return stdout
 
 
 @pytest.mark.slow
-def test_translate_whole_process(tmp_path: Path) -> None:
-    _run(str(BENCHMARKS / "translate.py"), "--whole-process", "--ngf", "4", "--images-short", "1",
-         "--images-long", "2", "--json", str(tmp_path / "t.json"))
-    figures = json.loads((tmp_path / "t.json").read_text())
+def test_translate_whole_process(whole_process_runs) -> None:
+    _run(whole_process_runs, "test_translate_whole_process")
+    figures = json.loads((whole_process_runs[1] / "t.json").read_text())
     assert [v["name"] for v in figures["variants"]] == ["plain fp32", "imgtrans fp32"]
     assert figures["flops_per_unit"] > 0 and figures["peaks"]["1"]["fp32_gemm"] > 0
 
 
 @pytest.mark.slow
-def test_train_whole_process_pix2pix(basemap_root: Path) -> None:
-    out = _run(str(BENCHMARKS / "train.py"), "--whole-process", "--ngf", "4", "--ndf", "4",
-               "--steps-short", "1", "--steps-long", "2")
+def test_train_whole_process_pix2pix(whole_process_runs) -> None:
+    out = _run(whole_process_runs, "test_train_whole_process_pix2pix")
     assert "pix2pix, 256x256" in out
 
 
 @pytest.mark.slow
-def test_train_whole_process_cyclegan() -> None:
-    out = _run(str(BENCHMARKS / "train.py"), "--whole-process", "--recipe", "cyclegan", "--size", "64",
-               "--ngf", "4", "--ndf", "4", "--steps-short", "1", "--steps-long", "2", "--precision", "fp32")
+def test_train_whole_process_cyclegan(whole_process_runs) -> None:
+    out = _run(whole_process_runs, "test_train_whole_process_cyclegan")
     assert "cyclegan, 64x64" in out and "imgtrans --precision fp32" in out

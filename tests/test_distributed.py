@@ -26,11 +26,21 @@ COMMON = ["--load-size", "64", "--crop-size", "64", "--precision", "fp32", "--qu
           "--epochs-decay", "1"]
 
 
-def _imgtrans(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+def _start(*args: str | Path, cwd: Path) -> subprocess.Popen:
+    """``python -m imgtrans ARGS`` started on one thread; runs that do not depend on each other are
+    started together (each spends seconds importing on one core)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "imgtrans", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
-    return proc
+    return subprocess.Popen([sys.executable, "-m", "imgtrans", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _imgtrans(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    return _wait(_start(*args, cwd=cwd))
 
 
 # -- sharding -------------------------------------------------------------------------------------
@@ -92,12 +102,13 @@ def test_nproc_is_refused_inside_torchrun(monkeypatch, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_combined_batch(tmp_path: Path) -> None:
     write_aligned(tmp_path / "data", count=8)
-    two = _imgtrans("train", "pix2pix", "--data", "data", "--out", "two", "--nproc", "2", *COMMON, *NORM_FREE,
-                    cwd=tmp_path)
+    runs = [_start("train", "pix2pix", "--data", "data", "--out", "two", "--nproc", "2", *COMMON, *NORM_FREE,
+                   cwd=tmp_path),
+            _start("train", "pix2pix", "--data", "data", "--out", "one", "--batch-size", "2", *COMMON, *NORM_FREE,
+                   cwd=tmp_path)]
+    two, one = map(_wait, runs)
     assert two.returncode == 0, two.stderr
     assert two.stderr.count("done:") == 1  # one report, from rank 0
-    one = _imgtrans("train", "pix2pix", "--data", "data", "--out", "one", "--batch-size", "2", *COMMON, *NORM_FREE,
-                    cwd=tmp_path)
     assert one.returncode == 0, one.stderr
 
     two_records = records(tmp_path / "two")
@@ -126,11 +137,12 @@ def test_distributed_resume_continues_every_process_exactly(tmp_path: Path) -> N
     write_aligned(tmp_path / "data", count=8)
     tiny = ["--set", "generator.name=unet", "--set", "generator.num_downs=6", "--set", "generator.ngf=8",
             "--set", "discriminator.ndf=8", "--set", "run.checkpoint_every_steps=2"]
-    whole = _imgtrans("train", "pix2pix", "--data", "data", "--out", "whole", "--nproc", "2", *COMMON, *tiny,
-                      cwd=tmp_path)
+    runs = [_start("train", "pix2pix", "--data", "data", "--out", "whole", "--nproc", "2", *COMMON, *tiny,
+                   cwd=tmp_path),
+            _start("train", "pix2pix", "--data", "data", "--out", "part", "--nproc", "2", "--max-steps", "3",
+                   *COMMON, *tiny, cwd=tmp_path)]
+    whole, part = map(_wait, runs)
     assert whole.returncode == 0, whole.stderr
-    part = _imgtrans("train", "pix2pix", "--data", "data", "--out", "part", "--nproc", "2", "--max-steps", "3",
-                     *COMMON, *tiny, cwd=tmp_path)
     assert part.returncode == 0, part.stderr
     resumed = _imgtrans("train", "--resume", "part", "--max-steps", "8", "--nproc", "2", "--quiet", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -161,9 +173,10 @@ def test_cyclegan_two_processes_equal_one_process_with_the_combined_batch(tmp_pa
                   for key in ("norm=none", "ndf=4")]
     common = [*norm_free, "--set", "data.flip=false", "--load-size", "32", "--crop-size", "32", "--precision", "fp32",
               "--quiet", "--epochs", "1", "--epochs-decay", "1"]
-    two = _imgtrans("train", "cyclegan", "--data", "data", "--out", "two", "--nproc", "2", *common, cwd=tmp_path)
+    runs = [_start("train", "cyclegan", "--data", "data", "--out", "two", "--nproc", "2", *common, cwd=tmp_path),
+            _start("train", "cyclegan", "--data", "data", "--out", "one", "--batch-size", "2", *common, cwd=tmp_path)]
+    two, one = map(_wait, runs)
     assert two.returncode == 0, two.stderr
-    one = _imgtrans("train", "cyclegan", "--data", "data", "--out", "one", "--batch-size", "2", *common, cwd=tmp_path)
     assert one.returncode == 0, one.stderr
     a = load_checkpoint(tmp_path / "two" / "checkpoints" / "last.safetensors")
     b = load_checkpoint(tmp_path / "one" / "checkpoints" / "last.safetensors")

@@ -73,7 +73,6 @@ def test_recipe_resumes_bit_exactly_after_sigkill(recipe: str, registry, tmp_pat
     killed = train_process(recipe, "--config", toml, "--out", run)
     eighth = run / "checkpoints" / "step_00000008.safetensors"  # epoch 2 after 2 of its 6 batches; a window of 3
     kill_when(killed, eighth)
-    finish(reference)
 
     # as if the kill had landed just after step 8's checkpoint, with a newer one cut short
     for step, path in step_checkpoints(run):
@@ -81,7 +80,9 @@ def test_recipe_resumes_bit_exactly_after_sigkill(recipe: str, registry, tmp_pat
             path.unlink()
     (run / "checkpoints" / "last.safetensors").unlink()
     (run / "checkpoints" / "step_00000010.safetensors").write_bytes(eighth.read_bytes()[: eighth.stat().st_size // 2])
-    err = finish(train_process("--resume", run))
+    resumed = train_process("--resume", run)  # while the reference finishes: they share nothing
+    finish(reference)
+    err = finish(resumed)
     assert "step_00000010.safetensors" in err and "resuming from an earlier checkpoint" in err
 
     want, got = (load_checkpoint(r / "checkpoints" / "last.safetensors") for r in (ref, run))

@@ -28,16 +28,28 @@ pytestmark = pytest.mark.slow
 
 
 # helpers ----------------------------------------------------------------------------------------
-def run_cli(args: list[str], plugin_dirs: list[Path], home: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m imgtrans ARGS`` with ``plugin_dirs`` first on PYTHONPATH and a private IMGTRANS_HOME."""
+def start_cli(args: list[str], plugin_dirs: list[Path], home: Path) -> subprocess.Popen[str]:
+    """``python -m imgtrans ARGS`` started with ``plugin_dirs`` first on PYTHONPATH and a private
+    IMGTRANS_HOME; commands that do not depend on each other run side by side (each spends seconds
+    importing on one core)."""
     env = dict(os.environ)
     env.pop("IMGTRANS_DISABLE_PLUGINS", None)
     env["PYTHONPATH"] = os.pathsep.join([*map(str, plugin_dirs), *filter(None, [env.get("PYTHONPATH")])])
     env["IMGTRANS_HOME"] = str(home)
     env["COLUMNS"] = "200"  # rich tables: never wrap or elide names
     # cwd outside the repository, so the checkout's own files (imgtrans.egg-info) are not on sys.path
-    return subprocess.run([sys.executable, "-m", "imgtrans", *args], env=env, cwd=home.parent,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.Popen([sys.executable, "-m", "imgtrans", *args], env=env, cwd=home.parent,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_cli(proc: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def run_cli(args: list[str], plugin_dirs: list[Path], home: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m imgtrans ARGS`` as :func:`start_cli` starts it, waited for."""
+    return wait_cli(start_cli(args, plugin_dirs, home))
 
 
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
@@ -87,6 +99,20 @@ def example_site(tmp_path_factory) -> Path:
 
 def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
     home = tmp_path / "home"
+    # a tiny aligned dataset: A on the left half, B on the right
+    rng = np.random.default_rng(0)
+    train = tmp_path / "data" / "train"
+    train.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)).save(train / f"{i}.png")
+    run = tmp_path / "run"
+    training = start_cli(["train", "pix2pix", "--data", str(tmp_path / "data"), "--generator", "example_tiny",
+                          "--set", "discriminator.ndf=8", "--load-size", "64", "--crop-size", "64",
+                          "--max-steps", "2", "--out", str(run), "--quiet"], [example_site], home)
+    made = tmp_path / "made"  # the plugin's pair maker serves `data make` like a built-in one
+    making = start_cli(["data", "make", "example_posterize", str(tmp_path / "data"), str(made), "--size", "32",
+                        "--set", "example_posterize.bits=1"], [example_site], home)
+
     listed = ok(run_cli(["list", "generator", "example*"], [example_site], home))
     assert "example_tiny" in listed.stdout
     assert "unet" not in listed.stdout  # the pattern filters
@@ -99,26 +125,15 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
     assert plugins["example"]["error"] is None
     assert plugins["pix2pix"]["error"] is None
 
-    # a tiny aligned dataset: A on the left half, B on the right
-    rng = np.random.default_rng(0)
-    train = tmp_path / "data" / "train"
-    train.mkdir(parents=True)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)).save(train / f"{i}.png")
-    run = tmp_path / "run"
-    ok(run_cli(["train", "pix2pix", "--data", str(tmp_path / "data"), "--generator", "example_tiny",
-                "--set", "discriminator.ndf=8", "--load-size", "64", "--crop-size", "64", "--max-steps", "2",
-                "--out", str(run), "--quiet"], [example_site], home))
+    ok(wait_cli(training))
     model = run / "model.safetensors"
     assert model.is_file()
     assert read_metadata(model)["generator"]["name"] == "example_tiny"
 
+    ok(wait_cli(making))
+    assert json.loads((made / "make.json").read_text())["parameters"] == {"bits": 1}
     image = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(image)
-    made = tmp_path / "made"  # the plugin's pair maker serves `data make` like a built-in one
-    ok(run_cli(["data", "make", "example_posterize", str(tmp_path / "data"), str(made), "--size", "32",
-                "--set", "example_posterize.bits=1"], [example_site], home))
-    assert json.loads((made / "make.json").read_text())["parameters"] == {"bits": 1}
     out = tmp_path / "out.png"
     ok(run_cli(["translate", "--model", str(model), str(image), str(out)], [example_site], home))
     with Image.open(out) as translated:
@@ -128,16 +143,18 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
 def test_example_recipe_trains_from_the_command_line(example_site, tmp_path):
     """A third party's recipe (one generator, L1 only) goes through the same contract as pix2pix."""
     home = tmp_path / "home"
-    help_text = ok(run_cli(["train", "example_l1", "--help"], [example_site], home)).stdout
-    assert "--lambda" in help_text and "--lambda-l1" not in help_text
     rng = np.random.default_rng(0)
     train = tmp_path / "data" / "train"
     train.mkdir(parents=True)
     for i in range(4):
         Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(train / f"{i}.png")
     run = tmp_path / "run"
-    ok(run_cli(["train", "example_l1", "--data", str(tmp_path / "data"), "--lambda", "2", "--load-size", "32",
-                "--crop-size", "32", "--max-steps", "2", "--out", str(run), "--quiet"], [example_site], home))
+    training = start_cli(["train", "example_l1", "--data", str(tmp_path / "data"), "--lambda", "2", "--load-size",
+                          "32", "--crop-size", "32", "--max-steps", "2", "--out", str(run), "--quiet"],
+                         [example_site], home)
+    help_text = ok(run_cli(["train", "example_l1", "--help"], [example_site], home)).stdout
+    assert "--lambda" in help_text and "--lambda-l1" not in help_text
+    ok(wait_cli(training))
     meta = read_metadata(run / "model.safetensors")
     assert meta["recipe"] == "example_l1" and meta["networks"] == ["generator"]
     assert meta["config"]["recipe"]["weight"] == 2.0

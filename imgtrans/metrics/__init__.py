@@ -7,7 +7,6 @@ that eval, validation and :func:`imgtrans.evaluate` share in :mod:`.scoring`.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..data.images import quantise  # noqa: F401 - the metrics' 8-bit rounding, public here
 
@@ -33,17 +32,26 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor, window: int = 11, sigma
 
     Accumulated in float64: the variances are differences of nearly equal means (E[x^2] - E[x]^2),
     which float32 gets wrong by up to 1e-4 per image on flat regions; in float64 the figure is
-    scikit-image's ``structural_similarity`` (Gaussian weights, population covariance) to 1e-12."""
+    scikit-image's ``structural_similarity`` (Gaussian weights, population covariance) to 1e-12.
+
+    The Gaussian is separable, so the blur is two 1-D passes of shifted, weighted sums: float64
+    depthwise ``conv2d`` has no fast kernel on the CPU: the 11x11 one took 30x as long (4.8 s
+    against 0.15 s for 8 images at 256x256 on a busy 2-core machine), most of an evaluation's time."""
     x, y = _unit(prediction, torch.float64), _unit(target, torch.float64)
-    c = x.shape[1]
     window = min(window, x.shape[-1], x.shape[-2])
     coords = torch.arange(window, dtype=torch.float64) - (window - 1) / 2
     g = torch.exp(-coords**2 / (2 * sigma**2))
-    g = (g / g.sum()).to(x.device)
-    kernel = (g[:, None] * g[None, :]).expand(c, 1, window, window)
+    weights = (g / g.sum()).tolist()
+
+    def blur_along(t: torch.Tensor, dim: int) -> torch.Tensor:
+        n = t.shape[dim] - window + 1  # "valid": no padding, as the reference implementations
+        out = t.narrow(dim, 0, n) * weights[0]
+        for i in range(1, window):
+            out.add_(t.narrow(dim, i, n), alpha=weights[i])
+        return out
 
     def blur(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, kernel, groups=c)
+        return blur_along(blur_along(t, -2), -1)
 
     mu_x, mu_y = blur(x), blur(y)
     var_x = blur(x * x) - mu_x**2

@@ -32,6 +32,7 @@ import copy
 import os
 import platform
 import statistics
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -156,12 +157,18 @@ def _gflops(value: float | None) -> str:
     return "not measured (bf16 emulated here)" if value is None else f"{value:.0f} GFLOP/s"
 
 
+def say(text: str) -> None:
+    """Print ``text`` wrapped to 80 columns (continuation lines indented), flushed: the benchmarks'
+    prose reads in an 80-column terminal like their tables."""
+    print(textwrap.fill(text, 80, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False), flush=True)
+
+
 def header_lines(info: dict[str, Any], peaks: dict[int, dict[str, float | None]]) -> list[str]:
     """The machine header, lines under 80 columns; ``peaks`` by thread count."""
     omp = f", OMP_NUM_THREADS={info['omp_num_threads']}" if info["omp_num_threads"] else ""
-    lines = [f"cpu: {info['cpu']}",
-             f"flags: {' '.join(info['flags']) or '(none of interest)'}; "
-             f"bf16 {'native' if info['native_bf16'] else 'emulated'}",
+    flags = (f"flags: {' '.join(info['flags']) or '(none of interest)'}; "
+             f"bf16 {'native' if info['native_bf16'] else 'emulated'}")
+    lines = [f"cpu: {info['cpu']}", *textwrap.wrap(flags, 80, subsequent_indent="  "),
              f"cores: {info['cores']}, load {info['load_1min']:.2f}, torch {info['torch']}, "
              f"{info['torch_threads']} threads by default{omp}",
              f"imgtrans default threads now: {info['imgtrans_threads']} ({info['imgtrans_threads_reason']})"]

@@ -60,7 +60,7 @@ from imgtrans.data.catalog import resolve_dataset
 from imgtrans.training.step_engine import StepEngine, place_networks, resolve_precision
 from imgtrans.util.host_memory import keep_freed_memory
 from imgtrans.training.building import build_recipe
-from machine import describe
+from machine import describe, say
 from plain_train import step_flops
 from whole_process import Variant, measure_machine, parse_threads, report, resolved, run_pairs
 
@@ -202,8 +202,8 @@ def whole_process(args: argparse.Namespace) -> None:
         peaks = measure_machine(info, variants)
         flops = step_flops(args.recipe, args.size, args.ngf, args.ndf)
         what = f"{args.recipe}, {args.size}x{args.size}, batch 1, ngf {args.ngf}, ndf {args.ndf}"
-        print(f"whole processes, {what}, {flops / 1e9:.1f} GFLOP a step, imgtrans {args.precision} "
-              f"= {arithmetic}, marginal rate {short} -> {long} steps, {args.repeats} interleaved rounds:", flush=True)
+        say(f"whole processes, {what}, {flops / 1e9:.1f} GFLOP a step, imgtrans {args.precision} "
+              f"= {arithmetic}, marginal rate {short} -> {long} steps, {args.repeats} interleaved rounds:")
         run_pairs(variants, short, long, args.repeats, "img", scratch)
         settings = {"recipe": args.recipe, "data": data, "size": args.size, "ngf": args.ngf, "ndf": args.ndf,
                     "precision": args.precision, "arithmetic": arithmetic, "steps_short": short,

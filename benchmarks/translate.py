@@ -51,7 +51,7 @@ from imgtrans.data.images import load_image, to_pixels
 from imgtrans.inference.engine import default_channels_last, default_precision, run_generator
 from imgtrans.inference.model import TranslationModel
 from imgtrans.inference.translate import auto_batch_size
-from machine import describe, forward_flops
+from machine import describe, forward_flops, say
 from whole_process import Variant, measure_machine, parse_threads, report, resolved, run_pairs
 
 
@@ -109,8 +109,8 @@ def whole_process(args: argparse.Namespace, root: Path, model: TranslationModel,
                                     arithmetic, cli(p, threads), baseline="plain fp32"))
     peaks = measure_machine(info, variants)
     flops = forward_flops(model.generator, (1, model.in_channels, args.size, args.size))
-    print(f"whole processes, {name}, {args.size}x{args.size}, {flops / 1e9:.1f} GFLOP an image, marginal rate "
-          f"{short} -> {long} images, {args.repeats} interleaved rounds:", flush=True)
+    say(f"whole processes, {name}, {args.size}x{args.size}, {flops / 1e9:.1f} GFLOP an image, marginal rate "
+          f"{short} -> {long} images, {args.repeats} interleaved rounds:")
     run_pairs(variants, short, long, args.repeats, "img", scratch)
     settings = {"model": name, "size": args.size, "images_short": short, "images_long": long,
                 "repeats": args.repeats}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from machine import describe, header_lines, load_average, measure_peaks, peak_for
+from machine import describe, header_lines, load_average, measure_peaks, peak_for, say
 
 
 @dataclass
@@ -96,8 +96,8 @@ def run_pairs(variants: list[Variant], short: int, long: int, repeats: int, unit
         for v in order:
             t_short, t_long = seconds(v.argv(short)), seconds(v.argv(long))
             v.rates.append((long - short) / (t_long - t_short) if t_long > t_short else math.nan)
-        print(f"  round {r + 1}/{repeats}: " + ", ".join(f"{v.label} {_num(v.rates[-1])}" for v in variants)
-              + f" {unit}/s, load {load_average():.2f}", flush=True)
+        say(f"  round {r + 1}/{repeats}: " + ", ".join(f"{v.label} {_num(v.rates[-1])}" for v in variants)
+              + f" {unit}/s, load {load_average():.2f}")
 
 
 def _median(values: list[float]) -> float:
@@ -133,7 +133,7 @@ def report(title: str, unit: str, variants: list[Variant], flops: float, info: d
     """Print rates, ratios, GFLOP/s against the peak, the best thread count and a table;
     write every figure to ``json_path`` if given.  ``flops``: FLOPs per image or step."""
     after = describe()
-    print(f"load before {info['load_1min']:.2f}, after {after['load_1min']:.2f}; imgtrans default threads "
+    say(f"load before {info['load_1min']:.2f}, after {after['load_1min']:.2f}; imgtrans default threads "
           f"{info['imgtrans_threads']} before, {after['imgtrans_threads']} after ({after['imgtrans_threads_reason']})")
     by_label = {v.label: v for v in variants}
     rows = []
@@ -148,7 +148,7 @@ def report(title: str, unit: str, variants: list[Variant], flops: float, info: d
                                "gflops": gflops,
                                "peak_name": peak_name, "peak_gflops": peak,
                                "fraction_of_peak": gflops / peak if peak else None, "ratios": None, "ratio": None}
-        print(f"{v.label}: median {_num(median, '.3f')} {unit}/s (runs: {_runs(v.rates)}), "
+        say(f"{v.label}: median {_num(median, '.3f')} {unit}/s (runs: {_runs(v.rates)}), "
               f"{_num(gflops, '.1f')} GFLOP/s" + (f" = {_num(gflops / peak, '.0%')} of the {peak_name} peak"
                                                   if peak else f" ({peak_name} peak not measured)"))
         if v.baseline:
@@ -156,7 +156,7 @@ def report(title: str, unit: str, variants: list[Variant], flops: float, info: d
             row["ratios"] = [a / b for a, b in zip(v.rates, base.rates)]
             row["ratio"] = _median(row["ratios"])
             row["baseline"] = v.baseline
-            print(f"ratio {v.label} / {base.label}: {_num(row['ratio'], '.2f', 'x')} "
+            say(f"ratio {v.label} / {base.label}: {_num(row['ratio'], '.2f', 'x')} "
                   f"(per round: {_runs(row['ratios'])})")
         rows.append(row)
     if any(not math.isfinite(r) for v in variants for r in v.rates):
@@ -164,14 +164,14 @@ def report(title: str, unit: str, variants: list[Variant], flops: float, info: d
     best = _best_threads(rows)
     if len({v.threads for v in variants}) > 1:
         for name, row in best.items():
-            print(f"best thread count under this load for {name}: {_threads(row)} ({row['median']:.3f} {unit}/s)")
+            say(f"best thread count under this load for {name}: {_threads(row)} ({row['median']:.3f} {unit}/s)")
         for name, row in best.items():
             base = best.get(row.get("baseline") or "")
             if base:
-                print(f"ratio at each one's best thread count, {name} @{_threads(row)} / "
+                say(f"ratio at each one's best thread count, {name} @{_threads(row)} / "
                       f"{base['name']} @{_threads(base)}: {row['median'] / base['median']:.2f}x")
     print()
-    print(title)
+    say(title)
     for line in table(rows, unit):
         print(line)
     if json_path:

@@ -25,9 +25,10 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_flops_of_the_paper_networks(bench: None) -> None:
-    import imgtrans
     from machine import forward_flops
     from plain_train import step_flops
+
+    import imgtrans
 
     unet = imgtrans.create_generator("unet_256")
     assert forward_flops(unet, (1, 3, 256, 256)) / 1e9 == pytest.approx(12.1, abs=0.05)  # conv_transpose counted
@@ -46,17 +47,39 @@ def test_table_fits_80_columns(bench: None) -> None:
     assert "d=16" in lines[1] and "n/a" in lines[2]
 
 
+ONE_ROUND = ("--repeats", "1", "--threads", "1")
 #: the end-to-end runs, by the test that checks each: the benchmark's arguments (``{tmp}``: a
 #: folder of the module's own)
 WHOLE_PROCESS = {
     "test_translate_whole_process": ["translate.py", "--whole-process", "--ngf", "4", "--images-short", "1",
-                                     "--images-long", "2", "--json", "{tmp}/t.json"],
+                                     "--images-long", "2", "--json", "{tmp}/t.json", *ONE_ROUND],
     "test_train_whole_process_pix2pix": ["train.py", "--whole-process", "--ngf", "4", "--ndf", "4",
-                                         "--steps-short", "1", "--steps-long", "2"],
+                                         "--steps-short", "1", "--steps-long", "2", *ONE_ROUND],
     "test_train_whole_process_cyclegan": ["train.py", "--whole-process", "--recipe", "cyclegan", "--size", "64",
                                           "--ngf", "4", "--ndf", "4", "--steps-short", "1", "--steps-long", "2",
-                                          "--precision", "fp32"],
+                                          "--precision", "fp32", *ONE_ROUND],
+    "test_precision_parity": ["precision_parity.py", "--steps", "4", "--window", "2", "--seeds", "2",
+                              "--ngf", "4", "--ndf", "4", "--demo-config", "{tmp}/tiny_demo.toml",
+                              "--json", "{tmp}/parity.json"],
+    "test_step_profile": ["step_profile.py", "cyclegan", "--size", "64", "--ngf", "4", "--ndf", "4", "--steps", "1",
+                          "--warmup", "1", "--precision", "fp32", "--json", "{tmp}/p.json"],
 }
+
+
+#: configs/cpu_demo.toml's kind of settings, a thousand times cheaper
+TINY_DEMO = """
+[generator]
+name = "unet_256"
+ngf = 4
+[discriminator]
+name = "patchgan_70"
+ndf = 4
+[data]
+source = "basemap"
+max_items = 4
+[optim]
+max_steps = 2
+"""
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +95,9 @@ def whole_process_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     if "test_train_whole_process_cyclegan" in selected:
         resolve_dataset("basemap_unpaired", get_host().catalog)
     tmp = tmp_path_factory.mktemp("whole-process")
+    (tmp / "tiny_demo.toml").write_text(TINY_DEMO)
     runs = {name: subprocess.Popen([sys.executable, str(BENCHMARKS / args[0]),
-                                    *(a.format(tmp=tmp) for a in args[1:]), "--repeats", "1", "--threads", "1"],
+                                    *(a.format(tmp=tmp) for a in args[1:])],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for name, args in WHOLE_PROCESS.items() if name in selected}
     yield runs, tmp
@@ -83,11 +107,18 @@ def whole_process_runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.
         proc.communicate()
 
 
-def _run(runs: tuple[dict[str, subprocess.Popen], Path], name: str) -> str:
-    """What the run for test ``name`` printed, once it has succeeded with a whole report."""
+def _finished(runs: tuple[dict[str, subprocess.Popen], Path], name: str) -> str:
+    """What the run for test ``name`` printed, once it has succeeded."""
     proc = runs[0][name]
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-2000:]
+    return stdout
+
+
+def _run(runs: tuple[dict[str, subprocess.Popen], Path], name: str) -> str:
+    """What the run for test ``name`` printed, once it has succeeded with a whole report."""
+    stdout = _finished(runs, name)
+    assert max(map(len, stdout.splitlines())) <= 80, max(stdout.splitlines(), key=len)
     assert "ratio imgtrans" in stdout and "peak at 1 thread(s): fp32 GEMM" in stdout
     assert "load before" in stdout and "variant" in stdout, stdout
     return stdout
@@ -111,3 +142,37 @@ def test_train_whole_process_pix2pix(whole_process_runs) -> None:
 def test_train_whole_process_cyclegan(whole_process_runs) -> None:
     out = _run(whole_process_runs, "test_train_whole_process_cyclegan")
     assert "cyclegan, 64x64" in out and "imgtrans --precision fp32" in out
+
+
+@pytest.mark.slow
+def test_step_profile(whole_process_runs) -> None:
+    """Both sides profiled; every convolution of the step found and timed; the table fits 80 columns."""
+    out = _finished(whole_process_runs, "test_step_profile")
+    lines = out.splitlines()
+    assert max(map(len, lines)) <= 80, max(lines, key=len)
+    assert "cyclegan step, 64x64" in out and "imgtrans fp32" in out
+    figures = json.loads((whole_process_runs[1] / "p.json").read_text())
+    plain, fast = figures["plain"]["layers"], figures["imgtrans"]["layers"]
+    # CycleGAN's ResNet generator (two of them) and PatchGAN: the 7x7 stem convolution of each
+    # generator runs twice a step forward per generator (A->B->A and B->A->B, and identity)
+    stem = "conv 3->4 7x7/1 on 70x70"
+    assert stem in plain and stem in fast, sorted(fast)
+    assert plain[stem]["calls"] == fast[stem]["calls"] >= 4
+    for row in fast.values():
+        assert row["fwd"] > 0 and row["flops"] > 0
+    assert {"optimizer", "norms"} <= set(figures["imgtrans"]["groups"])
+
+
+@pytest.mark.slow
+def test_precision_parity(whole_process_runs) -> None:
+    """Both parts run through the real command line; every loss of pix2pix compared; 80 columns."""
+    out = _finished(whole_process_runs, "test_precision_parity")
+    assert max(map(len, out.splitlines())) <= 80, max(out.splitlines(), key=len)
+    figures = json.loads((whole_process_runs[1] / "parity.json").read_text())
+    rows = figures["curves"]["rows"]
+    assert {r["loss"] for r in rows} == {"G_GAN", "G_L1", "D_real", "D_fake"}
+    # figures only (at 4 steps of a 4-channel net they say nothing about precision)
+    assert all(r["same_seed"] >= 0 and r["cross_seed"] > 0 and 0 <= r["inside"] <= 1 for r in rows)
+    assert len(figures["curves"]["windows"]["fp32"][0]["G_L1"]) == 2
+    demo = {r["metric"]: r for r in figures["demo"]["rows"]}
+    assert set(demo) == {"l1", "psnr", "ssim"} and demo["psnr"]["fp32"] > 5

@@ -56,6 +56,19 @@ class Undocumented(Gen):
     pass
 
 
+class ReadsMemoryOrder(Gen):
+    """Reads its input's memory as if it were NCHW, whatever its layout."""
+
+    def forward(self, x):
+        return super().forward(x.as_strided(x.shape, x.contiguous().stride()))
+
+
+class DeclaresAString(Gen):
+    """Declares its layout preference as text."""
+
+    channels_last_on_cpu = "yes"
+
+
 class BatchMean(Discriminator):
     """Averages the batch away."""
 
@@ -112,7 +125,8 @@ class Broken(AlignedDataset):
 
 BROKEN = [("generator", Shrinks, "forward"), ("generator", Unbounded, "range"),
           ("generator", UnusedLayer, "gradients"), ("generator", NoDefault, "defaults"),
-          ("generator", Undocumented, "described"), ("discriminator", BatchMean, "forward"),
+          ("generator", Undocumented, "described"), ("generator", ReadsMemoryOrder, "layout"),
+          ("generator", DeclaresAString, "attributes"), ("discriminator", BatchMean, "forward"),
           ("loss", NaiveCharbonnier, "zero-on-identical"), ("loss", SwappedTargets, "real-below-fake"),
           ("loss", OddRole, "attributes")]
 

@@ -42,6 +42,11 @@ class Generator(nn.Module):
     #: ``None``: any, decided by :class:`~imgtrans.inference.precision_probe.AutoPrecision`
     fixed_precision: ClassVar[str | None] = None
 
+    #: whether it trains faster in channels-last (NHWC) memory than in NCHW on the CPU, for the
+    #: trainer's ``run.channels_last = "auto"``; ``None``: the trainer's own rule (channels-last
+    #: unless it has transposed convolutions).  May be set per instance in ``__init__``.
+    channels_last_on_cpu: bool | None = None
+
     #: the encoder layers :meth:`encode` returns when none are named, for feature losses (CUT's
     #: PatchNCE); empty: the generator exposes no encoder features.  Usually set in ``__init__``,
     #: since the layer list depends on the architecture's arguments.
@@ -123,6 +128,8 @@ class Discriminator(nn.Module):
     arg_constraints: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: arguments the conformance kit builds it with instead of its defaults (as :attr:`Generator.conformance_args`)
     conformance_args: ClassVar[Mapping[str, Any]] = {}
+    #: as :attr:`Generator.channels_last_on_cpu`
+    channels_last_on_cpu: bool | None = None
 
 
 #: how a recipe calls a loss of each role (:attr:`Loss.role`)

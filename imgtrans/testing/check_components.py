@@ -2,6 +2,7 @@
 shapes the core relies on, and pass gradients to every trainable parameter."""
 from __future__ import annotations
 
+import copy
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -58,6 +59,7 @@ def check_generator(registry: "Registry", name: str, *, size: int | None = None,
     _check_sizes(subject, gen)
     gen.train()
     _check_gradients(subject, gen, lambda: gen(x))
+    _check_layout(subject, gen, x)
     layers = _check_encode(subject, gen, x)
     count = _check_parameters(subject, gen, parameters)
     return {"size": side, "output_shape": tuple(y.shape), "parameters": count, "encoder_layers": layers}
@@ -133,6 +135,7 @@ def check_discriminator(registry: "Registry", name: str, *, size: int = DISCRIMI
     if not torch.isfinite(out).all():
         subject.fail("forward", "its logits hold NaN or infinite values")
     _check_gradients(subject, disc, lambda: disc(x))
+    _check_layout(subject, disc, x)
     count = _check_parameters(subject, disc, parameters)
     return {"output_shape": tuple(out.shape), "parameters": count}
 
@@ -258,6 +261,32 @@ def _check_gradients(subject: Subject, module: nn.Module, forward: Any) -> None:
     if broken:
         subject.fail("gradients", f"non-finite gradients in {', '.join(broken[:3])}")
     module.zero_grad(set_to_none=True)
+
+
+def _check_layout(subject: Subject, net: Generator | Discriminator, x: torch.Tensor) -> None:
+    """The trainer may put a network in channels-last (NHWC) memory (``run.channels_last``, and on
+    the CPU what ``channels_last_on_cpu`` declares), so in train mode it must compute the same
+    there as in NCHW, up to summation order: a layer that reads ``.view`` strides or assumes NCHW
+    would train a different model only where the layout changes.  Dropout is off for the
+    comparison (its masks follow memory order)."""
+    declared = net.channels_last_on_cpu
+    if declared is not None and not isinstance(declared, bool):
+        subject.fail("attributes", f"channels_last_on_cpu must be True, False or None, got {declared!r}")
+    twin = copy.deepcopy(net).to(memory_format=torch.channels_last)
+    outputs = []
+    for module, inputs in ((net, x), (twin, x.contiguous(memory_format=torch.channels_last))):
+        module.train()
+        for m in module.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
+        with subject.rule("layout"), torch.no_grad():
+            outputs.append(module(inputs).float())
+    net.train()
+    scale = max(1.0, float(outputs[0].abs().max()))
+    diff = float((outputs[0] - outputs[1]).abs().max())
+    if not diff <= 1e-4 * scale:
+        subject.fail("layout", f"in train mode it computes other values in channels-last memory than in NCHW "
+                               f"(max difference {diff:.3g}); the trainer may train it in either layout")
 
 
 def _check_parameters(subject: Subject, module: nn.Module, expected: int | None) -> int:

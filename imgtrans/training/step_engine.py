@@ -47,6 +47,7 @@ import torch.distributed as dist
 from ..core.config import PRECISIONS, TrainConfig
 from ..core.directions import primary_direction
 from ..core.interfaces import Recipe
+from ..core.networks import Discriminator, Generator
 from ..inference.engine import cpu_has_fast_bf16
 from ..util.devices import resolve_device
 from ..util.errors import ConfigError
@@ -292,12 +293,17 @@ def _buckets(tensors: list[torch.Tensor]) -> Iterable[list[torch.Tensor]]:
 
 def wants_channels_last(net: torch.nn.Module, config: TrainConfig, device: torch.device) -> bool:
     """Whether ``net`` trains in channels-last (NHWC) memory format: as set by ``run.channels_last``,
-    and with ``auto``: every network on CUDA (tensor cores read NHWC); on the CPU only networks
-    without transposed convolutions, whose oneDNN NHWC kernels are slower there (measured on a
-    paper-size bf16 step: the PatchGAN in NHWC saves about 25 ms, the U-Net in NHWC costs about 80)."""
+    and with ``auto``: every network on CUDA (tensor cores read NHWC); on the CPU what the network
+    declares (:attr:`Generator.channels_last_on_cpu`), else only networks without transposed
+    convolutions, whose oneDNN NHWC kernels were slower there (measured on a paper-size bf16
+    step: the PatchGAN in NHWC saves about 25 ms, the U-Net in NHWC costs about 80)."""
     if config.run.channels_last != "auto":
         return config.run.channels_last == "on"
-    return device.type == "cuda" or not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    if device.type == "cuda":
+        return True
+    if isinstance(net, (Generator, Discriminator)) and net.channels_last_on_cpu is not None:
+        return net.channels_last_on_cpu
+    return not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
 
 
 def place_networks(recipe: Recipe, config: TrainConfig, device: torch.device) -> torch.memory_format:

@@ -5,6 +5,7 @@ import functools
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 NORMS = ("batch", "instance", "none")
@@ -22,12 +23,33 @@ NETWORK_CONSTRAINTS = {"in_channels": {"min": 1}, "out_channels": {"min": 1}, "n
 UPSAMPLE_CONSTRAINT = {"choices": UPSAMPLES}
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """``nn.InstanceNorm2d`` that keeps a channels-last map channels-last while it trains.
+
+    Why: PyTorch computes instance norm as batch norm over one batch of ``N * C`` channels, reached
+    through ``.contiguous()``, so a channels-last map comes out NCHW and the next convolution and
+    every backward step around it copies it back: on a CycleGAN step in channels-last that cost
+    more than channels-last saved.  Batch norm of one image, with no running statistics, is that
+    image's instance norm and keeps the layout, so each image goes through it on its own.  Same
+    arithmetic up to summation order, same (empty) state dict; the reference path everywhere
+    else (eval, NCHW, running statistics), so exported graphs and inference are unchanged.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (not self.training or self.track_running_stats or x.dim() != 4 or x.is_contiguous()
+                or not x.is_contiguous(memory_format=torch.channels_last)):
+            return super().forward(x)
+        images = [F.batch_norm(x[i:i + 1], None, None, self.weight, self.bias, True, 0.0, self.eps)
+                  for i in range(x.shape[0])]
+        return images[0] if len(images) == 1 else torch.cat(images)
+
+
 def norm_layer(norm: str) -> Callable[[int], nn.Module]:
     """The reference's three choices.  Instance norm has no affine parameters and no running stats."""
     if norm == "batch":
         return functools.partial(nn.BatchNorm2d, affine=True, track_running_stats=True)
     if norm == "instance":
-        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+        return functools.partial(InstanceNorm2d, affine=False, track_running_stats=False)
     if norm == "none":
         return lambda channels: nn.Identity()
     raise ValueError(f"norm must be one of {', '.join(NORMS)}, not {norm!r}")

@@ -166,12 +166,14 @@ def say(text: str) -> None:
 def header_lines(info: dict[str, Any], peaks: dict[int, dict[str, float | None]]) -> list[str]:
     """The machine header, lines under 80 columns; ``peaks`` by thread count."""
     omp = f", OMP_NUM_THREADS={info['omp_num_threads']}" if info["omp_num_threads"] else ""
-    flags = (f"flags: {' '.join(info['flags']) or '(none of interest)'}; "
-             f"bf16 {'native' if info['native_bf16'] else 'emulated'}")
-    lines = [f"cpu: {info['cpu']}", *textwrap.wrap(flags, 80, subsequent_indent="  "),
-             f"cores: {info['cores']}, load {info['load_1min']:.2f}, torch {info['torch']}, "
-             f"{info['torch_threads']} threads by default{omp}",
-             f"imgtrans default threads now: {info['imgtrans_threads']} ({info['imgtrans_threads_reason']})"]
+    flags = f"flags: {' '.join(info['flags']) or '(none of interest)'}"
+    bf16 = f"; bf16 {'native' if info['native_bf16'] else 'emulated'}"
+    lines = [f"cpu: {info['cpu']}", *textwrap.wrap(flags + bf16.replace(" ", "\N{NO-BREAK SPACE}"), 80,
+                                                   subsequent_indent="  ")]
+    lines[-1] = lines[-1].replace("\N{NO-BREAK SPACE}", " ")
+    lines += [f"cores: {info['cores']}, load {info['load_1min']:.2f}, torch {info['torch']}, "
+              f"{info['torch_threads']} threads by default{omp}",
+              f"imgtrans default threads now: {info['imgtrans_threads']} ({info['imgtrans_threads_reason']})"]
     for threads, p in sorted(peaks.items()):
         lines.append(f"peak at {threads} thread(s): fp32 GEMM {_gflops(p['fp32_gemm'])}, "
                      f"bf16 GEMM {_gflops(p['bf16_gemm'])}")

@@ -28,6 +28,7 @@ from .core.interfaces import (
     UnpairedDataset,
 )
 from .data.images import list_images, load_image, to_pixels, to_tensor
+from .training.instance_norm import InstanceNorm2d
 from .training.optim import fast_adam, linear_decay
 from .util.download import DownloadError, fetch
 from .util.errors import CheckpointError, ConfigError, DataError, ImgtransError
@@ -37,6 +38,6 @@ __all__ = [
     "DIRECTIONS", "LOSS_ROLES", "ComponentSpec", "DatasetFormat", "Discriminator", "Generator", "Loss", "Metric",
     "PairMaker", "PairedDataset", "PairedMetric", "Recipe", "RecipeOption", "SetMetric", "Slot",
     "UnpairedDataset", "hookimpl", "list_images", "load_image", "to_pixels", "to_tensor", "fast_adam",
-    "linear_decay", "DownloadError", "fetch", "CheckpointError", "ConfigError", "DataError", "ImgtransError",
+    "linear_decay", "InstanceNorm2d", "DownloadError", "fetch", "CheckpointError", "ConfigError", "DataError", "ImgtransError",
     "home",
 ]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from imgtrans_pix2pix.layers import InstanceNorm2d
 from torch import nn
 
 import imgtrans
+from imgtrans.api import InstanceNorm2d
 from imgtrans.core.config import resolve
 from imgtrans.training.step_engine import wants_channels_last
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from imgtrans.api import Discriminator, Generator
+from imgtrans.api import Discriminator, Generator, InstanceNorm2d
 
 from .layers import BlurDown, BlurUp
 
@@ -29,7 +29,7 @@ _CONSTRAINTS: dict[str, dict[str, Any]] = {"in_channels": {"min": 1}, "norm": {"
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+        return InstanceNorm2d(channels, affine=False, track_running_stats=False)  # keeps channels-last
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     if kind == "none":

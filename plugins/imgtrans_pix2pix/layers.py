@@ -5,8 +5,9 @@ import functools
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from imgtrans.api import InstanceNorm2d
 
 NORMS = ("batch", "instance", "none")
 #: how the generators up-sample (``upsample`` argument).  ``transpose``: the reference's transposed
@@ -21,27 +22,6 @@ UPSAMPLES = ("transpose", "resize", "bilinear", "pixelshuffle")
 NETWORK_CONSTRAINTS = {"in_channels": {"min": 1}, "out_channels": {"min": 1}, "norm": {"choices": NORMS}}
 #: the constraint of the generators' ``upsample`` argument
 UPSAMPLE_CONSTRAINT = {"choices": UPSAMPLES}
-
-
-class InstanceNorm2d(nn.InstanceNorm2d):
-    """``nn.InstanceNorm2d`` that keeps a channels-last map channels-last while it trains.
-
-    Why: PyTorch computes instance norm as batch norm over one batch of ``N * C`` channels, reached
-    through ``.contiguous()``, so a channels-last map comes out NCHW and the next convolution and
-    every backward step around it copies it back: on a CycleGAN step in channels-last that cost
-    more than channels-last saved.  Batch norm of one image, with no running statistics, is that
-    image's instance norm and keeps the layout, so each image goes through it on its own.  Same
-    arithmetic up to summation order, same (empty) state dict; the reference path everywhere
-    else (eval, NCHW, running statistics), so exported graphs and inference are unchanged.
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (not self.training or self.track_running_stats or x.dim() != 4 or x.is_contiguous()
-                or not x.is_contiguous(memory_format=torch.channels_last)):
-            return super().forward(x)
-        images = [F.batch_norm(x[i:i + 1], None, None, self.weight, self.bias, True, 0.0, self.eps)
-                  for i in range(x.shape[0])]
-        return images[0] if len(images) == 1 else torch.cat(images)
 
 
 def norm_layer(norm: str) -> Callable[[int], nn.Module]:

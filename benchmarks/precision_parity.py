@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from machine import describe, header_lines
+from train import width_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +84,7 @@ def compare_curves(fp32: list[dict[str, list[float]]], reduced: list[dict[str, l
 
 
 def curves(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
-    widths = ["--set", f"generator.ngf={args.ngf}", "--set", f"discriminator.ndf={args.ndf}"]
+    widths = [a for w in width_settings("pix2pix", args.ngf, args.ndf) for a in ("--set", w)]
     sizes = [] if args.size == 256 else ["--load-size", str(args.size), "--crop-size", str(args.size)]
     common = ["--data", "basemap", "--max-steps", str(args.steps), "--set", "run.log_every=1", *widths, *sizes]
     runs: dict[str, list[dict[str, list[float]]]] = {"fp32": [], args.precision: []}

@@ -40,7 +40,7 @@ from typing import Any
 import torch
 from machine import describe, header_lines, measure_peaks, peak_for
 from torch.profiler import profile
-from train import WHOLE
+from train import width_settings
 
 CONVS = ("aten::convolution", "aten::convolution_backward")
 GEMMS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::im2col", "aten::col2im")
@@ -132,9 +132,7 @@ def _build(side: str, args: argparse.Namespace) -> tuple[Any, str]:
     keep_freed_memory()  # as the trainer does
     device = torch.device("cpu")
     registry = imgtrans.get_registry()
-    _, _, ngf_keys, ndf_keys = WHOLE[args.recipe]
-    widths = [f"{k}={args.ngf}" for k in ngf_keys] + [f"{k}={args.ndf}" for k in ndf_keys]
-    cfg = resolve(args.recipe, registry, [parse_set_options(widths)])
+    cfg = resolve(args.recipe, registry, [parse_set_options(width_settings(args.recipe, args.ngf, args.ndf))])
     torch.manual_seed(0)
     built = build_recipe(cfg, registry)
     fmt = place_networks(built, cfg, device)

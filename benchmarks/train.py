@@ -167,14 +167,20 @@ WHOLE = {  # recipe -> (dataset, default steps short and long, the settings that
 }
 
 
+def width_settings(recipe: str, ngf: int, ndf: int) -> list[str]:
+    """``--set`` values giving every generator of ``recipe`` width ``ngf`` and every discriminator ``ndf``."""
+    _, _, ngf_keys, ndf_keys = WHOLE[recipe]
+    return [f"{k}={ngf}" for k in ngf_keys] + [f"{k}={ndf}" for k in ndf_keys]
+
+
 def whole_process(args: argparse.Namespace) -> None:
     """The plain loop against ``python -m imgtrans train``, whole processes (see the docstring)."""
-    data, (short, long), ngf_keys, ndf_keys = WHOLE[args.recipe]
+    data, (short, long), _, _ = WHOLE[args.recipe]
     short, long = args.steps_short or short, args.steps_long or long
     if not 0 < short < long:
         raise SystemExit(f"--steps-short {short} / --steps-long {long}: need 0 < short < long")
     resolve_dataset(data, get_host().catalog)  # built once here, not inside a timed run
-    widths = [f"{k}={args.ngf}" for k in ngf_keys] + [f"{k}={args.ndf}" for k in ndf_keys]
+    widths = width_settings(args.recipe, args.ngf, args.ndf)
     sizes = [] if args.size == 256 else ["--load-size", str(args.size), "--crop-size", str(args.size)]
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "run"

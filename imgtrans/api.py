@@ -38,6 +38,6 @@ __all__ = [
     "DIRECTIONS", "LOSS_ROLES", "ComponentSpec", "DatasetFormat", "Discriminator", "Generator", "Loss", "Metric",
     "PairMaker", "PairedDataset", "PairedMetric", "Recipe", "RecipeOption", "SetMetric", "Slot",
     "UnpairedDataset", "hookimpl", "list_images", "load_image", "to_pixels", "to_tensor", "fast_adam",
-    "linear_decay", "InstanceNorm2d", "DownloadError", "fetch", "CheckpointError", "ConfigError", "DataError", "ImgtransError",
-    "home",
+    "linear_decay", "InstanceNorm2d", "DownloadError", "fetch", "CheckpointError", "ConfigError", "DataError",
+    "ImgtransError", "home",
 ]

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from imgtrans.core.checkpoint import read_metadata
+from imgtrans.testing.samples import write_aligned
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = ROOT / "docs" / "examples" / "imgtrans-example-plugin"
@@ -99,12 +100,7 @@ def example_site(tmp_path_factory) -> Path:
 
 def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
     home = tmp_path / "home"
-    # a tiny aligned dataset: A on the left half, B on the right
-    rng = np.random.default_rng(0)
-    train = tmp_path / "data" / "train"
-    train.mkdir(parents=True)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (64, 128, 3), dtype=np.uint8)).save(train / f"{i}.png")
+    write_aligned(tmp_path / "data", size=64)  # a tiny aligned dataset: A on the left half, B on the right
     run = tmp_path / "run"
     training = start_cli(["train", "pix2pix", "--data", str(tmp_path / "data"), "--generator", "example_tiny",
                           "--set", "discriminator.ndf=8", "--load-size", "64", "--crop-size", "64",
@@ -133,7 +129,7 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
     ok(wait_cli(making))
     assert json.loads((made / "make.json").read_text())["parameters"] == {"bits": 1}
     image = tmp_path / "photo.png"
-    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(image)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(image)
     out = tmp_path / "out.png"
     ok(run_cli(["translate", "--model", str(model), str(image), str(out)], [example_site], home))
     with Image.open(out) as translated:
@@ -143,11 +139,7 @@ def test_example_plugin_is_discovered_and_trains(example_site, tmp_path):
 def test_example_recipe_trains_from_the_command_line(example_site, tmp_path):
     """A third party's recipe (one generator, L1 only) goes through the same contract as pix2pix."""
     home = tmp_path / "home"
-    rng = np.random.default_rng(0)
-    train = tmp_path / "data" / "train"
-    train.mkdir(parents=True)
-    for i in range(4):
-        Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(train / f"{i}.png")
+    write_aligned(tmp_path / "data", size=32)
     run = tmp_path / "run"
     training = start_cli(["train", "example_l1", "--data", str(tmp_path / "data"), "--lambda", "2", "--load-size",
                           "32", "--crop-size", "32", "--max-steps", "2", "--out", str(run), "--quiet"],
@@ -159,7 +151,7 @@ def test_example_recipe_trains_from_the_command_line(example_site, tmp_path):
     assert meta["recipe"] == "example_l1" and meta["networks"] == ["generator"]
     assert meta["config"]["recipe"]["weight"] == 2.0
     out = tmp_path / "out.png"
-    ok(run_cli(["translate", "--model", str(run / "model.safetensors"), str(train / "0.png"), str(out)],
+    ok(run_cli(["translate", "--model", str(run / "model.safetensors"), str(tmp_path / "data" / "train" / "pair_00.png"), str(out)],
                [example_site], home))
 
 

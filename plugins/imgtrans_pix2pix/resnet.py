@@ -111,7 +111,7 @@ class ResnetGenerator(Generator):
         first_block = 4 + 3 * self.n_downsampling
         self.encoder_layers = (0, 4, 7, *(first_block + j for j in (0, 4) if j < n_blocks))
         # its 64x64 residual convolutions, the 7x7 ones and the transposed ones all ran faster in
-        # channels-last on the CPU once instance norm kept that layout (layers.InstanceNorm2d)
+        # channels-last on the CPU once instance norm kept that layout (imgtrans.api.InstanceNorm2d)
         self.channels_last_on_cpu = True
         init_weights(self)
 
